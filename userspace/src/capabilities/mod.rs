@@ -1,0 +1,86 @@
+//! What this machine lets hwprof measure, probed for real: a counter is only
+//! "available" after it was opened *and* counted over a short busy loop; a probe
+//! type only after a BPF program was loaded and attached to it.
+
+#[cfg(target_os = "linux")]
+mod bpf_linux;
+#[cfg(target_os = "linux")]
+mod linux;
+
+use serde::Serialize;
+
+#[derive(Debug, Clone, Serialize, Default)]
+pub struct Ebpf {
+    pub btf: bool,
+    pub tracepoints: bool,
+    pub kprobes: bool,
+    pub uprobes: bool,
+}
+
+#[derive(Debug, Clone, Serialize, Default)]
+pub struct Privileges {
+    pub euid: u32,
+    pub root: bool,
+    pub cap_perfmon: bool,
+    pub cap_bpf: bool,
+    pub cap_sys_admin: bool,
+    /// The invoking user under sudo (SUDO_USER), who owns the files hwprof writes.
+    pub sudo_user: Option<String>,
+}
+
+/// A capability hwprof could not get, why, and how to get it back.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct Loss {
+    pub capability: String,
+    pub reason: String,
+    pub remedy: String,
+}
+
+impl Loss {
+    pub fn line(&self) -> String {
+        format!("{} unavailable: {}; {}", self.capability, self.reason, self.remedy)
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Default)]
+pub struct Capabilities {
+    /// /proc/sys/kernel/perf_event_paranoid, or null where there is none.
+    pub paranoid: Option<i32>,
+    pub pmu_hardware: bool,
+    pub pmu_software: bool,
+    pub ebpf: Ebpf,
+    pub privileges: Privileges,
+    /// tracefs mount point used for tracepoint ids, if any.
+    pub tracefs: Option<String>,
+    pub lost: Vec<Loss>,
+    /// Things hwprof did to probe (e.g. mounting tracefs), for the record.
+    pub actions: Vec<String>,
+}
+
+/// Probe everything. `hypervisor` sharpens the explanation of a missing PMU.
+pub fn probe(hypervisor: Option<&str>) -> Capabilities {
+    #[cfg(target_os = "linux")]
+    {
+        linux::probe(hypervisor)
+    }
+    #[cfg(not(target_os = "linux"))]
+    {
+        let _ = hypervisor;
+        Capabilities {
+            privileges: Privileges {
+                // SAFETY: geteuid has no preconditions.
+                euid: unsafe { libc::geteuid() },
+                root: unsafe { libc::geteuid() } == 0,
+                sudo_user: std::env::var("SUDO_USER").ok(),
+                ..Default::default()
+            },
+            lost: vec![Loss {
+                capability: "hardware and software counters, eBPF probes".into(),
+                reason: "perf_event_open and eBPF exist only on Linux".into(),
+                remedy: "measurements fall back to the portable timer; run on Linux for counters"
+                    .into(),
+            }],
+            ..Default::default()
+        }
+    }
+}

@@ -1,0 +1,114 @@
+//! Command-line interface.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+
+use crate::placement::{cpulist, PairClass, Policy};
+use crate::topology::TopologySource;
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "hwprof",
+    version,
+    about = "Shows how software meets the hardware under it",
+    long_about = "Runs workloads pinned by topology, measures them with PMU counters where the \
+                  machine has them and portable timers where it does not, repeats and interleaves \
+                  variants, and reports medians with 95% confidence intervals and a verdict."
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Discover the machine: topology, CPU, virtualization, measurement capabilities.
+    Info(InfoArgs),
+    /// Run an experiment (see `hwprof list`).
+    Run(RunArgs),
+    /// List the registered experiments.
+    List,
+}
+
+#[derive(Debug, Args)]
+pub struct InfoArgs {
+    /// Print one JSON document on stdout.
+    #[arg(long)]
+    pub json: bool,
+    /// host, xml:FILE (an lstopo export) or synthetic:"DESC" (hwloc synthetic syntax).
+    #[arg(long, default_value = "host", value_parser = parse_topology)]
+    pub topology: TopologySource,
+    /// Save the profile (JSON + hwloc XML) under DIR.
+    #[arg(long, value_name = "DIR", num_args = 0..=1, default_missing_value = "hwprofiles/machines")]
+    pub save: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    /// Experiment name, e.g. false-sharing.
+    pub experiment: String,
+    /// Number of worker threads (placed by --placement).
+    #[arg(long)]
+    pub threads: Option<usize>,
+    /// Pair classes to run: smt-siblings, same-l3, cross-l3, cross-package (comma-separated) or all.
+    #[arg(long, value_parser = parse_pairs)]
+    pub pairs: Option<Vec<PairClass>>,
+    /// Explicit CPUs, e.g. 0,2,4-7: worker i runs on the i-th CPU.
+    #[arg(long, value_parser = parse_cpus)]
+    pub cpus: Option<Vec<usize>>,
+    /// Placement policy for --threads: compact or scatter.
+    #[arg(long, value_parser = parse_policy)]
+    pub placement: Option<Policy>,
+    /// Memory policy: first-touch (default), node:N[,M] or interleave[:N,M].
+    #[arg(long)]
+    pub membind: Option<String>,
+    /// Seconds per repetition per variant.
+    #[arg(long, allow_negative_numbers = true)]
+    pub duration: Option<f64>,
+    /// Measured repetitions per variant.
+    #[arg(long, allow_negative_numbers = true, value_parser = parse_count)]
+    pub repetitions: Option<usize>,
+    /// Warm-up repetitions per variant (not measured).
+    #[arg(long, value_parser = parse_count)]
+    pub warmup: Option<usize>,
+    /// Short run: fewer, shorter repetitions.
+    #[arg(long)]
+    pub quick: bool,
+    /// Print one JSON document on stdout.
+    #[arg(long)]
+    pub json: bool,
+    /// Write report.json and summary.md into DIR.
+    #[arg(long, value_name = "DIR")]
+    pub out: Option<PathBuf>,
+    /// Print the placement plan and exit without running.
+    #[arg(long)]
+    pub plan_only: bool,
+    /// host, xml:FILE or synthetic:"DESC"; anything but host allows --plan-only only.
+    #[arg(long, default_value = "host", value_parser = parse_topology)]
+    pub topology: TopologySource,
+}
+
+fn parse_topology(s: &str) -> Result<TopologySource, String> {
+    TopologySource::parse(s).map_err(|e| e.to_string())
+}
+
+fn parse_pairs(s: &str) -> Result<Vec<PairClass>, String> {
+    PairClass::parse_list(s)
+}
+
+fn parse_cpus(s: &str) -> Result<Vec<usize>, String> {
+    cpulist::parse(s)
+}
+
+fn parse_policy(s: &str) -> Result<Policy, String> {
+    Policy::parse(s)
+}
+
+fn parse_count(s: &str) -> Result<usize, String> {
+    s.parse::<i64>()
+        .map_err(|_| format!("{s:?} is not a whole number"))
+        .and_then(|v| {
+            usize::try_from(v).map_err(|_| format!("{v} is negative; expected a count"))
+        })
+}

@@ -1,0 +1,277 @@
+//! From trials to metrics: per-variant summaries with their source, and the
+//! headline A/B ratio with its verdict.
+
+use std::collections::BTreeMap;
+
+use serde::Serialize;
+
+use hwprof_workloads::Experiment;
+
+use super::runner::TrialResult;
+use crate::capabilities::Capabilities;
+use crate::measure::Source;
+use crate::placement::{Group, PairClass};
+use crate::stats::{ab_verdict, ratio_of_medians_ci, Interval, Summary, Verdict};
+
+/// One metric of one variant over the measured repetitions.
+#[derive(Debug, Clone, Serialize)]
+pub struct Metric {
+    pub unit: String,
+    pub source: Source,
+    /// How the figure is derived when it is not a direct reading.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub method: Option<String>,
+    pub available: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    #[serde(flatten, skip_serializing_if = "Option::is_none")]
+    pub summary: Option<Summary>,
+    /// Smallest fraction of the window a multiplexed counter ran (1 = never multiplexed).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub running_fraction: Option<f64>,
+}
+
+impl Metric {
+    fn measured(unit: &str, source: Source, values: &[f64]) -> Metric {
+        Metric {
+            unit: unit.into(),
+            source,
+            method: None,
+            available: true,
+            reason: None,
+            summary: Summary::of(values),
+            running_fraction: None,
+        }
+    }
+
+    fn unavailable(unit: &str, source: Source, reason: String) -> Metric {
+        Metric {
+            unit: unit.into(),
+            source,
+            method: None,
+            available: false,
+            reason: Some(reason),
+            summary: None,
+            running_fraction: None,
+        }
+    }
+
+    fn with_method(mut self, m: impl Into<String>) -> Metric {
+        self.method = Some(m.into());
+        self
+    }
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct VariantResult {
+    pub name: String,
+    pub description: String,
+    pub metrics: BTreeMap<String, Metric>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct ComparisonResult {
+    pub effect: String,
+    pub definition: String,
+    pub source: Source,
+    pub ratio: f64,
+    pub ci95: Interval,
+    pub verdict: Verdict,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct GroupResult {
+    pub label: String,
+    pub pair_class: Option<PairClass>,
+    pub cpus: Vec<usize>,
+    pub variants: Vec<VariantResult>,
+    pub comparison: Option<ComparisonResult>,
+    /// getcpu() checks that found a worker off its planned CPU, over all trials.
+    pub off_cpu_samples: u64,
+    pub migrations_seen: u64,
+    pub trials: Vec<TrialResult>,
+}
+
+fn pmu_reason(caps: &Capabilities) -> String {
+    caps.lost
+        .iter()
+        .find(|l| l.capability == "hardware counters")
+        .map(|l| format!("hardware counters unavailable: {}", l.reason))
+        .unwrap_or_else(|| "the event could not be opened on this CPU".into())
+}
+
+/// Build the metrics of one variant from its measured trials.
+fn variant_metrics(
+    trials: &[&TrialResult],
+    caps: &Capabilities,
+    tsc_hz: Option<f64>,
+    op: &str,
+) -> BTreeMap<String, Metric> {
+    let mut m = BTreeMap::new();
+    let per_op = format!("/{op}");
+    let ops: Vec<f64> = trials.iter().map(|t| t.ops as f64).collect();
+    let threads = trials.first().map_or(1, |t| t.workers.len()) as f64;
+
+    let tput: Vec<f64> = trials.iter().map(|t| t.ops_per_sec).collect();
+    m.insert(
+        "ops_per_sec".into(),
+        Metric::measured(&format!("{op}s/s"), Source::Timer, &tput)
+            .with_method("sum over threads of ops / thread's own window"),
+    );
+    m.insert(
+        "ns_per_op".into(),
+        Metric::measured(
+            &format!("ns{per_op}"),
+            Source::Timer,
+            &tput.iter().map(|t| threads * 1e9 / t).collect::<Vec<_>>(),
+        )
+        .with_method("wall time per operation per thread"),
+    );
+
+    // Per-op counter metric from the sum over workers, if every trial has it.
+    let counter_per_op = |name: &str| -> Option<(Vec<f64>, f64)> {
+        let mut v = Vec::new();
+        let mut running = 1.0f64;
+        for (t, &o) in trials.iter().zip(&ops) {
+            let (sum, r) = t.counter_sum(name)?;
+            running = running.min(r);
+            v.push(if o > 0.0 { sum / o } else { f64::NAN });
+        }
+        Some((v, running))
+    };
+    let pmu_metric = |name: &str, unit: &str| -> Metric {
+        match counter_per_op(name) {
+            Some((v, running)) => {
+                let mut metric = Metric::measured(unit, Source::Pmu, &v);
+                metric.running_fraction = Some(running);
+                metric
+            }
+            None => Metric::unavailable(unit, Source::Pmu, pmu_reason(caps)),
+        }
+    };
+
+    // cycles per op: hardware counter, else software task-clock × TSC rate, else
+    // wall time × TSC rate (the fallback chain, each step labelled).
+    let cycles = if caps.pmu_hardware {
+        pmu_metric("cycles", &format!("cycles{per_op}"))
+    } else if let (Some((v, _)), Some(hz)) = (counter_per_op("task-clock"), tsc_hz) {
+        Metric::measured(
+            &format!("cycles{per_op}"),
+            Source::Software,
+            &v.iter().map(|ns| ns * hz / 1e9).collect::<Vec<_>>(),
+        )
+        .with_method(format!(
+            "estimate: task-clock ns x TSC rate {:.2} GHz (no cycle counter; turbo and throttling not seen)",
+            hz / 1e9
+        ))
+    } else if let Some(hz) = tsc_hz {
+        Metric::measured(
+            &format!("cycles{per_op}"),
+            Source::Timer,
+            &tput.iter().map(|t| threads * hz / t).collect::<Vec<_>>(),
+        )
+        .with_method("estimate: wall time x TSC rate (no counters at all)")
+    } else {
+        Metric::unavailable(
+            &format!("cycles{per_op}"),
+            Source::Pmu,
+            format!("{}; no invariant TSC to estimate from", pmu_reason(caps)),
+        )
+    };
+    m.insert("cycles_per_op".into(), cycles);
+    for (key, event) in [
+        ("instructions_per_op", "instructions"),
+        ("cache_misses_per_op", "cache-misses"),
+        ("l1d_load_misses_per_op", "L1-dcache-load-misses"),
+        ("llc_load_misses_per_op", "LLC-load-misses"),
+    ] {
+        m.insert(key.into(), pmu_metric(event, &format!("{event}{per_op}")));
+    }
+
+    match counter_per_op("task-clock") {
+        Some((v, _)) => {
+            m.insert(
+                "cpu_ns_per_op".into(),
+                Metric::measured(&format!("ns CPU{per_op}"), Source::Software, &v),
+            );
+        }
+        None => {
+            m.insert(
+                "cpu_ns_per_op".into(),
+                Metric::unavailable(
+                    &format!("ns CPU{per_op}"),
+                    Source::Software,
+                    "software counters unavailable".into(),
+                ),
+            );
+        }
+    }
+    for (key, event) in [
+        ("context_switches", "context-switches"),
+        ("cpu_migrations", "cpu-migrations"),
+    ] {
+        let v: Option<Vec<f64>> = trials.iter().map(|t| t.counter_sum(event).map(|s| s.0)).collect();
+        m.insert(
+            key.into(),
+            match v {
+                Some(v) => Metric::measured("per trial", Source::Software, &v),
+                None => Metric::unavailable("per trial", Source::Software, "software counters unavailable".into()),
+            },
+        );
+    }
+    m
+}
+
+/// Analyse the trials of one placement group.
+pub fn analyse_group(
+    exp: &dyn Experiment,
+    group: &Group,
+    trials: Vec<TrialResult>,
+    caps: &Capabilities,
+    tsc_hz: Option<f64>,
+) -> GroupResult {
+    let measured = |name: &str| -> Vec<&TrialResult> {
+        trials.iter().filter(|t| !t.warmup && t.variant == name).collect()
+    };
+    let variants: Vec<VariantResult> = exp
+        .variants()
+        .iter()
+        .map(|v| VariantResult {
+            name: v.name.into(),
+            description: v.description.into(),
+            metrics: variant_metrics(&measured(v.name), caps, tsc_hz, exp.op_name()),
+        })
+        .collect();
+
+    let cmp = exp.comparison();
+    let tput = |name: &str| -> Vec<f64> { measured(name).iter().map(|t| t.ops_per_sec).collect() };
+    let (treat, base) = (tput(cmp.treatment), tput(cmp.baseline));
+    let comparison = (!treat.is_empty() && !base.is_empty()).then(|| {
+        let ratio = crate::stats::median(&base) / crate::stats::median(&treat);
+        let ci = ratio_of_medians_ci(&base, &treat, 0.95);
+        let cv = |v: &[f64]| Summary::of(v).map_or(f64::NAN, |s| s.cv);
+        let n = treat.len().min(base.len());
+        ComparisonResult {
+            effect: cmp.effect.into(),
+            definition: format!(
+                "median {b} throughput / median {t} throughput (> 1: {t} is slower)",
+                b = cmp.baseline,
+                t = cmp.treatment
+            ),
+            source: Source::Timer,
+            ratio,
+            ci95: ci,
+            verdict: ab_verdict(cmp.treatment, cmp.baseline, ratio, ci, n, cv(&treat), cv(&base)),
+        }
+    });
+    GroupResult {
+        label: group.label.clone(),
+        pair_class: group.pair_class,
+        cpus: group.cpus.clone(),
+        variants,
+        comparison,
+        off_cpu_samples: trials.iter().flat_map(|t| &t.workers).map(|w| w.off_cpu_samples).sum(),
+        migrations_seen: trials.iter().flat_map(|t| &t.workers).map(|w| w.migrations_seen).sum(),
+        trials,
+    }
+}

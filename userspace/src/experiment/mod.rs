@@ -1,0 +1,258 @@
+//! The one path from experiment to report:
+//! discover → plan placement → run variants (interleaved, repeated) → measure →
+//! statistics → report. Every `hwprof run NAME` goes through [`run`].
+
+pub mod analysis;
+pub mod runner;
+
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use indicatif::{ProgressBar, ProgressStyle};
+
+use crate::error::usage;
+use crate::machine::{self, MachineProfile};
+use crate::measure::timer::TimerKind;
+use crate::measure::CounterPlan;
+use crate::placement::{self, MemoryPolicy};
+use crate::report::{self, ExperimentInfo, Measurement, Report, RunSettings};
+use crate::topology::TopologySource;
+
+/// Everything `hwprof run` takes.
+#[derive(Debug, Clone)]
+pub struct RunOptions {
+    pub experiment: String,
+    pub placement: placement::Request,
+    pub duration: Option<f64>,
+    pub repetitions: Option<usize>,
+    pub warmup: Option<usize>,
+    pub quick: bool,
+    pub membind: Option<String>,
+    pub json: bool,
+    pub out: Option<PathBuf>,
+    pub plan_only: bool,
+    pub topology: TopologySource,
+    pub command: Vec<String>,
+}
+
+/// Defaults: a full run, or `--quick` for CI and a first look.
+fn settings(o: &RunOptions) -> anyhow::Result<RunSettings> {
+    let (d, r, w) = if o.quick { (0.15, 7, 1) } else { (0.5, 15, 2) };
+    let duration = o.duration.unwrap_or(d);
+    if !(duration.is_finite() && duration > 0.0) {
+        return Err(usage(format!("--duration must be a positive number of seconds, got {duration}")));
+    }
+    if duration > 3600.0 {
+        return Err(usage("--duration is per repetition and variant; keep it under 3600 s"));
+    }
+    let repetitions = o.repetitions.unwrap_or(r);
+    if repetitions == 0 {
+        return Err(usage("--repetitions must be at least 1"));
+    }
+    Ok(RunSettings {
+        duration_s: duration,
+        repetitions,
+        warmup: o.warmup.unwrap_or(w),
+        quick: o.quick,
+        order: "interleaved (A B A B …) within each repetition".into(),
+    })
+}
+
+/// Discover, plan, and either print the plan or run and report.
+/// Returns the report (None for --plan-only), already printed/written.
+pub fn run(o: &RunOptions, interrupted: Arc<AtomicBool>) -> anyhow::Result<Option<Report>> {
+    let exp = hwprof_workloads::find(&o.experiment).ok_or_else(|| {
+        usage(format!(
+            "unknown experiment {:?}: available: {}",
+            o.experiment,
+            hwprof_workloads::registry()
+                .iter()
+                .map(|e| e.name())
+                .collect::<Vec<_>>()
+                .join(", ")
+        ))
+    })?;
+    let settings = settings(o)?;
+    let out_dir = o.out.as_deref().map(report::output::prepare_dir).transpose()?;
+
+    let (profile, loaded) = machine::discover(&o.topology)?;
+    let topo = &profile.topology;
+    let plan = placement::plan(topo, exp.thread_shape(), &o.placement)?;
+    let nodes: Vec<usize> = topo.numa.iter().map(|n| n.os_index).collect();
+    let memory = match &o.membind {
+        Some(m) => MemoryPolicy::parse(m, &nodes).map_err(usage)?,
+        None => MemoryPolicy::FirstTouch,
+    };
+
+    if o.plan_only {
+        if o.json {
+            println!(
+                "{}",
+                report::json::to_string(&serde_json::json!({
+                    "experiment": exp.name(),
+                    "topology": { "source": topo.source, "backend": topo.backend },
+                    "placement": plan,
+                    "memory": memory,
+                }))
+            );
+        } else {
+            println!(
+                "placement plan for {} on {} ({}):",
+                exp.name(),
+                topo.source,
+                topo.backend
+            );
+            print!("{}", plan.render(topo));
+            println!("memory: {memory:?}");
+        }
+        return Ok(None);
+    }
+    if !o.topology.is_host() {
+        return Err(usage(format!(
+            "--topology {} describes another machine: it can be planned (--plan-only) but not run here",
+            o.topology.describe()
+        )));
+    }
+    let binder = loaded.binder.clone();
+
+    let caps = &profile.capabilities;
+    let counters = CounterPlan::from_capabilities(caps);
+    let lost: Vec<String> = caps.lost.iter().map(|l| l.line()).collect();
+    for l in &caps.lost {
+        if l.capability.contains("counters") {
+            eprintln!("hwprof: note: {}", l.line());
+        }
+    }
+    let timer = &profile.timer;
+    let tsc_hz = (timer.kind == TimerKind::Tsc).then_some(timer.ticks_per_second);
+
+    let started_at = now();
+    let ctx = runner::Context {
+        timer,
+        binder: binder.as_ref(),
+        counters,
+        memory: &memory,
+        duration: Duration::from_secs_f64(settings.duration_s),
+        interrupted: &interrupted,
+    };
+    let total = plan.groups.len() * (settings.warmup + settings.repetitions) * exp.variants().len();
+    let bar = ProgressBar::new(total as u64);
+    if o.json {
+        bar.set_draw_target(indicatif::ProgressDrawTarget::hidden());
+    }
+    bar.set_style(
+        ProgressStyle::with_template("{prefix} [{bar:30}] {pos}/{len} {msg}")
+            .expect("static template")
+            .progress_chars("=> "),
+    );
+    bar.set_prefix(exp.name());
+
+    let mut groups = Vec::new();
+    let mut warnings = Vec::new();
+    'groups: for g in &plan.groups {
+        let mut trials = Vec::new();
+        for rep in 0..settings.warmup + settings.repetitions {
+            for v in exp.variants() {
+                if interrupted.load(Ordering::Relaxed) {
+                    groups.push(analysis::analyse_group(exp, g, trials, caps, tsc_hz));
+                    break 'groups;
+                }
+                bar.set_message(format!("{} {}", g.label, v.name));
+                let warm = rep < settings.warmup;
+                let t = runner::run_trial(exp, v.name, &g.cpus, rep, warm, &ctx)?;
+                // A window cut short by a signal is not a comparable repetition.
+                if !t.cut_short {
+                    trials.push(t);
+                }
+                bar.inc(1);
+            }
+        }
+        let r = analysis::analyse_group(exp, g, trials, caps, tsc_hz);
+        if r.off_cpu_samples > 0 {
+            warnings.push(format!(
+                "{}: workers were seen off their planned CPUs {} time(s): pinning did not hold",
+                r.label, r.off_cpu_samples
+            ));
+        }
+        groups.push(r);
+    }
+    bar.finish_and_clear();
+    if let Some(w) = vm_warning(&profile) {
+        warnings.push(w);
+    }
+
+    let cmp = exp.comparison();
+    let report = Report {
+        schema_version: report::SCHEMA_VERSION,
+        experiment: ExperimentInfo {
+            name: exp.name().into(),
+            summary: exp.summary().into(),
+            operation: exp.op_name().into(),
+            variants: exp
+                .variants()
+                .iter()
+                .map(|v| (v.name.to_string(), v.description.to_string()))
+                .collect(),
+            treatment: cmp.treatment.into(),
+            baseline: cmp.baseline.into(),
+            effect: cmp.effect.into(),
+            notes: exp.notes(),
+        },
+        command: o.command.clone(),
+        started_at,
+        finished_at: now(),
+        interrupted: interrupted.load(Ordering::Relaxed),
+        settings,
+        measurement: Measurement {
+            counters,
+            fallback: counters.describe(),
+            lost,
+            binding: binder
+                .as_ref()
+                .map_or("none".into(), |b| b.mechanism().to_string()),
+            memory,
+        },
+        placement: plan,
+        groups,
+        warnings,
+        machine: profile,
+    };
+    emit(&report, o.json, out_dir.as_deref())?;
+    Ok(Some(report))
+}
+
+fn vm_warning(p: &MachineProfile) -> Option<String> {
+    p.virtualization.as_ref().map(|v| {
+        format!(
+            "{v} guest: the topology is the one the hypervisor declares; vCPUs may share or \
+             change physical cores without notice, so pair classes describe the guest's view"
+        )
+    })
+}
+
+fn now() -> String {
+    humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string()
+}
+
+/// Print (table or JSON) and write --out files.
+pub fn emit(report: &Report, json: bool, out: Option<&std::path::Path>) -> anyhow::Result<()> {
+    let text = report::json::to_string(report);
+    if let Some(dir) = out {
+        report::output::write_atomic(&dir.join("report.json"), text.as_bytes())?;
+        report::output::write_atomic(
+            &dir.join("summary.md"),
+            report::markdown::render(report).as_bytes(),
+        )?;
+    }
+    if json {
+        println!("{text}");
+    } else {
+        print!("{}", report::table::render(report));
+        if let Some(dir) = out {
+            println!("\nwrote {0}/report.json and {0}/summary.md", dir.display());
+        }
+    }
+    Ok(())
+}

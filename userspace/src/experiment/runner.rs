@@ -1,0 +1,173 @@
+//! Runs one trial: one variant of one experiment on one placement group, with
+//! every worker pinned, counted and timed, for a fixed window.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Barrier;
+use std::time::{Duration, Instant};
+
+use serde::Serialize;
+
+use hwprof_workloads::Experiment;
+
+use crate::measure::counters::ThreadCounters;
+use crate::measure::timer::Timer;
+use crate::measure::{CounterPlan, Reading};
+use crate::placement::bind::{current_cpu, Binder, MemoryPolicy};
+
+/// What every trial of a run shares.
+pub struct Context<'a> {
+    pub timer: &'a Timer,
+    pub binder: Option<&'a Binder>,
+    pub counters: CounterPlan,
+    pub memory: &'a MemoryPolicy,
+    pub duration: Duration,
+    /// Set by SIGINT/SIGTERM: end the current window early and stop.
+    pub interrupted: &'a AtomicBool,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct WorkerResult {
+    pub worker: usize,
+    pub planned_cpu: usize,
+    pub ops: u64,
+    pub elapsed_ns: f64,
+    /// getcpu() samples taken (one per batch) and how many found the thread elsewhere.
+    pub cpu_samples: u64,
+    pub off_cpu_samples: u64,
+    /// Changes of CPU seen between consecutive samples.
+    pub migrations_seen: u64,
+    pub counters: Vec<Reading>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct TrialResult {
+    pub variant: String,
+    pub repetition: usize,
+    pub warmup: bool,
+    pub ops: u64,
+    /// Sum over workers of ops / own elapsed time.
+    pub ops_per_sec: f64,
+    pub workers: Vec<WorkerResult>,
+    /// The window was cut short by an interrupt.
+    pub cut_short: bool,
+}
+
+impl TrialResult {
+    /// Sum of a counter over workers, None if no worker has it.
+    pub fn counter_sum(&self, name: &str) -> Option<(f64, f64)> {
+        let mut total = 0.0;
+        let mut min_running = 1.0f64;
+        let mut found = false;
+        for w in &self.workers {
+            if let Some(r) = w.counters.iter().find(|r| r.name == name) {
+                total += r.value;
+                min_running = min_running.min(r.running_fraction());
+                found = true;
+            }
+        }
+        found.then_some((total, min_running))
+    }
+}
+
+/// Run `variant` of `exp` with worker i on `cpus[i]`.
+pub fn run_trial(
+    exp: &dyn Experiment,
+    variant: &str,
+    cpus: &[usize],
+    repetition: usize,
+    warmup: bool,
+    ctx: &Context<'_>,
+) -> anyhow::Result<TrialResult> {
+    // Allocate under the requested memory policy, on this thread, then restore.
+    if let Some(b) = ctx.binder {
+        b.bind_memory(ctx.memory)
+            .map_err(|e| anyhow::anyhow!("memory policy: {e}"))?;
+    }
+    let trial = exp.prepare(variant, cpus.len());
+    if let Some(b) = ctx.binder {
+        b.reset_memory();
+    }
+
+    let start = Barrier::new(cpus.len() + 1);
+    let stop = AtomicBool::new(false);
+    let results: Vec<anyhow::Result<WorkerResult>> = std::thread::scope(|s| {
+        let handles: Vec<_> = cpus
+            .iter()
+            .enumerate()
+            .map(|(worker, &cpu)| {
+                let (trial, start, stop) = (&trial, &start, &stop);
+                s.spawn(move || -> anyhow::Result<WorkerResult> {
+                    let bound = match ctx.binder {
+                        Some(b) => b.bind_current_thread(cpu),
+                        None => Ok(()),
+                    };
+                    let mut counters = ThreadCounters::open(&ctx.counters);
+                    // Wait even on failure so the coordinator is never left hanging.
+                    start.wait();
+                    bound.map_err(|e| anyhow::anyhow!("worker {worker}: {e}"))?;
+                    let mut r = WorkerResult {
+                        worker,
+                        planned_cpu: cpu,
+                        ops: 0,
+                        elapsed_ns: 0.0,
+                        cpu_samples: 0,
+                        off_cpu_samples: 0,
+                        migrations_seen: 0,
+                        counters: vec![],
+                    };
+                    let mut last_cpu = current_cpu();
+                    counters.enable();
+                    let t0 = ctx.timer.now();
+                    loop {
+                        r.ops += trial.run_batch(worker);
+                        if let Some(c) = current_cpu() {
+                            r.cpu_samples += 1;
+                            if c != cpu {
+                                r.off_cpu_samples += 1;
+                            }
+                            if last_cpu.is_some_and(|l| l != c) {
+                                r.migrations_seen += 1;
+                            }
+                            last_cpu = Some(c);
+                        }
+                        if stop.load(Ordering::Relaxed) {
+                            break;
+                        }
+                    }
+                    let t1 = ctx.timer.now();
+                    counters.disable();
+                    r.elapsed_ns = ctx.timer.ticks_to_ns(t1.wrapping_sub(t0));
+                    r.counters = counters.read();
+                    Ok(r)
+                })
+            })
+            .collect();
+        start.wait();
+        let began = Instant::now();
+        while began.elapsed() < ctx.duration && !ctx.interrupted.load(Ordering::Relaxed) {
+            let left = ctx.duration.saturating_sub(began.elapsed());
+            std::thread::sleep(left.min(Duration::from_millis(20)));
+        }
+        stop.store(true, Ordering::Relaxed);
+        handles
+            .into_iter()
+            .map(|h| h.join().unwrap_or_else(|_| Err(anyhow::anyhow!("a worker panicked"))))
+            .collect()
+    });
+    let workers = results.into_iter().collect::<anyhow::Result<Vec<_>>>()?;
+    let ops = workers.iter().map(|w| w.ops).sum();
+    let ops_per_sec = workers
+        .iter()
+        .filter(|w| w.elapsed_ns > 0.0)
+        .map(|w| w.ops as f64 * 1e9 / w.elapsed_ns)
+        .sum();
+    Ok(TrialResult {
+        variant: variant.to_string(),
+        repetition,
+        warmup,
+        ops,
+        ops_per_sec,
+        workers,
+        cut_short: ctx.interrupted.load(Ordering::Relaxed),
+    })
+}

@@ -1,0 +1,17 @@
+//! hwprof: discover the machine → plan placement → run variants → measure →
+//! statistics → report. See docs/architecture.md for the map.
+
+pub mod capabilities;
+pub mod cli;
+pub mod cpu;
+pub mod error;
+pub mod experiment;
+pub mod machine;
+pub mod measure;
+pub mod placement;
+pub mod report;
+pub mod stats;
+#[cfg(target_os = "macos")]
+pub mod sysctl;
+pub mod topology;
+pub mod virt;

@@ -1,0 +1,150 @@
+use std::process::ExitCode;
+use std::sync::atomic::AtomicBool;
+use std::sync::Arc;
+
+use clap::Parser;
+
+use hwprof::cli::{Cli, Command};
+use hwprof::error::{is_usage, usage};
+use hwprof::experiment::{self, RunOptions};
+use hwprof::{machine, placement, report};
+
+fn main() -> ExitCode {
+    // Die quietly on a closed pipe (`hwprof info --json | head`), like other Unix tools.
+    #[cfg(unix)]
+    // SAFETY: restoring the default disposition of SIGPIPE before any thread starts.
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+    }
+    // A panic is a bug: say so in one line, no backtrace spew.
+    std::panic::set_hook(Box::new(|info| {
+        let msg = info
+            .payload()
+            .downcast_ref::<&str>()
+            .map(|s| s.to_string())
+            .or_else(|| info.payload().downcast_ref::<String>().cloned())
+            .unwrap_or_else(|| "unknown panic".into());
+        let at = info
+            .location()
+            .map(|l| format!(" at {}:{}", l.file(), l.line()))
+            .unwrap_or_default();
+        eprintln!("hwprof: internal error: {msg}{at} (please report this bug)");
+    }));
+
+    let cli = match Cli::try_parse() {
+        Ok(c) => c,
+        Err(e) => {
+            use clap::error::ErrorKind;
+            if matches!(
+                e.kind(),
+                ErrorKind::DisplayHelp
+                    | ErrorKind::DisplayVersion
+                    | ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand
+            ) {
+                let _ = e.print();
+                return if e.kind() == ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand {
+                    ExitCode::from(2)
+                } else {
+                    ExitCode::SUCCESS
+                };
+            }
+            let text = e.render().to_string();
+            let first = text.lines().next().unwrap_or("invalid arguments");
+            let first = first.strip_prefix("error: ").unwrap_or(first);
+            eprintln!("hwprof: error: {first}");
+            return ExitCode::from(2);
+        }
+    };
+
+    // SIGINT/SIGTERM end the run early; the report is still written. A second
+    // signal exits at once.
+    let interrupted = Arc::new(AtomicBool::new(false));
+    for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
+        let _ =
+            signal_hook::flag::register_conditional_shutdown(sig, 130, Arc::clone(&interrupted));
+        let _ = signal_hook::flag::register(sig, Arc::clone(&interrupted));
+    }
+
+    match dispatch(cli, interrupted) {
+        Ok(code) => code,
+        Err(e) => {
+            let msg = e
+                .chain()
+                .map(|c| c.to_string())
+                .collect::<Vec<_>>()
+                .join(": ");
+            eprintln!("hwprof: error: {msg}");
+            if is_usage(&e) {
+                ExitCode::from(2)
+            } else {
+                ExitCode::from(1)
+            }
+        }
+    }
+}
+
+fn dispatch(cli: Cli, interrupted: Arc<AtomicBool>) -> anyhow::Result<ExitCode> {
+    match cli.command {
+        Command::List => {
+            for e in hwprof_workloads::registry() {
+                println!("{:<16} {}", e.name(), e.summary());
+            }
+        }
+        Command::Info(a) => {
+            let save_dir = a
+                .save
+                .as_deref()
+                .map(report::output::prepare_dir)
+                .transpose()?;
+            let (profile, loaded) = machine::discover(&a.topology)?;
+            let json = report::json::to_string(&profile);
+            if let Some(dir) = save_dir {
+                let stem = profile.slug();
+                report::output::write_atomic(&dir.join(format!("{stem}.json")), json.as_bytes())?;
+                if let Some(xml) = &loaded.xml {
+                    report::output::write_atomic(&dir.join(format!("{stem}.xml")), xml.as_bytes())?;
+                }
+                eprintln!(
+                    "hwprof: saved {}/{stem}.json{}",
+                    dir.display(),
+                    if loaded.xml.is_some() {
+                        " and .xml"
+                    } else {
+                        ""
+                    }
+                );
+            }
+            if a.json {
+                println!("{json}");
+            } else {
+                print!("{}", report::table::render_info(&profile));
+            }
+        }
+        Command::Run(a) => {
+            if a.threads == Some(0) {
+                return Err(usage("--threads must be at least 1"));
+            }
+            let opts = RunOptions {
+                experiment: a.experiment,
+                placement: placement::Request {
+                    threads: a.threads,
+                    pairs: a.pairs,
+                    cpus: a.cpus,
+                    policy: a.placement,
+                },
+                duration: a.duration,
+                repetitions: a.repetitions,
+                warmup: a.warmup,
+                quick: a.quick,
+                membind: a.membind,
+                json: a.json,
+                out: a.out,
+                plan_only: a.plan_only,
+                topology: a.topology,
+                command: std::env::args().collect(),
+            };
+            experiment::run(&opts, interrupted)?;
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}

@@ -1,0 +1,114 @@
+//! Measurement sources behind one interface, and the fallback chain between them.
+//!
+//! Every number hwprof reports carries a [`Source`]. Per-thread counters come from
+//! `counters` (perf_event_open on Linux, nothing elsewhere); wall time from the
+//! best portable [`timer`] the platform has.
+
+#[cfg(target_os = "linux")]
+#[path = "linux_counters.rs"]
+pub mod counters;
+#[cfg(not(target_os = "linux"))]
+#[path = "no_counters.rs"]
+pub mod counters;
+pub mod timer;
+
+use serde::{Deserialize, Serialize};
+
+/// Where a number comes from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Hash, PartialOrd, Ord)]
+#[serde(rename_all = "lowercase")]
+pub enum Source {
+    /// Hardware performance counter (PMU).
+    Pmu,
+    /// Kernel software counter (task-clock, context switches, …).
+    Software,
+    /// Portable timer (TSC, CNTVCT, mach_absolute_time, clock_gettime).
+    Timer,
+    /// eBPF probe.
+    Probe,
+}
+
+impl Source {
+    pub fn name(self) -> &'static str {
+        match self {
+            Source::Pmu => "pmu",
+            Source::Software => "software",
+            Source::Timer => "timer",
+            Source::Probe => "probe",
+        }
+    }
+}
+
+/// Which counter sources the runner opens, decided once from the capability probe.
+#[derive(Debug, Clone, Copy, Serialize)]
+pub struct CounterPlan {
+    pub hardware: bool,
+    pub software: bool,
+}
+
+impl CounterPlan {
+    pub fn from_capabilities(caps: &crate::capabilities::Capabilities) -> Self {
+        CounterPlan {
+            hardware: caps.pmu_hardware,
+            software: caps.pmu_software,
+        }
+    }
+
+    /// The fallback chain in words, for the report.
+    pub fn describe(&self) -> String {
+        match (self.hardware, self.software) {
+            (true, _) => "pmu: hardware counters (software counters and timer alongside)".into(),
+            (false, true) => {
+                "software: no hardware counters; software counters and timer only".into()
+            }
+            (false, false) => "timer: no counters at all; timer-derived figures only".into(),
+        }
+    }
+}
+
+/// One counter value read at the end of a worker's window.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct Reading {
+    /// perf-style name: `cycles`, `task-clock`, `LLC-load-misses`, …
+    pub name: String,
+    pub source: Source,
+    /// Value scaled by time_enabled / time_running (equal to `raw` when not multiplexed).
+    pub value: f64,
+    pub raw: u64,
+    pub enabled_ns: u64,
+    pub running_ns: u64,
+}
+
+impl Reading {
+    /// Fraction of the window the counter actually ran (1.0 = not multiplexed).
+    pub fn running_fraction(&self) -> f64 {
+        if self.enabled_ns == 0 {
+            0.0
+        } else {
+            self.running_ns as f64 / self.enabled_ns as f64
+        }
+    }
+}
+
+/// Scale a multiplexed count to the whole enabled window.
+pub fn scale(raw: u64, enabled_ns: u64, running_ns: u64) -> f64 {
+    if running_ns == 0 {
+        0.0
+    } else if running_ns >= enabled_ns {
+        raw as f64
+    } else {
+        raw as f64 * enabled_ns as f64 / running_ns as f64
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn scaling_extrapolates_multiplexed_counts() {
+        assert_eq!(scale(1000, 100, 100), 1000.0);
+        assert_eq!(scale(1000, 100, 25), 4000.0);
+        assert_eq!(scale(1000, 100, 0), 0.0);
+    }
+}

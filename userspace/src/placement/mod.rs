@@ -1,0 +1,218 @@
+//! Placement: which CPU each worker thread runs on, and where memory goes.
+//!
+//! The planner only reads the [`Topology`] model, so a plan for a lab machine's
+//! XML export is computed exactly as on the host (`--plan-only`).
+
+pub mod bind;
+pub mod cpulist;
+pub mod pairs;
+pub mod policy;
+
+use std::fmt::Write as _;
+
+use serde::Serialize;
+
+pub use bind::MemoryPolicy;
+pub use pairs::PairClass;
+pub use policy::Policy;
+
+use crate::error::usage;
+use crate::topology::Topology;
+use hwprof_workloads::ThreadShape;
+
+/// What the user asked for.
+#[derive(Debug, Clone, Default)]
+pub struct Request {
+    pub threads: Option<usize>,
+    pub pairs: Option<Vec<PairClass>>,
+    pub cpus: Option<Vec<usize>>,
+    pub policy: Option<Policy>,
+}
+
+/// One set of CPUs an experiment runs all its variants on.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct Group {
+    /// `same-l3`, `compact x4`, `cpus 0,2`, …
+    pub label: String,
+    pub pair_class: Option<PairClass>,
+    /// Worker i runs on `cpus[i]`.
+    pub cpus: Vec<usize>,
+}
+
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct Unavailable {
+    pub label: String,
+    pub reason: String,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Plan {
+    /// `pair-classes`, `compact`, `scatter` or `explicit`.
+    pub policy: String,
+    pub groups: Vec<Group>,
+    /// Pair classes this machine lacks, each with the reason.
+    pub unavailable: Vec<Unavailable>,
+}
+
+fn check_cpus(topo: &Topology, cpus: &[usize]) -> anyhow::Result<()> {
+    for &c in cpus {
+        if topo.offline_cpus.contains(&c) {
+            return Err(usage(format!("--cpus: CPU {c} is offline")));
+        }
+        if topo.disallowed_cpus.contains(&c) {
+            return Err(usage(format!(
+                "--cpus: CPU {c} is not allowed to this process (cgroup cpuset or affinity mask)"
+            )));
+        }
+        if topo.pu(c).is_none() {
+            return Err(usage(format!(
+                "--cpus: CPU {c} does not exist on this machine (CPUs: {})",
+                cpulist::format(&topo.usable_cpus())
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// Plan placement for an experiment of `shape` on `topo`.
+pub fn plan(topo: &Topology, shape: ThreadShape, req: &Request) -> anyhow::Result<Plan> {
+    if let Some(cpus) = &req.cpus {
+        check_cpus(topo, cpus)?;
+    }
+    if req.threads == Some(0) {
+        return Err(usage("--threads must be at least 1"));
+    }
+    let usable = topo.usable_cpus();
+    if usable.is_empty() {
+        return Err(usage("the topology has no usable CPU"));
+    }
+
+    let pair_mode = match shape {
+        ThreadShape::Pair => req.threads.is_none() || req.threads == Some(2) || req.pairs.is_some(),
+        ThreadShape::Threads { .. } => false,
+    };
+    if req.pairs.is_some() && req.threads.is_some_and(|t| t != 2) {
+        return Err(usage(
+            "--pairs places exactly two threads; drop --threads or use --placement",
+        ));
+    }
+    if req.pairs.is_some() && !matches!(shape, ThreadShape::Pair) {
+        return Err(usage("--pairs applies to two-party experiments only"));
+    }
+
+    if pair_mode && req.policy.is_none() {
+        return plan_pairs(topo, req, &usable);
+    }
+
+    // Thread-count placement: explicit list, or a policy over the usable CPUs.
+    let (policy_name, order) = match (&req.cpus, req.policy) {
+        (Some(cpus), None) => ("explicit".to_string(), cpus.clone()),
+        (cpus, policy) => {
+            let p = policy.unwrap_or(Policy::Compact);
+            (p.name().to_string(), p.order(topo, cpus.as_deref()))
+        }
+    };
+    let default_threads = match shape {
+        ThreadShape::Threads { default } => default,
+        ThreadShape::Pair => 2,
+    };
+    let threads = req
+        .threads
+        .unwrap_or(if req.cpus.is_some() && req.policy.is_none() {
+            order.len()
+        } else {
+            default_threads.min(order.len())
+        });
+    if threads > order.len() {
+        return Err(usage(format!(
+            "--threads {threads}: only {} CPU(s) available ({})",
+            order.len(),
+            cpulist::format(&order)
+        )));
+    }
+    let cpus: Vec<usize> = order[..threads].to_vec();
+    let pair_class = (cpus.len() == 2)
+        .then(|| pairs::classify(topo, cpus[0], cpus[1]))
+        .flatten();
+    let label = match (policy_name.as_str(), pair_class) {
+        ("explicit", Some(c)) => format!("cpus {} ({})", cpulist::format(&cpus), c.name()),
+        ("explicit", None) => format!("cpus {}", cpulist::format(&cpus)),
+        (p, _) => format!("{p} x{threads}"),
+    };
+    Ok(Plan {
+        policy: policy_name,
+        groups: vec![Group {
+            label,
+            pair_class,
+            cpus,
+        }],
+        unavailable: vec![],
+    })
+}
+
+fn plan_pairs(topo: &Topology, req: &Request, usable: &[usize]) -> anyhow::Result<Plan> {
+    let explicit = req.pairs.is_some();
+    let classes = req.pairs.clone().unwrap_or_else(|| PairClass::ALL.to_vec());
+    let among = Policy::Compact.order(topo, req.cpus.as_deref().or(Some(usable)));
+    let mut groups = Vec::new();
+    let mut unavailable = Vec::new();
+    for class in classes {
+        match pairs::find_pair(topo, class, &among) {
+            Some((a, b)) => groups.push(Group {
+                label: class.name().to_string(),
+                pair_class: Some(class),
+                cpus: vec![a, b],
+            }),
+            None => {
+                let reason = pairs::why_unavailable(topo, class, req.cpus.is_some());
+                if explicit {
+                    return Err(usage(format!(
+                        "pair class {} is not available on this machine: {reason}",
+                        class.name()
+                    )));
+                }
+                unavailable.push(Unavailable {
+                    label: class.name().to_string(),
+                    reason,
+                });
+            }
+        }
+    }
+    if groups.is_empty() {
+        return Err(usage(format!(
+            "no pair of CPUs to run a two-party experiment on ({} usable CPU(s))",
+            among.len()
+        )));
+    }
+    Ok(Plan {
+        policy: "pair-classes".into(),
+        groups,
+        unavailable,
+    })
+}
+
+impl Plan {
+    /// Human-readable plan, one line per thread.
+    pub fn render(&self, topo: &Topology) -> String {
+        let mut s = String::new();
+        for g in &self.groups {
+            let _ = writeln!(s, "group {}:", g.label);
+            for (i, &cpu) in g.cpus.iter().enumerate() {
+                let p = topo.pu(cpu);
+                let f = |v: Option<usize>| v.map_or("-".to_string(), |x| x.to_string());
+                let _ = writeln!(
+                    s,
+                    "  thread {i} -> CPU {cpu} (core {}, L3 {}, package {}, NUMA node {})",
+                    p.map_or("-".into(), |p| p.core.to_string()),
+                    f(p.and_then(|p| p.l3)),
+                    f(p.and_then(|p| p.package)),
+                    f(p.and_then(|p| p.numa)),
+                );
+            }
+        }
+        for u in &self.unavailable {
+            let _ = writeln!(s, "not available on this machine: {}: {}", u.label, u.reason);
+        }
+        s
+    }
+}

@@ -1,0 +1,80 @@
+//! Markdown summary written next to report.json.
+
+use std::fmt::Write as _;
+
+use super::table::{machine_line, metric_cell};
+use super::Report;
+
+pub fn render(r: &Report) -> String {
+    let mut s = String::new();
+    let _ = writeln!(s, "# hwprof {}\n", r.experiment.name);
+    let _ = writeln!(s, "{}\n", r.experiment.summary);
+    let _ = writeln!(s, "- machine: {}", machine_line(&r.machine));
+    let _ = writeln!(s, "- measurement: {}", r.measurement.fallback);
+    let _ = writeln!(s, "- timer: {}", r.machine.timer.description);
+    let _ = writeln!(
+        s,
+        "- runs: {} repetitions x {:.2} s per variant, {} warm-up, {}",
+        r.settings.repetitions, r.settings.duration_s, r.settings.warmup, r.settings.order
+    );
+    let _ = writeln!(s, "- binding: {}", r.measurement.binding);
+    let _ = writeln!(s, "- started {}, finished {}", r.started_at, r.finished_at);
+    for n in &r.experiment.notes {
+        let _ = writeln!(s, "- {n}");
+    }
+    for l in &r.measurement.lost {
+        let _ = writeln!(s, "- lost: {l}");
+    }
+    if r.interrupted {
+        let _ = writeln!(s, "\n**Interrupted**: partial results.");
+    }
+    let _ = writeln!(s, "\n## Verdicts\n");
+    let _ = writeln!(s, "| pair / group | CPUs | {} [95% CI] | verdict |", r.experiment.effect);
+    let _ = writeln!(s, "|---|---|---|---|");
+    for g in &r.groups {
+        match &g.comparison {
+            Some(c) => {
+                let _ = writeln!(
+                    s,
+                    "| {} | {} | {:.2} [{:.2}–{:.2}] | {} |",
+                    g.label,
+                    crate::placement::cpulist::format(&g.cpus),
+                    c.ratio,
+                    c.ci95.lo,
+                    c.ci95.hi,
+                    c.verdict.text
+                );
+            }
+            None => {
+                let _ = writeln!(s, "| {} | {} | – | not measured |", g.label, crate::placement::cpulist::format(&g.cpus));
+            }
+        }
+    }
+    for u in &r.placement.unavailable {
+        let _ = writeln!(s, "| {} | – | – | not available on this machine: {} |", u.label, u.reason);
+    }
+    for g in &r.groups {
+        let _ = writeln!(s, "\n## {}\n", g.label);
+        let _ = writeln!(s, "| metric | {} |", g.variants.iter().map(|v| v.name.as_str()).collect::<Vec<_>>().join(" | "));
+        let _ = writeln!(s, "|---|{}", "---|".repeat(g.variants.len()));
+        if let Some(first) = g.variants.first() {
+            for name in first.metrics.keys() {
+                let cells: Vec<String> = g
+                    .variants
+                    .iter()
+                    .map(|v| v.metrics.get(name).map_or("–".into(), metric_cell))
+                    .collect();
+                let _ = writeln!(s, "| {name} ({}) | {} |", first.metrics[name].unit, cells.join(" | "));
+            }
+        }
+        let _ = writeln!(
+            s,
+            "\nPlacement checks: {} getcpu samples off the planned CPU, {} migrations seen.",
+            g.off_cpu_samples, g.migrations_seen
+        );
+    }
+    for w in &r.warnings {
+        let _ = writeln!(s, "\n> warning: {w}");
+    }
+    s
+}

@@ -1,0 +1,67 @@
+//! The experiment report (schema in docs/report-schema.md) and its formats, one
+//! file per format: `json`, `markdown`, `table` (terminal). `output` writes files
+//! atomically and, under sudo, hands them to the invoking user.
+
+pub mod json;
+pub mod markdown;
+pub mod output;
+pub mod table;
+
+use serde::Serialize;
+
+use crate::experiment::analysis::GroupResult;
+use crate::machine::MachineProfile;
+use crate::measure::CounterPlan;
+use crate::placement::{MemoryPolicy, Plan};
+
+pub const SCHEMA_VERSION: u32 = 1;
+
+#[derive(Debug, Clone, Serialize)]
+pub struct ExperimentInfo {
+    pub name: String,
+    pub summary: String,
+    pub operation: String,
+    pub variants: Vec<(String, String)>,
+    pub treatment: String,
+    pub baseline: String,
+    pub effect: String,
+    pub notes: Vec<String>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct RunSettings {
+    pub duration_s: f64,
+    pub repetitions: usize,
+    pub warmup: usize,
+    pub quick: bool,
+    /// Variants run interleaved within each repetition: A B, A B, …
+    pub order: String,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Measurement {
+    pub counters: CounterPlan,
+    /// The fallback in force, in words.
+    pub fallback: String,
+    /// Capabilities lost, each with its remedy (also printed on stderr).
+    pub lost: Vec<String>,
+    pub binding: String,
+    pub memory: MemoryPolicy,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Report {
+    pub schema_version: u32,
+    pub experiment: ExperimentInfo,
+    pub command: Vec<String>,
+    pub started_at: String,
+    pub finished_at: String,
+    /// Stopped early (Ctrl-C / SIGTERM): what was measured so far is reported.
+    pub interrupted: bool,
+    pub settings: RunSettings,
+    pub measurement: Measurement,
+    pub placement: Plan,
+    pub groups: Vec<GroupResult>,
+    pub warnings: Vec<String>,
+    pub machine: MachineProfile,
+}

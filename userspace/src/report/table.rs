@@ -1,0 +1,223 @@
+//! Readable terminal output.
+
+use std::fmt::Write as _;
+
+use super::Report;
+use crate::experiment::analysis::Metric;
+use crate::machine::MachineProfile;
+
+/// `12.3M` style for large rates.
+pub fn si(x: f64) -> String {
+    let a = x.abs();
+    if a >= 1e9 {
+        format!("{:.2}G", x / 1e9)
+    } else if a >= 1e6 {
+        format!("{:.2}M", x / 1e6)
+    } else if a >= 1e3 {
+        format!("{:.2}k", x / 1e3)
+    } else if a >= 10.0 {
+        format!("{x:.1}")
+    } else {
+        format!("{x:.3}")
+    }
+}
+
+pub fn metric_cell(m: &Metric) -> String {
+    match (&m.summary, m.available) {
+        (Some(s), true) => format!(
+            "{} [{}–{}] cv {:.1}% ({})",
+            si(s.median),
+            si(s.ci95.lo),
+            si(s.ci95.hi),
+            s.cv * 100.0,
+            m.source.name()
+        ),
+        _ => format!(
+            "n/a ({})",
+            m.reason.as_deref().unwrap_or("not measured")
+        ),
+    }
+}
+
+pub fn render(r: &Report) -> String {
+    let mut s = String::new();
+    let m = &r.machine;
+    let _ = writeln!(
+        s,
+        "hwprof {} — {}",
+        r.experiment.name, r.experiment.summary
+    );
+    let _ = writeln!(s, "machine: {}", machine_line(m));
+    let _ = writeln!(s, "measurement: {}", r.measurement.fallback);
+    let _ = writeln!(s, "timer: {}", m.timer.description);
+    let _ = writeln!(
+        s,
+        "runs: {} repetitions x {:.2} s per variant after {} warm-up, {}; binding: {}",
+        r.settings.repetitions,
+        r.settings.duration_s,
+        r.settings.warmup,
+        r.settings.order,
+        r.measurement.binding
+    );
+    for g in &r.groups {
+        let _ = writeln!(
+            s,
+            "\n== {} (CPUs {}) ==",
+            g.label,
+            crate::placement::cpulist::format(&g.cpus)
+        );
+        let _ = writeln!(s, "  median [95% CI] cv (source)");
+        for v in &g.variants {
+            let _ = writeln!(s, "  {}: {}", v.name, v.description);
+            for (name, metric) in &v.metrics {
+                if metric.available || name == "cycles_per_op" || name == "cache_misses_per_op" {
+                    let _ = writeln!(s, "    {name:<24} {}", metric_cell(metric));
+                }
+            }
+        }
+        if let Some(c) = &g.comparison {
+            let _ = writeln!(
+                s,
+                "  {} = {:.2} [{:.2}–{:.2}] ({})",
+                c.effect,
+                c.ratio,
+                c.ci95.lo,
+                c.ci95.hi,
+                c.source.name()
+            );
+            let _ = writeln!(s, "  verdict: {}", c.verdict.text);
+        }
+        if g.off_cpu_samples > 0 || g.migrations_seen > 0 {
+            let _ = writeln!(
+                s,
+                "  placement: {} getcpu checks off the planned CPU, {} migrations seen",
+                g.off_cpu_samples, g.migrations_seen
+            );
+        }
+    }
+    for u in &r.placement.unavailable {
+        let _ = writeln!(s, "\nnot available on this machine: {}: {}", u.label, u.reason);
+    }
+    for w in &r.warnings {
+        let _ = writeln!(s, "warning: {w}");
+    }
+    if r.interrupted {
+        let _ = writeln!(s, "\ninterrupted: the report holds what was measured before the signal");
+    }
+    s
+}
+
+pub fn machine_line(m: &MachineProfile) -> String {
+    let t = &m.topology;
+    format!(
+        "{} ({}), {} package(s), {} NUMA node(s), {} cores, {} PUs, {} L3; {}",
+        m.cpu.model_name,
+        m.cpu
+            .microarchitecture
+            .as_deref()
+            .unwrap_or("unknown microarchitecture"),
+        t.packages,
+        t.numa_nodes,
+        t.cores,
+        t.pus,
+        t.l3_domains,
+        m.virtualization
+            .as_deref()
+            .map_or("bare metal".to_string(), |v| format!("{v} guest")),
+    )
+}
+
+/// `hwprof info` without --json.
+pub fn render_info(m: &MachineProfile) -> String {
+    let mut s = String::new();
+    let t = &m.topology;
+    let c = &m.capabilities;
+    let _ = writeln!(s, "machine   {}", machine_line(m));
+    let _ = writeln!(s, "topology  {} via {}", t.source, t.backend);
+    for n in &t.numa {
+        let _ = writeln!(
+            s,
+            "  NUMA node {}: CPUs {}, {} MiB",
+            n.os_index,
+            crate::placement::cpulist::format(&n.cpus),
+            n.memory_bytes.map_or("?".into(), |b| (b >> 20).to_string())
+        );
+    }
+    if let Some(d) = &t.numa_distances {
+        let _ = writeln!(s, "  NUMA distances: {d:?}");
+    }
+    for level in 1..=3u8 {
+        let caches: Vec<_> = t
+            .caches
+            .iter()
+            .filter(|c| c.level == level && c.kind != "instruction")
+            .collect();
+        if let Some(first) = caches.first() {
+            let _ = writeln!(
+                s,
+                "  L{level}: {} x {} KiB (shared by {} PU(s) each)",
+                caches.len(),
+                first.size_bytes.map_or("?".into(), |b| (b >> 10).to_string()),
+                first.cpus.len()
+            );
+        }
+    }
+    if !t.offline_cpus.is_empty() {
+        let _ = writeln!(s, "  offline CPUs: {}", crate::placement::cpulist::format(&t.offline_cpus));
+    }
+    if !t.disallowed_cpus.is_empty() {
+        let _ = writeln!(s, "  disallowed CPUs: {}", crate::placement::cpulist::format(&t.disallowed_cpus));
+    }
+    for (i, k) in t.cpu_kinds.iter().enumerate() {
+        let _ = writeln!(
+            s,
+            "  CPU kind {i}: CPUs {} efficiency {:?} {:?}",
+            crate::placement::cpulist::format(&k.cpus),
+            k.efficiency,
+            k.info
+        );
+    }
+    let _ = writeln!(
+        s,
+        "cpu       {} family {:?} model {:?} stepping {:?}; SIMD {}; line {} B",
+        m.cpu.vendor,
+        m.cpu.family,
+        m.cpu.model,
+        m.cpu.stepping,
+        m.cpu.simd.join(" "),
+        m.cpu.cache_line_bytes.map_or("?".into(), |b| b.to_string())
+    );
+    let yn = |b: bool| if b { "yes" } else { "no" };
+    let _ = writeln!(
+        s,
+        "counters  hardware {} | software {} | perf_event_paranoid {}",
+        yn(c.pmu_hardware),
+        yn(c.pmu_software),
+        c.paranoid.map_or("n/a".into(), |p| p.to_string())
+    );
+    let _ = writeln!(
+        s,
+        "eBPF      BTF {} | tracepoints {} | kprobes {} | uprobes {}",
+        yn(c.ebpf.btf),
+        yn(c.ebpf.tracepoints),
+        yn(c.ebpf.kprobes),
+        yn(c.ebpf.uprobes)
+    );
+    let p = &c.privileges;
+    let _ = writeln!(
+        s,
+        "privilege euid {} | CAP_PERFMON {} | CAP_BPF {} | CAP_SYS_ADMIN {}",
+        p.euid,
+        yn(p.cap_perfmon),
+        yn(p.cap_bpf),
+        yn(p.cap_sys_admin)
+    );
+    let _ = writeln!(s, "timer     {}", m.timer.description);
+    for l in &c.lost {
+        let _ = writeln!(s, "lost      {}", l.line());
+    }
+    for a in &c.actions {
+        let _ = writeln!(s, "note      {a}");
+    }
+    s
+}

@@ -1,0 +1,10 @@
+//! Statistics for repeated, interleaved measurements: medians with bootstrap
+//! confidence intervals, coefficients of variation, A/B ratios and verdicts.
+
+pub mod bootstrap;
+pub mod summary;
+pub mod verdict;
+
+pub use bootstrap::{median_ci, ratio_of_medians_ci, Interval};
+pub use summary::{median, quantile, Summary};
+pub use verdict::{ab_verdict, Verdict};

@@ -1,0 +1,126 @@
+//! Plain-language verdicts for A/B comparisons, including "inconclusive".
+
+use serde::Serialize;
+
+use super::bootstrap::Interval;
+
+/// Ratios within ±3% of 1 count as "no practical difference": run-to-run drift
+/// on a quiet machine is of that order.
+pub const EQUIVALENCE_BAND: f64 = 0.03;
+/// Fewer repetitions than this cannot support a bootstrap CI worth reporting.
+pub const MIN_REPETITIONS: usize = 3;
+
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct Verdict {
+    /// `slower`, `faster`, `no-difference` or `inconclusive`.
+    pub outcome: String,
+    pub conclusive: bool,
+    pub text: String,
+}
+
+/// Verdict on `ratio` = baseline throughput / treatment throughput (> 1: the
+/// treatment is slower), with its 95% CI.
+pub fn ab_verdict(
+    treatment: &str,
+    baseline: &str,
+    ratio: f64,
+    ci: Interval,
+    n: usize,
+    cv_treatment: f64,
+    cv_baseline: f64,
+) -> Verdict {
+    let ci_text = format!("95% CI {:.2}–{:.2}, {n} repetitions each", ci.lo, ci.hi);
+    let v = |outcome: &str, conclusive: bool, text: String| Verdict {
+        outcome: outcome.into(),
+        conclusive,
+        text,
+    };
+    if n < MIN_REPETITIONS {
+        return v(
+            "inconclusive",
+            false,
+            format!(
+                "inconclusive: only {n} repetition(s) per variant; at least {MIN_REPETITIONS} are needed for a confidence interval"
+            ),
+        );
+    }
+    if !(ratio.is_finite() && ci.lo.is_finite() && ci.hi.is_finite()) || ratio <= 0.0 {
+        return v(
+            "inconclusive",
+            false,
+            "inconclusive: a variant did no work, so there is no ratio".into(),
+        );
+    }
+    if ci.lo > 1.0 && ratio >= 1.0 + EQUIVALENCE_BAND {
+        return v(
+            "slower",
+            true,
+            format!("{treatment} is {ratio:.2}x slower than {baseline} ({ci_text})"),
+        );
+    }
+    if ci.hi < 1.0 && ratio <= 1.0 - EQUIVALENCE_BAND {
+        return v(
+            "faster",
+            true,
+            format!(
+                "{treatment} is {:.2}x faster than {baseline} ({ci_text})",
+                1.0 / ratio
+            ),
+        );
+    }
+    if ci.lo >= 1.0 - EQUIVALENCE_BAND && ci.hi <= 1.0 + EQUIVALENCE_BAND {
+        return v(
+            "no-difference",
+            true,
+            format!(
+                "no measurable difference between {treatment} and {baseline}: ratio {ratio:.3} within ±{:.0}% ({ci_text})",
+                EQUIVALENCE_BAND * 100.0
+            ),
+        );
+    }
+    let noise = cv_treatment.max(cv_baseline);
+    v(
+        "inconclusive",
+        false,
+        format!(
+            "inconclusive: ratio {ratio:.2} but the {ci_text} does not settle it; run-to-run CV up to {:.0}%: \
+             raise --repetitions or --duration, or quiet the machine",
+            noise * 100.0
+        ),
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn iv(lo: f64, hi: f64) -> Interval {
+        Interval { lo, hi }
+    }
+
+    #[test]
+    fn clear_slowdown() {
+        let v = ab_verdict("packed", "padded", 3.2, iv(2.9, 3.6), 5, 0.05, 0.04);
+        assert_eq!(v.outcome, "slower");
+        assert!(v.conclusive);
+        assert!(v.text.starts_with("packed is 3.20x slower than padded"), "{}", v.text);
+    }
+
+    #[test]
+    fn clear_speedup_and_equivalence() {
+        assert_eq!(ab_verdict("a", "b", 0.5, iv(0.45, 0.55), 5, 0.0, 0.0).outcome, "faster");
+        assert_eq!(
+            ab_verdict("a", "b", 1.01, iv(0.99, 1.02), 5, 0.0, 0.0).outcome,
+            "no-difference"
+        );
+    }
+
+    #[test]
+    fn noise_and_small_samples_are_inconclusive() {
+        let v = ab_verdict("a", "b", 1.3, iv(0.8, 1.9), 5, 0.4, 0.1);
+        assert_eq!(v.outcome, "inconclusive");
+        assert!(v.text.contains("40%"), "{}", v.text);
+        assert!(!ab_verdict("a", "b", 3.0, iv(3.0, 3.0), 2, 0.0, 0.0).conclusive);
+        assert!(!ab_verdict("a", "b", f64::INFINITY, iv(1.0, 2.0), 5, 0.0, 0.0).conclusive);
+    }
+}

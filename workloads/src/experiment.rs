@@ -1,0 +1,62 @@
+//! The contract between an experiment and the runner.
+
+/// One variant of a differential experiment (A or B, or one point of a sweep).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Variant {
+    pub name: &'static str,
+    pub description: &'static str,
+}
+
+/// How the experiment wants its threads placed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ThreadShape {
+    /// Two parties whose relative placement is the point (SMT siblings, same L3, …):
+    /// the runner runs one placement group per pair class the machine has.
+    Pair,
+    /// Any number of threads placed by a policy (compact, scatter, explicit list).
+    Threads { default: usize },
+}
+
+/// Which two variants form the headline A/B comparison, and how to read it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Comparison {
+    /// The variant expected to suffer (e.g. `packed`).
+    pub treatment: &'static str,
+    /// The variant it is compared against (e.g. `padded`).
+    pub baseline: &'static str,
+    /// Name of the effect: ratio baseline throughput / treatment throughput.
+    pub effect: &'static str,
+}
+
+/// Shared state of one repetition of one variant, used by all worker threads.
+pub trait Trial: Send + Sync {
+    /// Run a short, fixed amount of work on worker `worker` and return the number of
+    /// operations done. The runner calls this in a loop until the measured window
+    /// ends; between calls it checks the stop flag and where the thread runs, so a
+    /// batch should take roughly 10–100 µs.
+    fn run_batch(&self, worker: usize) -> u64;
+}
+
+/// A differential experiment.
+pub trait Experiment: Sync {
+    /// CLI name, e.g. `false-sharing`.
+    fn name(&self) -> &'static str;
+    /// One line: what it measures.
+    fn summary(&self) -> &'static str;
+    /// Variants, run interleaved.
+    fn variants(&self) -> &'static [Variant];
+    /// The headline comparison.
+    fn comparison(&self) -> Comparison;
+    /// How threads are placed.
+    fn thread_shape(&self) -> ThreadShape;
+    /// What an operation is, for units ("increment", "lookup", …).
+    fn op_name(&self) -> &'static str;
+    /// Facts about the implementation a reader needs to trust the number
+    /// (layout, padding size, instruction used, …).
+    fn notes(&self) -> Vec<String>;
+    /// Allocate the shared state for one repetition of `variant` with `threads`
+    /// workers. Called on the runner's thread before the workers start, under the
+    /// memory policy in force. Unknown variant names are a programming error of the
+    /// runner, so they may panic.
+    fn prepare(&self, variant: &str, threads: usize) -> Box<dyn Trial>;
+}

@@ -1,0 +1,186 @@
+//! False sharing: threads increment their own counters, either packed into one
+//! cache line or each on its own padded line.
+//!
+//! Each increment is a relaxed load followed by a relaxed store of the thread's own
+//! counter (what `counter += 1` on a shared struct compiles to), not a locked RMW:
+//! a locked RMW costs tens of cycles even without sharing and would hide the effect
+//! being measured. Relaxed atomics keep the compiler from folding the loop while
+//! emitting plain `mov`s on x86_64 and `ldr`/`str` on aarch64.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use crossbeam_utils::CachePadded;
+
+use crate::experiment::{Comparison, Experiment, ThreadShape, Trial, Variant};
+
+/// Increments per batch: about 10–50 µs of work, short enough for the runner to
+/// notice the end of the window and check placement often.
+const INCREMENTS_PER_BATCH: u64 = 4096;
+
+/// Counters per line in the packed layout: 64-byte line / 8-byte counter.
+const PACKED_SLOTS: usize = 8;
+
+/// All counters in one 64-byte aligned line. With more threads than slots the
+/// extra threads share lines with neighbours the same way.
+#[repr(C, align(64))]
+struct PackedLine([AtomicU64; PACKED_SLOTS]);
+
+struct Packed {
+    lines: Vec<PackedLine>,
+}
+
+struct Padded {
+    counters: Vec<CachePadded<AtomicU64>>,
+}
+
+#[inline(always)]
+fn increment_batch(counter: &AtomicU64) -> u64 {
+    for _ in 0..INCREMENTS_PER_BATCH {
+        let v = counter.load(Ordering::Relaxed);
+        counter.store(v.wrapping_add(1), Ordering::Relaxed);
+    }
+    INCREMENTS_PER_BATCH
+}
+
+impl Trial for Packed {
+    fn run_batch(&self, worker: usize) -> u64 {
+        let line = &self.lines[worker / PACKED_SLOTS];
+        increment_batch(&line.0[worker % PACKED_SLOTS])
+    }
+}
+
+impl Trial for Padded {
+    fn run_batch(&self, worker: usize) -> u64 {
+        increment_batch(&self.counters[worker])
+    }
+}
+
+impl Packed {
+    fn new(threads: usize) -> Self {
+        let lines = threads.div_ceil(PACKED_SLOTS).max(1);
+        Packed {
+            lines: (0..lines)
+                .map(|_| PackedLine(std::array::from_fn(|_| AtomicU64::new(0))))
+                .collect(),
+        }
+    }
+}
+
+impl Padded {
+    fn new(threads: usize) -> Self {
+        Padded {
+            counters: (0..threads.max(1))
+                .map(|_| CachePadded::new(AtomicU64::new(0)))
+                .collect(),
+        }
+    }
+}
+
+/// Padding used by the `padded` variant, in bytes (crossbeam-utils' choice for the
+/// target: 128 on x86_64 and aarch64, enough to defeat the adjacent-line prefetcher
+/// that pulls lines in 128-byte pairs on Intel).
+pub fn padded_stride_bytes() -> usize {
+    std::mem::size_of::<CachePadded<AtomicU64>>()
+}
+
+pub struct FalseSharing;
+
+const VARIANTS: [Variant; 2] = [
+    Variant {
+        name: "packed",
+        description: "every thread's counter in one 64-byte cache line",
+    },
+    Variant {
+        name: "padded",
+        description: "each counter on its own line (crossbeam_utils::CachePadded)",
+    },
+];
+
+impl Experiment for FalseSharing {
+    fn name(&self) -> &'static str {
+        "false-sharing"
+    }
+
+    fn summary(&self) -> &'static str {
+        "threads increment their own counters, packed in one cache line vs padded apart"
+    }
+
+    fn variants(&self) -> &'static [Variant] {
+        &VARIANTS
+    }
+
+    fn comparison(&self) -> Comparison {
+        Comparison {
+            treatment: "packed",
+            baseline: "padded",
+            effect: "slowdown",
+        }
+    }
+
+    fn thread_shape(&self) -> ThreadShape {
+        ThreadShape::Pair
+    }
+
+    fn op_name(&self) -> &'static str {
+        "increment"
+    }
+
+    fn notes(&self) -> Vec<String> {
+        vec![
+            format!("packed: {PACKED_SLOTS} x 8-byte counters in one 64-byte aligned line"),
+            format!(
+                "padded: crossbeam_utils::CachePadded, {} bytes per counter on this target",
+                padded_stride_bytes()
+            ),
+            "increment: relaxed load + relaxed store of the thread's own counter (no locked RMW)"
+                .to_string(),
+        ]
+    }
+
+    fn prepare(&self, variant: &str, threads: usize) -> Box<dyn Trial> {
+        match variant {
+            "packed" => Box::new(Packed::new(threads)),
+            "padded" => Box::new(Padded::new(threads)),
+            other => panic!("false-sharing has no variant {other:?}"),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn packed_counters_share_one_line_and_padded_do_not() {
+        let packed = Packed::new(2);
+        let a = &packed.lines[0].0[0] as *const _ as usize;
+        let b = &packed.lines[0].0[1] as *const _ as usize;
+        assert_eq!(a / 64, b / 64, "packed counters must share a 64-byte line");
+
+        let padded = Padded::new(2);
+        let a = &*padded.counters[0] as *const _ as usize;
+        let b = &*padded.counters[1] as *const _ as usize;
+        assert!(b - a >= 128, "padded counters {} bytes apart", b - a);
+        assert_eq!(a % 128, 0);
+    }
+
+    #[test]
+    fn batches_count_every_increment() {
+        let fs = FalseSharing;
+        for v in fs.variants() {
+            let trial = fs.prepare(v.name, 3);
+            let mut ops = 0;
+            for w in 0..3 {
+                ops += trial.run_batch(w);
+                ops += trial.run_batch(w);
+            }
+            assert_eq!(ops, 6 * INCREMENTS_PER_BATCH, "variant {}", v.name);
+        }
+    }
+
+    #[test]
+    fn more_threads_than_slots_get_more_lines() {
+        assert_eq!(Packed::new(9).lines.len(), 2);
+        assert_eq!(Packed::new(8).lines.len(), 1);
+    }
+}

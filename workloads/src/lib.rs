@@ -1,0 +1,24 @@
+//! Workload kernels for hwprof.
+//!
+//! This crate holds *what runs on each pinned thread* and nothing else: no CLI,
+//! no printing, no measurement. The `hwprof` crate discovers the machine, places
+//! threads, opens counters, times the run, computes statistics and reports.
+//!
+//! Adding an experiment = one new module here implementing [`Experiment`], plus one
+//! line in [`registry`].
+
+pub mod experiment;
+pub mod false_sharing;
+
+pub use experiment::{Comparison, Experiment, ThreadShape, Trial, Variant};
+
+/// Every experiment `hwprof run NAME` and `hwprof suite` know about, in suite order.
+pub fn registry() -> &'static [&'static dyn Experiment] {
+    static REGISTRY: [&dyn Experiment; 1] = [&false_sharing::FalseSharing];
+    &REGISTRY
+}
+
+/// Look an experiment up by its CLI name.
+pub fn find(name: &str) -> Option<&'static dyn Experiment> {
+    registry().iter().copied().find(|e| e.name() == name)
+}
