@@ -53,10 +53,10 @@ pub struct RunArgs {
     pub threads: Option<usize>,
     /// Pair classes to run: smt-siblings, same-l3, cross-l3, cross-package (comma-separated) or all.
     #[arg(long, value_parser = parse_pairs)]
-    pub pairs: Option<Vec<PairClass>>,
+    pub pairs: Option<PairList>,
     /// Explicit CPUs, e.g. 0,2,4-7: worker i runs on the i-th CPU.
     #[arg(long, value_parser = parse_cpus)]
-    pub cpus: Option<Vec<usize>>,
+    pub cpus: Option<CpuList>,
     /// Placement policy for --threads: compact or scatter.
     #[arg(long, value_parser = parse_policy)]
     pub placement: Option<Policy>,
@@ -93,12 +93,20 @@ fn parse_topology(s: &str) -> Result<TopologySource, String> {
     TopologySource::parse(s).map_err(|e| e.to_string())
 }
 
-fn parse_pairs(s: &str) -> Result<Vec<PairClass>, String> {
-    PairClass::parse_list(s)
+/// `--pairs` value (a newtype: clap would take a bare Vec for repeated flags).
+#[derive(Debug, Clone)]
+pub struct PairList(pub Vec<PairClass>);
+
+/// `--cpus` value.
+#[derive(Debug, Clone)]
+pub struct CpuList(pub Vec<usize>);
+
+fn parse_pairs(s: &str) -> Result<PairList, String> {
+    PairClass::parse_list(s).map(PairList)
 }
 
-fn parse_cpus(s: &str) -> Result<Vec<usize>, String> {
-    cpulist::parse(s)
+fn parse_cpus(s: &str) -> Result<CpuList, String> {
+    cpulist::parse(s).map(CpuList)
 }
 
 fn parse_policy(s: &str) -> Result<Policy, String> {
@@ -108,7 +116,5 @@ fn parse_policy(s: &str) -> Result<Policy, String> {
 fn parse_count(s: &str) -> Result<usize, String> {
     s.parse::<i64>()
         .map_err(|_| format!("{s:?} is not a whole number"))
-        .and_then(|v| {
-            usize::try_from(v).map_err(|_| format!("{v} is negative; expected a count"))
-        })
+        .and_then(|v| usize::try_from(v).map_err(|_| format!("{v} is negative; expected a count")))
 }

@@ -24,5 +24,6 @@ pub fn usage(msg: impl Into<String>) -> anyhow::Error {
 
 /// True when `err` (or anything it wraps) is bad input.
 pub fn is_usage(err: &anyhow::Error) -> bool {
-    err.chain().any(|e| e.downcast_ref::<UsageError>().is_some())
+    err.chain()
+        .any(|e| e.downcast_ref::<UsageError>().is_some())
 }

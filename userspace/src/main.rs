@@ -128,8 +128,8 @@ fn dispatch(cli: Cli, interrupted: Arc<AtomicBool>) -> anyhow::Result<ExitCode> 
                 experiment: a.experiment,
                 placement: placement::Request {
                     threads: a.threads,
-                    pairs: a.pairs,
-                    cpus: a.cpus,
+                    pairs: a.pairs.map(|p| p.0),
+                    cpus: a.cpus.map(|c| c.0),
                     policy: a.placement,
                 },
                 duration: a.duration,
@@ -143,7 +143,11 @@ fn dispatch(cli: Cli, interrupted: Arc<AtomicBool>) -> anyhow::Result<ExitCode> 
                 topology: a.topology,
                 command: std::env::args().collect(),
             };
-            experiment::run(&opts, interrupted)?;
+            let report = experiment::run(&opts, interrupted)?;
+            if report.is_some_and(|r| r.interrupted) {
+                eprintln!("hwprof: interrupted: partial report written");
+                return Ok(ExitCode::from(130));
+            }
         }
     }
     Ok(ExitCode::SUCCESS)

@@ -37,7 +37,10 @@ fn from_cpuid() -> Option<String> {
         Hypervisor::ACRN => "ACRN".into(),
         Hypervisor::Unknown(b, c, d) => {
             let bytes: Vec<u8> = [b, c, d].iter().flat_map(|r| r.to_le_bytes()).collect();
-            let s = String::from_utf8_lossy(&bytes).trim_matches('\0').trim().to_string();
+            let s = String::from_utf8_lossy(&bytes)
+                .trim_matches('\0')
+                .trim()
+                .to_string();
             if s.is_empty() {
                 "unknown hypervisor".into()
             } else {
@@ -50,7 +53,11 @@ fn from_cpuid() -> Option<String> {
 
 #[cfg(target_os = "linux")]
 fn from_linux_files() -> Option<String> {
-    let read = |p: &str| std::fs::read_to_string(p).ok().map(|s| s.trim().to_string());
+    let read = |p: &str| {
+        std::fs::read_to_string(p)
+            .ok()
+            .map(|s| s.trim().to_string())
+    };
     if let Some(t) = read("/sys/hypervisor/type").filter(|s| !s.is_empty()) {
         return Some(if t == "xen" { "Xen".into() } else { t });
     }
@@ -89,8 +96,14 @@ mod tests {
 
     #[test]
     fn dmi_strings() {
-        assert_eq!(dmi_hypervisor("QEMU", "Standard PC (Q35 + ICH9, 2009)").as_deref(), Some("KVM"));
-        assert_eq!(dmi_hypervisor("Amazon EC2", "c7g.large").as_deref(), Some("KVM (Nitro)"));
+        assert_eq!(
+            dmi_hypervisor("QEMU", "Standard PC (Q35 + ICH9, 2009)").as_deref(),
+            Some("KVM")
+        );
+        assert_eq!(
+            dmi_hypervisor("Amazon EC2", "c7g.large").as_deref(),
+            Some("KVM (Nitro)")
+        );
         assert_eq!(dmi_hypervisor("Amazon EC2", "c7g.metal"), None);
         assert_eq!(dmi_hypervisor("Dell Inc.", "PowerEdge R750"), None);
     }

@@ -286,11 +286,13 @@ fn probe_ebpf(caps: &mut Capabilities) {
 
     // Uprobes: a uprobe on a function of this very binary.
     let up = || -> Result<(), Loss> {
-        let offset = file_offset_of(hwprof_uprobe_target as *const () as usize).ok_or_else(|| Loss {
-            capability: "eBPF uprobes".into(),
-            reason: "cannot map hwprof's own code address to a file offset (/proc/self/maps)".into(),
-            remedy: "run hwprof from a regular file".into(),
-        })?;
+        let offset =
+            file_offset_of(hwprof_uprobe_target as *const () as usize).ok_or_else(|| Loss {
+                capability: "eBPF uprobes".into(),
+                reason: "cannot map hwprof's own code address to a file offset (/proc/self/maps)"
+                    .into(),
+                remedy: "run hwprof from a regular file".into(),
+            })?;
         let exe = std::fs::read_link("/proc/self/exe").unwrap_or_else(|_| "/proc/self/exe".into());
         let probe = UprobeEvent::new(&exe, offset).map_err(|e| Loss {
             capability: "eBPF uprobes".into(),
@@ -324,7 +326,11 @@ impl UprobeEvent {
             .map_err(|_| io::Error::new(io::ErrorKind::InvalidData, "bad uprobe PMU type"))?;
         let path = std::ffi::CString::new(path.as_os_str().as_bytes())
             .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "NUL in path"))?;
-        Ok(UprobeEvent { pmu_type, path, offset })
+        Ok(UprobeEvent {
+            pmu_type,
+            path,
+            offset,
+        })
     }
 }
 

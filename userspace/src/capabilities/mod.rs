@@ -38,7 +38,10 @@ pub struct Loss {
 
 impl Loss {
     pub fn line(&self) -> String {
-        format!("{} unavailable: {}; {}", self.capability, self.reason, self.remedy)
+        format!(
+            "{} unavailable: {}; {}",
+            self.capability, self.reason, self.remedy
+        )
     }
 }
 

@@ -81,7 +81,12 @@ pub fn identify_from_cpuinfo(text: &str) -> CpuIdentity {
         .map(|(_, v)| v.split_whitespace().collect())
         .unwrap_or_default();
     let mut simd = Vec::new();
-    for (flag, name) in [("asimd", "NEON"), ("sve", "SVE"), ("sve2", "SVE2"), ("asimddp", "DOTPROD")] {
+    for (flag, name) in [
+        ("asimd", "NEON"),
+        ("sve", "SVE"),
+        ("sve2", "SVE2"),
+        ("asimddp", "DOTPROD"),
+    ] {
         if features.contains(&flag) {
             simd.push(name.to_string());
         }
@@ -143,6 +148,9 @@ mod tests {
         assert_eq!(id.microarchitecture, None);
         assert_eq!(id.model_name, "Arm part 0xfff");
         assert_eq!(identify_from_cpuinfo("").vendor, "unknown");
-        assert_eq!(apple_microarchitecture("Apple M2 Pro").as_deref(), Some("Apple M2"));
+        assert_eq!(
+            apple_microarchitecture("Apple M2 Pro").as_deref(),
+            Some("Apple M2")
+        );
     }
 }

@@ -59,7 +59,12 @@ pub fn lookup(vendor: &str, family: u32, model: u32, stepping: u32) -> Option<&'
 }
 
 /// Fold CPUID leaf 1 EAX fields into display family and model (Intel SDM 3.2).
-pub fn display_family_model(base_family: u32, ext_family: u32, base_model: u32, ext_model: u32) -> (u32, u32) {
+pub fn display_family_model(
+    base_family: u32,
+    ext_family: u32,
+    base_model: u32,
+    ext_model: u32,
+) -> (u32, u32) {
     let family = if base_family == 0xF {
         base_family + ext_family
     } else {

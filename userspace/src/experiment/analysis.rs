@@ -210,12 +210,19 @@ fn variant_metrics(
         ("context_switches", "context-switches"),
         ("cpu_migrations", "cpu-migrations"),
     ] {
-        let v: Option<Vec<f64>> = trials.iter().map(|t| t.counter_sum(event).map(|s| s.0)).collect();
+        let v: Option<Vec<f64>> = trials
+            .iter()
+            .map(|t| t.counter_sum(event).map(|s| s.0))
+            .collect();
         m.insert(
             key.into(),
             match v {
                 Some(v) => Metric::measured("per trial", Source::Software, &v),
-                None => Metric::unavailable("per trial", Source::Software, "software counters unavailable".into()),
+                None => Metric::unavailable(
+                    "per trial",
+                    Source::Software,
+                    "software counters unavailable".into(),
+                ),
             },
         );
     }
@@ -231,7 +238,10 @@ pub fn analyse_group(
     tsc_hz: Option<f64>,
 ) -> GroupResult {
     let measured = |name: &str| -> Vec<&TrialResult> {
-        trials.iter().filter(|t| !t.warmup && t.variant == name).collect()
+        trials
+            .iter()
+            .filter(|t| !t.warmup && t.variant == name)
+            .collect()
     };
     let variants: Vec<VariantResult> = exp
         .variants()
@@ -261,7 +271,15 @@ pub fn analyse_group(
             source: Source::Timer,
             ratio,
             ci95: ci,
-            verdict: ab_verdict(cmp.treatment, cmp.baseline, ratio, ci, n, cv(&treat), cv(&base)),
+            verdict: ab_verdict(
+                cmp.treatment,
+                cmp.baseline,
+                ratio,
+                ci,
+                n,
+                cv(&treat),
+                cv(&base),
+            ),
         }
     });
     GroupResult {
@@ -270,8 +288,16 @@ pub fn analyse_group(
         cpus: group.cpus.clone(),
         variants,
         comparison,
-        off_cpu_samples: trials.iter().flat_map(|t| &t.workers).map(|w| w.off_cpu_samples).sum(),
-        migrations_seen: trials.iter().flat_map(|t| &t.workers).map(|w| w.migrations_seen).sum(),
+        off_cpu_samples: trials
+            .iter()
+            .flat_map(|t| &t.workers)
+            .map(|w| w.off_cpu_samples)
+            .sum(),
+        migrations_seen: trials
+            .iter()
+            .flat_map(|t| &t.workers)
+            .map(|w| w.migrations_seen)
+            .sum(),
         trials,
     }
 }

@@ -42,10 +42,14 @@ fn settings(o: &RunOptions) -> anyhow::Result<RunSettings> {
     let (d, r, w) = if o.quick { (0.15, 7, 1) } else { (0.5, 15, 2) };
     let duration = o.duration.unwrap_or(d);
     if !(duration.is_finite() && duration > 0.0) {
-        return Err(usage(format!("--duration must be a positive number of seconds, got {duration}")));
+        return Err(usage(format!(
+            "--duration must be a positive number of seconds, got {duration}"
+        )));
     }
     if duration > 3600.0 {
-        return Err(usage("--duration is per repetition and variant; keep it under 3600 s"));
+        return Err(usage(
+            "--duration is per repetition and variant; keep it under 3600 s",
+        ));
     }
     let repetitions = o.repetitions.unwrap_or(r);
     if repetitions == 0 {
@@ -75,7 +79,6 @@ pub fn run(o: &RunOptions, interrupted: Arc<AtomicBool>) -> anyhow::Result<Optio
         ))
     })?;
     let settings = settings(o)?;
-    let out_dir = o.out.as_deref().map(report::output::prepare_dir).transpose()?;
 
     let (profile, loaded) = machine::discover(&o.topology)?;
     let topo = &profile.topology;
@@ -105,7 +108,7 @@ pub fn run(o: &RunOptions, interrupted: Arc<AtomicBool>) -> anyhow::Result<Optio
                 topo.backend
             );
             print!("{}", plan.render(topo));
-            println!("memory: {memory:?}");
+            println!("memory: {memory}");
         }
         return Ok(None);
     }
@@ -116,6 +119,11 @@ pub fn run(o: &RunOptions, interrupted: Arc<AtomicBool>) -> anyhow::Result<Optio
         )));
     }
     let binder = loaded.binder.clone();
+    let out_dir = o
+        .out
+        .as_deref()
+        .map(report::output::prepare_dir)
+        .transpose()?;
 
     let caps = &profile.capabilities;
     let counters = CounterPlan::from_capabilities(caps);
@@ -128,6 +136,16 @@ pub fn run(o: &RunOptions, interrupted: Arc<AtomicBool>) -> anyhow::Result<Optio
     let timer = &profile.timer;
     let tsc_hz = (timer.kind == TimerKind::Tsc).then_some(timer.ticks_per_second);
 
+    let total = plan.groups.len() * (settings.warmup + settings.repetitions) * exp.variants().len();
+    eprintln!(
+        "hwprof: running {}: {} group(s) x {} variants x {} repetitions (+{} warm-up), about {:.0} s",
+        exp.name(),
+        plan.groups.len(),
+        exp.variants().len(),
+        settings.repetitions,
+        settings.warmup,
+        total as f64 * settings.duration_s
+    );
     let started_at = now();
     let ctx = runner::Context {
         timer,
@@ -137,7 +155,6 @@ pub fn run(o: &RunOptions, interrupted: Arc<AtomicBool>) -> anyhow::Result<Optio
         duration: Duration::from_secs_f64(settings.duration_s),
         interrupted: &interrupted,
     };
-    let total = plan.groups.len() * (settings.warmup + settings.repetitions) * exp.variants().len();
     let bar = ProgressBar::new(total as u64);
     if o.json {
         bar.set_draw_target(indicatif::ProgressDrawTarget::hidden());

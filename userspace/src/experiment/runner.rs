@@ -151,7 +151,10 @@ pub fn run_trial(
         stop.store(true, Ordering::Relaxed);
         handles
             .into_iter()
-            .map(|h| h.join().unwrap_or_else(|_| Err(anyhow::anyhow!("a worker panicked"))))
+            .map(|h| {
+                h.join()
+                    .unwrap_or_else(|_| Err(anyhow::anyhow!("a worker panicked")))
+            })
             .collect()
     });
     let workers = results.into_iter().collect::<anyhow::Result<Vec<_>>>()?;

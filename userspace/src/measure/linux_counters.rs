@@ -189,7 +189,11 @@ mod tests {
         let r = c.read();
         let task_clock = r.iter().find(|r| r.name == "task-clock").unwrap();
         assert_eq!(task_clock.source, Source::Software);
-        assert!(task_clock.value > 100_000.0, "busy loop took {} ns CPU", task_clock.value);
+        assert!(
+            task_clock.value > 100_000.0,
+            "busy loop took {} ns CPU",
+            task_clock.value
+        );
         assert!(task_clock.running_ns > 0);
     }
 }

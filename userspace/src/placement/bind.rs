@@ -21,6 +21,20 @@ pub enum MemoryPolicy {
     Interleave(Vec<usize>),
 }
 
+impl std::fmt::Display for MemoryPolicy {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::FirstTouch => f.write_str("first-touch (kernel default)"),
+            Self::Bind(n) => write!(f, "bound to NUMA node(s) {}", super::cpulist::format(n)),
+            Self::Interleave(n) => write!(
+                f,
+                "interleaved over NUMA node(s) {}",
+                super::cpulist::format(n)
+            ),
+        }
+    }
+}
+
 impl MemoryPolicy {
     /// Parse `first-touch`, `node:N[,M]` or `interleave[:N,M]` against the known nodes.
     pub fn parse(text: &str, nodes: &[usize]) -> Result<Self, String> {
@@ -153,7 +167,9 @@ fn os_bind(cpu: usize) -> Result<(), String> {
     unsafe {
         let mut set: libc::cpu_set_t = std::mem::zeroed();
         if cpu >= 8 * std::mem::size_of::<libc::cpu_set_t>() {
-            return Err(format!("CPU {cpu} is beyond what sched_setaffinity can address"));
+            return Err(format!(
+                "CPU {cpu} is beyond what sched_setaffinity can address"
+            ));
         }
         libc::CPU_SET(cpu, &mut set);
         if libc::sched_setaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &set) != 0 {
@@ -192,8 +208,14 @@ mod tests {
     #[test]
     fn parses_memory_policies() {
         let nodes = [0, 1];
-        assert_eq!(MemoryPolicy::parse("first-touch", &nodes), Ok(MemoryPolicy::FirstTouch));
-        assert_eq!(MemoryPolicy::parse("node:1", &nodes), Ok(MemoryPolicy::Bind(vec![1])));
+        assert_eq!(
+            MemoryPolicy::parse("first-touch", &nodes),
+            Ok(MemoryPolicy::FirstTouch)
+        );
+        assert_eq!(
+            MemoryPolicy::parse("node:1", &nodes),
+            Ok(MemoryPolicy::Bind(vec![1]))
+        );
         assert_eq!(
             MemoryPolicy::parse("interleave", &nodes),
             Ok(MemoryPolicy::Interleave(vec![0, 1]))

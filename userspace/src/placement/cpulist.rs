@@ -21,7 +21,9 @@ pub fn parse(text: &str) -> Result<Vec<usize>, String> {
             Some((lo, hi)) => {
                 let (lo, hi) = (number(lo)?, number(hi)?);
                 if lo > hi {
-                    return Err(format!("range {part:?} runs backwards in CPU list {text:?}"));
+                    return Err(format!(
+                        "range {part:?} runs backwards in CPU list {text:?}"
+                    ));
                 }
                 if hi - lo > 1 << 16 {
                     return Err(format!("range {part:?} is implausibly large"));

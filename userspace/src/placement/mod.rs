@@ -211,7 +211,11 @@ impl Plan {
             }
         }
         for u in &self.unavailable {
-            let _ = writeln!(s, "not available on this machine: {}: {}", u.label, u.reason);
+            let _ = writeln!(
+                s,
+                "not available on this machine: {}: {}",
+                u.label, u.reason
+            );
         }
         s
     }

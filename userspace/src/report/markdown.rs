@@ -29,7 +29,11 @@ pub fn render(r: &Report) -> String {
         let _ = writeln!(s, "\n**Interrupted**: partial results.");
     }
     let _ = writeln!(s, "\n## Verdicts\n");
-    let _ = writeln!(s, "| pair / group | CPUs | {} [95% CI] | verdict |", r.experiment.effect);
+    let _ = writeln!(
+        s,
+        "| pair / group | CPUs | {} [95% CI] | verdict |",
+        r.experiment.effect
+    );
     let _ = writeln!(s, "|---|---|---|---|");
     for g in &r.groups {
         match &g.comparison {
@@ -46,16 +50,33 @@ pub fn render(r: &Report) -> String {
                 );
             }
             None => {
-                let _ = writeln!(s, "| {} | {} | – | not measured |", g.label, crate::placement::cpulist::format(&g.cpus));
+                let _ = writeln!(
+                    s,
+                    "| {} | {} | – | not measured |",
+                    g.label,
+                    crate::placement::cpulist::format(&g.cpus)
+                );
             }
         }
     }
     for u in &r.placement.unavailable {
-        let _ = writeln!(s, "| {} | – | – | not available on this machine: {} |", u.label, u.reason);
+        let _ = writeln!(
+            s,
+            "| {} | – | – | not available on this machine: {} |",
+            u.label, u.reason
+        );
     }
     for g in &r.groups {
         let _ = writeln!(s, "\n## {}\n", g.label);
-        let _ = writeln!(s, "| metric | {} |", g.variants.iter().map(|v| v.name.as_str()).collect::<Vec<_>>().join(" | "));
+        let _ = writeln!(
+            s,
+            "| metric | {} |",
+            g.variants
+                .iter()
+                .map(|v| v.name.as_str())
+                .collect::<Vec<_>>()
+                .join(" | ")
+        );
         let _ = writeln!(s, "|---|{}", "---|".repeat(g.variants.len()));
         if let Some(first) = g.variants.first() {
             for name in first.metrics.keys() {
@@ -64,7 +85,12 @@ pub fn render(r: &Report) -> String {
                     .iter()
                     .map(|v| v.metrics.get(name).map_or("–".into(), metric_cell))
                     .collect();
-                let _ = writeln!(s, "| {name} ({}) | {} |", first.metrics[name].unit, cells.join(" | "));
+                let _ = writeln!(
+                    s,
+                    "| {name} ({}) | {} |",
+                    first.metrics[name].unit,
+                    cells.join(" | ")
+                );
             }
         }
         let _ = writeln!(

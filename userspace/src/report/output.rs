@@ -46,10 +46,17 @@ pub fn prepare_dir(dir: &Path) -> anyhow::Result<PathBuf> {
         cur = d.parent();
     }
     if dir.exists() && !dir.is_dir() {
-        return Err(usage(format!("--out {}: exists and is not a directory", dir.display())));
+        return Err(usage(format!(
+            "--out {}: exists and is not a directory",
+            dir.display()
+        )));
     }
-    fs::create_dir_all(dir)
-        .map_err(|e| usage(format!("--out {}: cannot create directory: {e}", dir.display())))?;
+    fs::create_dir_all(dir).map_err(|e| {
+        usage(format!(
+            "--out {}: cannot create directory: {e}",
+            dir.display()
+        ))
+    })?;
     for d in missing.iter().rev() {
         let _ = chown(d);
     }
@@ -62,7 +69,10 @@ pub fn prepare_dir(dir: &Path) -> anyhow::Result<PathBuf> {
 
 /// Write `contents` to `path` atomically and give it to the invoking user.
 pub fn write_atomic(path: &Path, contents: &[u8]) -> anyhow::Result<()> {
-    let dir = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    let dir = path
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
     let name = path
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())

@@ -32,21 +32,14 @@ pub fn metric_cell(m: &Metric) -> String {
             s.cv * 100.0,
             m.source.name()
         ),
-        _ => format!(
-            "n/a ({})",
-            m.reason.as_deref().unwrap_or("not measured")
-        ),
+        _ => format!("n/a ({})", m.reason.as_deref().unwrap_or("not measured")),
     }
 }
 
 pub fn render(r: &Report) -> String {
     let mut s = String::new();
     let m = &r.machine;
-    let _ = writeln!(
-        s,
-        "hwprof {} — {}",
-        r.experiment.name, r.experiment.summary
-    );
+    let _ = writeln!(s, "hwprof {} — {}", r.experiment.name, r.experiment.summary);
     let _ = writeln!(s, "machine: {}", machine_line(m));
     let _ = writeln!(s, "measurement: {}", r.measurement.fallback);
     let _ = writeln!(s, "timer: {}", m.timer.description);
@@ -96,13 +89,20 @@ pub fn render(r: &Report) -> String {
         }
     }
     for u in &r.placement.unavailable {
-        let _ = writeln!(s, "\nnot available on this machine: {}: {}", u.label, u.reason);
+        let _ = writeln!(
+            s,
+            "\nnot available on this machine: {}: {}",
+            u.label, u.reason
+        );
     }
     for w in &r.warnings {
         let _ = writeln!(s, "warning: {w}");
     }
     if r.interrupted {
-        let _ = writeln!(s, "\ninterrupted: the report holds what was measured before the signal");
+        let _ = writeln!(
+            s,
+            "\ninterrupted: the report holds what was measured before the signal"
+        );
     }
     s
 }
@@ -157,16 +157,26 @@ pub fn render_info(m: &MachineProfile) -> String {
                 s,
                 "  L{level}: {} x {} KiB (shared by {} PU(s) each)",
                 caches.len(),
-                first.size_bytes.map_or("?".into(), |b| (b >> 10).to_string()),
+                first
+                    .size_bytes
+                    .map_or("?".into(), |b| (b >> 10).to_string()),
                 first.cpus.len()
             );
         }
     }
     if !t.offline_cpus.is_empty() {
-        let _ = writeln!(s, "  offline CPUs: {}", crate::placement::cpulist::format(&t.offline_cpus));
+        let _ = writeln!(
+            s,
+            "  offline CPUs: {}",
+            crate::placement::cpulist::format(&t.offline_cpus)
+        );
     }
     if !t.disallowed_cpus.is_empty() {
-        let _ = writeln!(s, "  disallowed CPUs: {}", crate::placement::cpulist::format(&t.disallowed_cpus));
+        let _ = writeln!(
+            s,
+            "  disallowed CPUs: {}",
+            crate::placement::cpulist::format(&t.disallowed_cpus)
+        );
     }
     for (i, k) in t.cpu_kinds.iter().enumerate() {
         let _ = writeln!(

@@ -53,7 +53,11 @@ impl Summary {
             ci95: median_ci(values, 0.95),
             mean,
             stddev,
-            cv: if mean != 0.0 { stddev / mean.abs() } else { 0.0 },
+            cv: if mean != 0.0 {
+                stddev / mean.abs()
+            } else {
+                0.0
+            },
             min: values.iter().copied().fold(f64::INFINITY, f64::min),
             max: values.iter().copied().fold(f64::NEG_INFINITY, f64::max),
         })

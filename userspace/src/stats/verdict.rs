@@ -103,12 +103,19 @@ mod tests {
         let v = ab_verdict("packed", "padded", 3.2, iv(2.9, 3.6), 5, 0.05, 0.04);
         assert_eq!(v.outcome, "slower");
         assert!(v.conclusive);
-        assert!(v.text.starts_with("packed is 3.20x slower than padded"), "{}", v.text);
+        assert!(
+            v.text.starts_with("packed is 3.20x slower than padded"),
+            "{}",
+            v.text
+        );
     }
 
     #[test]
     fn clear_speedup_and_equivalence() {
-        assert_eq!(ab_verdict("a", "b", 0.5, iv(0.45, 0.55), 5, 0.0, 0.0).outcome, "faster");
+        assert_eq!(
+            ab_verdict("a", "b", 0.5, iv(0.45, 0.55), 5, 0.0, 0.0).outcome,
+            "faster"
+        );
         assert_eq!(
             ab_verdict("a", "b", 1.01, iv(0.99, 1.02), 5, 0.0, 0.0).outcome,
             "no-difference"

@@ -12,7 +12,7 @@ use hwlocality::object::TopologyObject;
 use hwlocality::topology::export::xml::XMLExportFlags;
 use hwlocality::Topology as HwlocTopology;
 
-use super::{distinct, Cache, CpuKind, Loaded, NumaNode, Pu, Topology, TopologySource};
+use super::{Cache, CpuKind, Loaded, NumaNode, Pu, Topology, TopologySource};
 use crate::error::usage;
 use crate::placement::bind::Binder;
 
@@ -53,14 +53,8 @@ pub fn load(source: &TopologySource) -> anyhow::Result<Loaded> {
         .export_xml(XMLExportFlags::empty())
         .ok()
         .map(|x| x.as_str().to_string());
-    let binder = source
-        .is_host()
-        .then(|| Binder::with_hwloc(Arc::new(topo)));
-    Ok(Loaded {
-        model,
-        xml,
-        binder,
-    })
+    let binder = source.is_host().then(|| Binder::with_hwloc(Arc::new(topo)));
+    Ok(Loaded { model, xml, binder })
 }
 
 fn cpus_of(set: Option<BitmapRef<'_, CpuSet>>) -> Vec<usize> {
@@ -207,10 +201,7 @@ fn model_of(topo: &HwlocTopology, source: &TopologySource) -> anyhow::Result<Top
 fn numa_distance_matrix(topo: &HwlocTopology, numa: &[NumaNode]) -> Option<Vec<Vec<u64>>> {
     let all = topo.distances_with_type(None, ObjectType::NUMANode).ok()?;
     let d = all.first()?;
-    let order: Vec<Option<usize>> = d
-        .objects()
-        .map(|o| o.and_then(|o| o.os_index()))
-        .collect();
+    let order: Vec<Option<usize>> = d.objects().map(|o| o.and_then(|o| o.os_index())).collect();
     let n = order.len();
     if n != numa.len() {
         return None;
@@ -229,4 +220,12 @@ fn numa_distance_matrix(topo: &HwlocTopology, numa: &[NumaNode]) -> Option<Vec<V
 fn hwloc_version() -> String {
     let v = hwlocality::hwloc_api_version();
     format!("{}.{}.{}", v >> 16, (v >> 8) & 0xff, v & 0xff)
+}
+
+/// Count of distinct `Some` values.
+fn distinct<T: Ord + Copy>(values: impl Iterator<Item = Option<T>>) -> usize {
+    values
+        .flatten()
+        .collect::<std::collections::BTreeSet<_>>()
+        .len()
 }

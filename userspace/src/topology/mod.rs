@@ -8,10 +8,10 @@
 
 #[cfg(feature = "hwloc")]
 mod hwloc;
+#[cfg(target_os = "linux")]
+pub mod linux_sysfs;
 #[cfg(all(target_os = "macos", not(feature = "hwloc")))]
 mod macos_sysctl;
-#[cfg(all(target_os = "linux", not(feature = "hwloc")))]
-mod linux_sysfs;
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -176,7 +176,11 @@ impl Topology {
     /// Check that the counts agree with the per-object lists (a backend bug guard).
     pub fn check_consistency(&self) -> Result<(), String> {
         if self.pus != self.cpus.len() {
-            return Err(format!("{} PUs counted but {} listed", self.pus, self.cpus.len()));
+            return Err(format!(
+                "{} PUs counted but {} listed",
+                self.pus,
+                self.cpus.len()
+            ));
         }
         if self.numa_nodes != self.numa.len() {
             return Err(format!(
@@ -224,14 +228,6 @@ pub fn load(source: &TopologySource) -> anyhow::Result<Loaded> {
             "no topology backend on this platform: build with the `hwloc` feature"
         ))
     }
-}
-
-/// Count of distinct `Some` values.
-pub(crate) fn distinct<T: Ord + Copy>(values: impl Iterator<Item = Option<T>>) -> usize {
-    values
-        .flatten()
-        .collect::<std::collections::BTreeSet<_>>()
-        .len()
 }
 
 #[cfg(test)]

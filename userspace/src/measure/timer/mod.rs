@@ -4,9 +4,9 @@
 //! CLOCK_MONOTONIC_RAW), the generic timer's virtual count CNTVCT_EL0 (aarch64),
 //! mach_absolute_time (macOS), clock_gettime (anything else).
 
+mod clock_gettime;
 #[cfg(target_arch = "aarch64")]
 mod cntvct_aarch64;
-mod clock_gettime;
 #[cfg(target_os = "macos")]
 mod mach_macos;
 #[cfg(target_arch = "x86_64")]
@@ -61,29 +61,41 @@ impl Timer {
         let mut why_not: Vec<String> = Vec::new();
         #[cfg(target_arch = "x86_64")]
         match tsc_x86_64::calibrate() {
-            Ok(hz) => return Timer::characterised(TimerKind::Tsc, hz, format!(
-                "rdtsc: invariant TSC at {:.1} MHz, calibrated against CLOCK_MONOTONIC_RAW",
-                hz / 1e6
-            )),
+            Ok(hz) => {
+                return Timer::characterised(
+                    TimerKind::Tsc,
+                    hz,
+                    format!(
+                        "rdtsc: invariant TSC at {:.1} MHz, calibrated against CLOCK_MONOTONIC_RAW",
+                        hz / 1e6
+                    ),
+                )
+            }
             Err(e) => why_not.push(e),
         }
         #[cfg(target_arch = "aarch64")]
         {
             let hz = cntvct_aarch64::frequency();
             if hz > 0 {
-                return Timer::characterised(TimerKind::Cntvct, hz as f64, format!(
-                    "CNTVCT_EL0: generic timer at {:.1} MHz (CNTFRQ_EL0)",
-                    hz as f64 / 1e6
-                ));
+                return Timer::characterised(
+                    TimerKind::Cntvct,
+                    hz as f64,
+                    format!(
+                        "CNTVCT_EL0: generic timer at {:.1} MHz (CNTFRQ_EL0)",
+                        hz as f64 / 1e6
+                    ),
+                );
             }
             why_not.push("CNTFRQ_EL0 reads 0".into());
         }
         #[cfg(target_os = "macos")]
         {
             let hz = mach_macos::ticks_per_second();
-            return Timer::characterised(TimerKind::MachAbsoluteTime, hz, format!(
-                "mach_absolute_time, timebase {:.1} MHz", hz / 1e6
-            ));
+            return Timer::characterised(
+                TimerKind::MachAbsoluteTime,
+                hz,
+                format!("mach_absolute_time, timebase {:.1} MHz", hz / 1e6),
+            );
         }
         #[allow(unreachable_code)]
         {
@@ -168,8 +180,16 @@ mod tests {
         let tb = os.ticks_to_ns(b1 - b0);
         let rel = (ta - tb).abs() / tb;
         assert!(rel < 0.02, "{:?}: {ta} ns vs clock_gettime {tb} ns", t.kind);
-        assert!(t.resolution_ns > 0.0 && t.resolution_ns < 10_000.0, "{}", t.resolution_ns);
-        assert!(t.overhead_ns > 0.0 && t.overhead_ns < 10_000.0, "{}", t.overhead_ns);
+        assert!(
+            t.resolution_ns > 0.0 && t.resolution_ns < 10_000.0,
+            "{}",
+            t.resolution_ns
+        );
+        assert!(
+            t.overhead_ns > 0.0 && t.overhead_ns < 10_000.0,
+            "{}",
+            t.overhead_ns
+        );
     }
 
     #[test]
