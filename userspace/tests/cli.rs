@@ -1,0 +1,420 @@
+//! The `hwprof` binary end to end: JSON contracts, agreement with lstopo and perf
+//! on this machine, reports on disk, bad input, interruption.
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+
+use serde_json::Value;
+
+/// Experiments pin workers to this machine's CPUs: two at once would steal each
+/// other's cores and blur the effect being measured, so they take turns.
+static MACHINE: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+fn exclusive() -> std::sync::MutexGuard<'static, ()> {
+    MACHINE.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+fn hwprof() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_hwprof"))
+}
+
+fn run(args: &[&str]) -> Output {
+    hwprof().args(args).output().expect("hwprof runs")
+}
+
+fn json(args: &[&str]) -> Value {
+    let out = run(args);
+    assert!(
+        out.status.success(),
+        "hwprof {args:?} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).expect("exactly one JSON document on stdout")
+}
+
+fn topologies() -> PathBuf {
+    std::env::var_os("HWPROF_TOPOLOGIES")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/topologies"))
+}
+
+fn tool_output(cmd: &str, args: &[&str]) -> Option<String> {
+    let out = Command::new(cmd).args(args).output().ok()?;
+    Some(String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr))
+}
+
+#[test]
+fn info_json_has_the_contract_fields() {
+    let v = json(&["info", "--json"]);
+    for path in [
+        "/topology/packages",
+        "/topology/numa_nodes",
+        "/topology/cores",
+        "/topology/pus",
+        "/topology/l3_domains",
+        "/topology/numa_distances",
+        "/cpu/vendor",
+        "/cpu/model_name",
+        "/cpu/microarchitecture",
+        "/cpu/simd",
+        "/virtualization",
+        "/capabilities/pmu_hardware",
+        "/capabilities/pmu_software",
+        "/capabilities/ebpf/btf",
+        "/capabilities/ebpf/tracepoints",
+        "/capabilities/ebpf/kprobes",
+        "/capabilities/ebpf/uprobes",
+        "/capabilities/paranoid",
+    ] {
+        assert!(v.pointer(path).is_some(), "missing {path}");
+    }
+    for b in ["pmu_hardware", "pmu_software"] {
+        assert!(v["capabilities"][b].is_boolean());
+    }
+    assert!(v["cpu"]["simd"].is_array());
+    assert!(v["capabilities"]["paranoid"].is_i64() || cfg!(not(target_os = "linux")));
+}
+
+/// Host topology counts equal lstopo's on this very machine.
+#[test]
+fn info_agrees_with_lstopo_on_this_machine() {
+    let v = json(&["info", "--json"]);
+    let Some(_) = tool_output("lstopo-no-graphics", &["--version"]) else {
+        eprintln!("lstopo-no-graphics not installed; run scripts/install.sh");
+        return;
+    };
+    for (ty, key) in [
+        ("pu", "pus"),
+        ("core", "cores"),
+        ("package", "packages"),
+        ("numanode", "numa_nodes"),
+        ("l3cache", "l3_domains"),
+    ] {
+        let n = tool_output("lstopo-no-graphics", &["--only", ty])
+            .unwrap()
+            .lines()
+            .count();
+        assert_eq!(v["topology"][key].as_u64(), Some(n as u64), "{ty}");
+    }
+}
+
+/// pmu_hardware must say what perf says: `perf stat -e instructions` counts or
+/// reports "<not supported>".
+#[test]
+fn pmu_capability_agrees_with_perf() {
+    let v = json(&["info", "--json"]);
+    let Some(out) = tool_output(
+        "perf",
+        &["stat", "-x,", "-e", "instructions,task-clock", "true"],
+    ) else {
+        eprintln!("perf not installed; run scripts/install.sh");
+        return;
+    };
+    if !out.contains("instructions") {
+        eprintln!("perf did not run here: {out}");
+        return;
+    }
+    let perf_counts_instructions =
+        !out.contains("<not supported>") && !out.contains("<not counted>");
+    assert_eq!(
+        v["capabilities"]["pmu_hardware"].as_bool(),
+        Some(perf_counts_instructions),
+        "perf said: {out}"
+    );
+    let perf_counts_task_clock = out
+        .lines()
+        .any(|l| l.contains("task-clock") && !l.starts_with('<'));
+    assert_eq!(
+        v["capabilities"]["pmu_software"].as_bool(),
+        Some(perf_counts_task_clock),
+        "perf said: {out}"
+    );
+}
+
+#[cfg(feature = "hwloc")]
+#[test]
+fn info_reads_a_lab_machine_export() {
+    let file = topologies().join("24em64t-2n6c2t-pci.xml");
+    let arg = format!("xml:{}", file.display());
+    let v = json(&["info", "--topology", &arg, "--json"]);
+    let t = &v["topology"];
+    assert_eq!(
+        (
+            t["packages"].as_u64(),
+            t["numa_nodes"].as_u64(),
+            t["cores"].as_u64(),
+            t["pus"].as_u64()
+        ),
+        (Some(2), Some(2), Some(12), Some(24))
+    );
+}
+
+#[cfg(feature = "hwloc")]
+#[test]
+fn plan_only_places_cross_package_threads_on_two_packages() {
+    let file = topologies().join("24em64t-2n6c2t-pci.xml");
+    let arg = format!("xml:{}", file.display());
+    let v = json(&[
+        "run",
+        "false-sharing",
+        "--pairs",
+        "cross-package",
+        "--topology",
+        &arg,
+        "--plan-only",
+        "--json",
+    ]);
+    let cpus: Vec<u64> = v["placement"]["groups"][0]["cpus"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c.as_u64().unwrap())
+        .collect();
+    let info = json(&["info", "--topology", &arg, "--json"]);
+    let pkg = |cpu: u64| {
+        info["topology"]["cpus"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|p| p["os_index"].as_u64() == Some(cpu))
+            .unwrap()["package"]
+            .as_u64()
+    };
+    assert_eq!(cpus.len(), 2);
+    assert_ne!(pkg(cpus[0]), pkg(cpus[1]), "plan {cpus:?}");
+}
+
+/// The foundation's proof: false sharing is detected on the host, every metric
+/// states its source, and the report embeds the machine profile.
+#[test]
+fn false_sharing_quick_detects_the_effect() {
+    let _machine = exclusive();
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("fs");
+    let v = json(&[
+        "run",
+        "false-sharing",
+        "--quick",
+        "--json",
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    assert_eq!(v["experiment"]["name"], "false-sharing");
+    assert!(v["machine"]["topology"]["pus"].as_u64().unwrap() >= 2);
+    let groups = v["groups"].as_array().unwrap();
+    assert!(!groups.is_empty());
+    for g in groups {
+        for variant in g["variants"].as_array().unwrap() {
+            for (name, m) in variant["metrics"].as_object().unwrap() {
+                let src = m["source"]
+                    .as_str()
+                    .unwrap_or_else(|| panic!("{name} has no source"));
+                assert!(
+                    ["pmu", "software", "timer", "probe"].contains(&src),
+                    "{name}: {src}"
+                );
+                if m["available"] == true {
+                    assert!(
+                        m["median"].is_number() && m["ci95"]["lo"].is_number(),
+                        "{name}: {m}"
+                    );
+                } else {
+                    assert!(
+                        m["reason"].is_string(),
+                        "{name} unavailable without a reason"
+                    );
+                }
+            }
+        }
+        let c = &g["comparison"];
+        // On any machine with two cores, packed counters must be clearly slower.
+        assert_eq!(
+            c["verdict"]["outcome"], "slower",
+            "{}: {}",
+            g["label"], c["verdict"]["text"]
+        );
+        assert!(
+            c["ci95"]["lo"].as_f64().unwrap() > 1.2,
+            "{}: {c}",
+            g["label"]
+        );
+        assert_eq!(c["source"], "timer");
+    }
+    // Files: report.json equal to stdout's document, summary.md, no temporaries.
+    let on_disk: Value =
+        serde_json::from_slice(&std::fs::read(out.join("report.json")).unwrap()).unwrap();
+    assert_eq!(on_disk["groups"], v["groups"]);
+    let md = std::fs::read_to_string(out.join("summary.md")).unwrap();
+    assert!(
+        md.contains("## Verdicts") && md.contains("slower than padded"),
+        "{md}"
+    );
+    let names: Vec<String> = std::fs::read_dir(&out)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    assert_eq!(names.len(), 2, "{names:?}");
+}
+
+/// Under sudo (root with SUDO_UID/SUDO_GID), written files belong to the invoking user.
+#[cfg(unix)]
+#[test]
+fn files_written_under_sudo_belong_to_the_invoking_user() {
+    let _machine = exclusive();
+    use std::os::unix::fs::MetadataExt;
+    // SAFETY: geteuid has no preconditions.
+    if unsafe { libc::geteuid() } != 0 {
+        eprintln!("not root: the sudo ownership path cannot be exercised");
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("owned/by/nobody");
+    let status = hwprof()
+        .args([
+            "run",
+            "false-sharing",
+            "--duration",
+            "0.02",
+            "--repetitions",
+            "1",
+            "--warmup",
+            "0",
+            "--out",
+        ])
+        .arg(&out)
+        .env("SUDO_UID", "65534")
+        .env("SUDO_GID", "65534")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .unwrap();
+    assert!(status.success());
+    for p in [
+        out.join("report.json"),
+        out.join("summary.md"),
+        out.clone(),
+        dir.path().join("owned"),
+    ] {
+        let m = std::fs::metadata(&p).unwrap();
+        assert_eq!((m.uid(), m.gid()), (65534, 65534), "{}", p.display());
+    }
+}
+
+/// Each bad input: exit status 2, exactly one line on stderr, no panic.
+#[test]
+fn bad_input_exits_2_with_one_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("not-a-dir");
+    std::fs::write(&file, "x").unwrap();
+    let garbage_xml = dir.path().join("garbage.xml");
+    std::fs::write(&garbage_xml, "<topology><object type=").unwrap();
+    let xml_arg = format!("xml:{}", garbage_xml.display());
+    let out_arg = file.join("sub").display().to_string();
+    let offline = format!(
+        "xml:{}",
+        topologies().join("16em64t-4s2c2t-offlines.xml").display()
+    );
+    let cases: Vec<Vec<&str>> = vec![
+        vec!["run", "false-sharing", "--cpus", "0,4096"],
+        vec!["run", "false-sharing", "--cpus", "0-x"],
+        vec![
+            "run",
+            "false-sharing",
+            "--cpus",
+            "5",
+            "--topology",
+            &offline,
+            "--plan-only",
+        ],
+        vec![
+            "run",
+            "false-sharing",
+            "--topology",
+            &xml_arg,
+            "--plan-only",
+        ],
+        vec!["info", "--topology", &xml_arg],
+        vec!["info", "--topology", "synthetic:pack:two core:x"],
+        vec!["info", "--topology", "nonsense"],
+        vec!["run", "false-sharing", "--pairs", "cross-package"],
+        vec!["run", "false-sharing", "--pairs", "far-away"],
+        vec!["run", "false-sharing", "--duration", "0"],
+        vec!["run", "false-sharing", "--duration", "-1"],
+        vec!["run", "false-sharing", "--repetitions", "0"],
+        vec!["run", "false-sharing", "--repetitions", "-2"],
+        vec!["run", "false-sharing", "--out", &out_arg],
+        vec!["run", "no-such-experiment"],
+        vec!["run", "false-sharing", "--threads", "0"],
+        vec!["run", "false-sharing", "--membind", "node:99"],
+        vec!["frobnicate"],
+    ];
+    for args in cases {
+        let out = run(&args);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {stderr}");
+        let lines: Vec<&str> = stderr.lines().collect();
+        assert_eq!(lines.len(), 1, "{args:?} printed {lines:?}");
+        assert!(
+            lines[0].starts_with("hwprof: error: "),
+            "{args:?}: {}",
+            lines[0]
+        );
+        assert!(!stderr.contains("panicked"), "{args:?}");
+        assert!(out.stdout.is_empty(), "{args:?} wrote to stdout");
+    }
+}
+
+/// SIGTERM mid-run: the report is still written, marked interrupted, exit 130.
+#[cfg(unix)]
+#[test]
+fn sigterm_still_writes_the_report() {
+    let _machine = exclusive();
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("partial");
+    let mut child = hwprof()
+        .args([
+            "run",
+            "false-sharing",
+            "--duration",
+            "0.5",
+            "--repetitions",
+            "20",
+            "--warmup",
+            "0",
+            "--out",
+        ])
+        .arg(&out)
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Wait until the run has started (its announcement on stderr), then signal.
+    let mut stderr = BufReader::new(child.stderr.take().unwrap());
+    let mut line = String::new();
+    loop {
+        line.clear();
+        assert!(
+            stderr.read_line(&mut line).unwrap() > 0,
+            "hwprof exited before running"
+        );
+        if line.starts_with("hwprof: running") {
+            break;
+        }
+    }
+    // SAFETY: sending a signal to our own child.
+    unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
+    let status = child.wait().unwrap();
+    assert_eq!(status.code(), Some(130));
+    let v: Value =
+        serde_json::from_slice(&std::fs::read(out.join("report.json")).unwrap()).unwrap();
+    assert_eq!(v["interrupted"], true);
+    assert!(out.join("summary.md").is_file());
+}
+
+#[test]
+fn list_names_the_registered_experiments() {
+    let out = run(&["list"]);
+    assert!(out.status.success());
+    assert!(String::from_utf8_lossy(&out.stdout).contains("false-sharing"));
+}

@@ -1,0 +1,298 @@
+//! Discovery and placement on real machines' hwloc exports (../shared/topologies)
+//! and on synthetic descriptions. Expected counts are read from the README that
+//! ships with the exports (lstopo's counts), and cross-checked against lstopo
+//! itself when it is installed.
+#![cfg(feature = "hwloc")]
+
+use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use hwprof::placement::{self, pairs, PairClass, Policy, Request};
+use hwprof::topology::{self, Topology, TopologySource};
+use hwprof_workloads::ThreadShape;
+
+fn topologies_dir() -> PathBuf {
+    let dir = std::env::var_os("HWPROF_TOPOLOGIES")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/topologies"));
+    assert!(
+        dir.join("README.md").is_file(),
+        "topology exports not found at {} (set HWPROF_TOPOLOGIES)",
+        dir.display()
+    );
+    dir
+}
+
+/// (file, pus, cores, packages, numa, l3) from the README table.
+fn expected() -> Vec<(String, usize, usize, usize, usize, usize)> {
+    let text = std::fs::read_to_string(topologies_dir().join("README.md")).unwrap();
+    let rows: Vec<_> = text
+        .lines()
+        .filter(|l| l.starts_with('|') && l.contains(".xml"))
+        .map(|l| {
+            let c: Vec<&str> = l.split('|').map(str::trim).collect();
+            let n = |i: usize| c[i].parse::<usize>().unwrap();
+            (c[1].to_string(), n(2), n(3), n(4), n(5), n(6))
+        })
+        .collect();
+    assert!(rows.len() >= 9, "README table has {} rows", rows.len());
+    rows
+}
+
+fn load(file: &str) -> Topology {
+    let src = TopologySource::Xml(topologies_dir().join(file));
+    topology::load(&src)
+        .unwrap_or_else(|e| panic!("{file}: {e}"))
+        .model
+}
+
+#[test]
+fn every_export_matches_lstopo_counts() {
+    for (file, pus, cores, packages, numa, l3) in expected() {
+        let t = load(&file);
+        assert_eq!(
+            (t.pus, t.cores, t.packages, t.numa_nodes, t.l3_domains),
+            (pus, cores, packages, numa, l3),
+            "{file}: (PUs, cores, packages, NUMA, L3)"
+        );
+        t.check_consistency().unwrap();
+    }
+}
+
+fn lstopo_count(file: &Path, ty: &str) -> Option<usize> {
+    let out = Command::new("lstopo-no-graphics")
+        .arg("--input")
+        .arg(file)
+        .args(["--only", ty])
+        .output()
+        .ok()?;
+    out.status
+        .success()
+        .then(|| String::from_utf8_lossy(&out.stdout).lines().count())
+}
+
+/// The same comparison against a live lstopo, when the hwloc tools are installed
+/// (scripts/install.sh installs them).
+#[test]
+fn every_export_matches_live_lstopo() {
+    let dir = topologies_dir();
+    if lstopo_count(&dir.join("fakecpukinds.xml"), "pu").is_none() {
+        eprintln!("lstopo-no-graphics not installed: compared against the README table only");
+        return;
+    }
+    for (file, ..) in expected() {
+        let t = load(&file);
+        let path = dir.join(&file);
+        for (ty, ours) in [
+            ("pu", t.pus),
+            ("core", t.cores),
+            ("package", t.packages),
+            ("numanode", t.numa_nodes),
+            ("l3cache", t.l3_domains),
+        ] {
+            assert_eq!(lstopo_count(&path, ty), Some(ours), "{file}: {ty}");
+        }
+    }
+}
+
+#[test]
+fn details_of_known_machines() {
+    let t = load("24em64t-2n6c2t-pci.xml");
+    let d = t.numa_distances.as_ref().expect("distance matrix");
+    assert_eq!(d.len(), 2);
+    assert!(d[0][0] < d[0][1], "local < remote: {d:?}");
+    assert_eq!(t.max_smt(), 2);
+    assert!(t.cache_size_for(3, 0).unwrap() >= 1 << 20);
+    assert!(t.cache_size_for(1, 0).unwrap() >= 16 << 10);
+
+    let off = load("16em64t-4s2c2t-offlines.xml");
+    assert_eq!(off.offline_cpus.len(), 16 - 7, "{:?}", off.offline_cpus);
+
+    let kinds = load("fakecpukinds.xml");
+    assert!(
+        kinds.cpu_kinds.len() >= 2,
+        "hybrid kinds: {:?}",
+        kinds.cpu_kinds
+    );
+    assert!(kinds.cpus.iter().all(|p| p.kind.is_some()));
+
+    let amd = load("16amd64-4distances.xml");
+    assert_eq!(amd.numa_distances.as_ref().map(|m| m.len()), Some(8));
+}
+
+#[test]
+fn synthetic_descriptions() {
+    let src = TopologySource::parse("synthetic:pack:2 numa:1 l3:2 core:8 pu:2").unwrap();
+    let t = topology::load(&src).unwrap().model;
+    assert_eq!(
+        (t.packages, t.numa_nodes, t.l3_domains, t.cores, t.pus),
+        (2, 2, 4, 32, 64)
+    );
+    let bad = TopologySource::parse("synthetic:pack:two").unwrap();
+    let err = topology::load(&bad)
+        .err()
+        .expect("malformed synthetic string must fail");
+    assert!(hwprof::error::is_usage(&err));
+}
+
+fn classes(t: &Topology) -> BTreeSet<PairClass> {
+    let req = Request::default();
+    let plan = placement::plan(t, ThreadShape::Pair, &req).unwrap();
+    for g in &plan.groups {
+        let c = g.pair_class.unwrap();
+        assert_eq!(pairs::classify(t, g.cpus[0], g.cpus[1]), Some(c));
+    }
+    plan.groups.iter().filter_map(|g| g.pair_class).collect()
+}
+
+#[test]
+fn pair_classes_follow_the_hardware() {
+    use PairClass::*;
+    let set = |v: &[PairClass]| v.iter().copied().collect::<BTreeSet<_>>();
+    assert_eq!(
+        classes(&load("24em64t-2n6c2t-pci.xml")),
+        set(&[SmtSiblings, SameL3, CrossPackage])
+    );
+    assert_eq!(
+        classes(&load("64intel64-fakeKNL-SNC4-hybrid.xml")),
+        set(&[SmtSiblings, SameL3, CrossL3])
+    );
+    // No L3 recorded: only the package boundary can be named.
+    assert_eq!(
+        classes(&load("16amd64-4distances.xml")),
+        set(&[CrossPackage])
+    );
+    let synth =
+        topology::load(&TopologySource::parse("synthetic:pack:2 l3:2 core:2 pu:2").unwrap())
+            .unwrap()
+            .model;
+    assert_eq!(
+        classes(&synth),
+        set(&[SmtSiblings, SameL3, CrossL3, CrossPackage])
+    );
+}
+
+#[test]
+fn missing_pair_class_is_an_error_when_asked_for() {
+    let t = load("24em64t-2n6c2t-pci.xml");
+    let req = Request {
+        pairs: Some(vec![PairClass::CrossL3]),
+        ..Default::default()
+    };
+    let err = placement::plan(&t, ThreadShape::Pair, &req).unwrap_err();
+    assert!(hwprof::error::is_usage(&err));
+    assert!(err.to_string().contains("cross-l3"), "{err}");
+}
+
+#[test]
+fn cross_package_pair_spans_packages() {
+    let t = load("24em64t-2n6c2t-pci.xml");
+    let req = Request {
+        pairs: Some(vec![PairClass::CrossPackage]),
+        ..Default::default()
+    };
+    let plan = placement::plan(&t, ThreadShape::Pair, &req).unwrap();
+    let g = &plan.groups[0];
+    let pkg = |c: usize| t.pu(c).unwrap().package;
+    assert_ne!(pkg(g.cpus[0]), pkg(g.cpus[1]));
+}
+
+/// Policy invariants on every export: each order is a permutation of the usable
+/// CPUs; compact fills a core's SMT siblings first; scatter visits every package
+/// before reusing one and puts SMT siblings last.
+#[test]
+fn compact_and_scatter_orders() {
+    for (file, ..) in expected() {
+        let t = load(&file);
+        let usable: BTreeSet<usize> = t.usable_cpus().into_iter().collect();
+        for policy in [Policy::Compact, Policy::Scatter] {
+            let order = policy.order(&t, None);
+            assert_eq!(
+                order.iter().copied().collect::<BTreeSet<_>>(),
+                usable,
+                "{file} {policy:?}"
+            );
+            assert_eq!(order.len(), usable.len());
+        }
+        // Compact: all online PUs of the first core come first (offline siblings
+        // shrink that core, as on the -offlines export).
+        let compact = Policy::Compact.order(&t, None);
+        let core = t.pu(compact[0]).unwrap().core;
+        let k = t.cpus.iter().filter(|p| p.core == core).count();
+        assert!(
+            compact[..k].iter().all(|&c| t.pu(c).unwrap().core == core),
+            "{file}: compact starts with the siblings of one core"
+        );
+        let scatter = Policy::Scatter.order(&t, None);
+        if t.packages > 1 {
+            let first: BTreeSet<_> = scatter[..t.packages]
+                .iter()
+                .map(|&c| t.pu(c).unwrap().package)
+                .collect();
+            assert_eq!(
+                first.len(),
+                t.packages,
+                "{file}: scatter spans packages first"
+            );
+        }
+        // In scatter, no core is used twice before every core was used once.
+        let cores: BTreeSet<_> = t.cpus.iter().map(|p| p.core).collect();
+        let head: Vec<_> = scatter[..cores.len()]
+            .iter()
+            .map(|&c| t.pu(c).unwrap().core)
+            .collect();
+        assert_eq!(
+            head.iter().collect::<BTreeSet<_>>().len(),
+            cores.len(),
+            "{file}"
+        );
+    }
+}
+
+#[test]
+fn explicit_cpus_are_validated_against_the_topology() {
+    let t = load("16em64t-4s2c2t-offlines.xml");
+    let bad = |cpus: Vec<usize>| {
+        let req = Request {
+            cpus: Some(cpus),
+            policy: None,
+            ..Default::default()
+        };
+        placement::plan(&t, ThreadShape::Threads { default: 2 }, &req).unwrap_err()
+    };
+    let offline = t.offline_cpus[0];
+    assert!(bad(vec![offline]).to_string().contains("offline"));
+    assert!(bad(vec![99]).to_string().contains("does not exist"));
+    let ok = placement::plan(
+        &t,
+        ThreadShape::Threads { default: 2 },
+        &Request {
+            cpus: Some(vec![t.usable_cpus()[0], t.usable_cpus()[1]]),
+            ..Default::default()
+        },
+    )
+    .unwrap();
+    assert_eq!(ok.groups[0].cpus.len(), 2);
+}
+
+/// hwloc and sysfs must describe this host the same way.
+#[cfg(target_os = "linux")]
+#[test]
+fn hwloc_and_sysfs_agree_on_the_host() {
+    let h = topology::load(&TopologySource::Host).unwrap().model;
+    let s = topology::linux_sysfs::host().unwrap();
+    assert_eq!(
+        (h.packages, h.numa_nodes, h.cores, h.pus, h.l3_domains),
+        (s.packages, s.numa_nodes, s.cores, s.pus, s.l3_domains)
+    );
+    for cpu in h.usable_cpus() {
+        for level in 1..=3 {
+            assert_eq!(
+                h.cache_size_for(level, cpu),
+                s.cache_size_for(level, cpu),
+                "L{level} of CPU {cpu}"
+            );
+        }
+    }
+}
