@@ -132,7 +132,7 @@ fn pmu_capability_agrees_with_perf() {
     );
 }
 
-#[cfg(feature = "hwloc")]
+#[cfg(all(feature = "hwloc", target_os = "linux"))]
 #[test]
 fn info_reads_a_lab_machine_export() {
     let file = topologies().join("24em64t-2n6c2t-pci.xml");
@@ -150,7 +150,7 @@ fn info_reads_a_lab_machine_export() {
     );
 }
 
-#[cfg(feature = "hwloc")]
+#[cfg(all(feature = "hwloc", target_os = "linux"))]
 #[test]
 fn plan_only_places_cross_package_threads_on_two_packages() {
     let file = topologies().join("24em64t-2n6c2t-pci.xml");

@@ -2,7 +2,7 @@
 //! and on synthetic descriptions. Expected counts are read from the README that
 //! ships with the exports (lstopo's counts), and cross-checked against lstopo
 //! itself when it is installed.
-#![cfg(feature = "hwloc")]
+#![cfg(all(feature = "hwloc", target_os = "linux"))]
 
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};

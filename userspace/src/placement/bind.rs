@@ -4,7 +4,7 @@
 //! `sched_setaffinity` on Linux builds without hwloc; not at all on macOS, whose
 //! scheduler offers no hard affinity (the report then says threads ran unpinned).
 
-#[cfg(feature = "hwloc")]
+#[cfg(all(feature = "hwloc", target_os = "linux"))]
 use std::sync::Arc;
 
 use serde::Serialize;
@@ -69,12 +69,12 @@ impl MemoryPolicy {
 /// How threads get pinned on this host.
 #[derive(Clone)]
 pub struct Binder {
-    #[cfg(feature = "hwloc")]
+    #[cfg(all(feature = "hwloc", target_os = "linux"))]
     hwloc: Option<Arc<hwlocality::Topology>>,
 }
 
 impl Binder {
-    #[cfg(feature = "hwloc")]
+    #[cfg(all(feature = "hwloc", target_os = "linux"))]
     pub fn with_hwloc(topology: Arc<hwlocality::Topology>) -> Self {
         Binder {
             hwloc: Some(topology),
@@ -85,14 +85,14 @@ impl Binder {
     #[allow(dead_code)]
     pub fn os() -> Self {
         Binder {
-            #[cfg(feature = "hwloc")]
+            #[cfg(all(feature = "hwloc", target_os = "linux"))]
             hwloc: None,
         }
     }
 
     /// What performs the binding, for the report.
     pub fn mechanism(&self) -> &'static str {
-        #[cfg(feature = "hwloc")]
+        #[cfg(all(feature = "hwloc", target_os = "linux"))]
         if self.hwloc.is_some() {
             return "hwloc (hwloc_set_cpubind, THREAD)";
         }
@@ -110,7 +110,7 @@ impl Binder {
 
     /// Pin the calling thread to one CPU.
     pub fn bind_current_thread(&self, cpu: usize) -> Result<(), String> {
-        #[cfg(feature = "hwloc")]
+        #[cfg(all(feature = "hwloc", target_os = "linux"))]
         if let Some(topo) = &self.hwloc {
             use hwlocality::cpu::binding::CpuBindingFlags;
             use hwlocality::cpu::cpuset::CpuSet;
@@ -130,7 +130,7 @@ impl Binder {
             MemoryPolicy::Bind(n) => (n, false),
             MemoryPolicy::Interleave(n) => (n, true),
         };
-        #[cfg(feature = "hwloc")]
+        #[cfg(all(feature = "hwloc", target_os = "linux"))]
         if let Some(topo) = &self.hwloc {
             use hwlocality::memory::binding::{MemoryBindingFlags, MemoryBindingPolicy};
             use hwlocality::memory::nodeset::NodeSet;
@@ -153,7 +153,7 @@ impl Binder {
 
     /// Undo [`Binder::bind_memory`] for the calling thread.
     pub fn reset_memory(&self) {
-        #[cfg(feature = "hwloc")]
+        #[cfg(all(feature = "hwloc", target_os = "linux"))]
         if let Some(topo) = &self.hwloc {
             use hwlocality::memory::binding::MemoryBindingFlags;
             let _ = topo.unbind_memory(MemoryBindingFlags::THREAD);

@@ -42,13 +42,18 @@ fn percentile_interval(mut stats: Vec<f64>, level: f64) -> Interval {
 
 /// Bootstrap CI of the median at `level` (e.g. 0.95).
 pub fn median_ci(values: &[f64], level: f64) -> Interval {
+    median_ci_with(values, level, RESAMPLES)
+}
+
+/// [`median_ci`] with a chosen number of resamples.
+pub fn median_ci_with(values: &[f64], level: f64, resamples: usize) -> Interval {
     if values.len() < 2 {
         let m = values.first().copied().unwrap_or(f64::NAN);
         return Interval { lo: m, hi: m };
     }
     let mut rng = StdRng::seed_from_u64(SEED);
     let mut scratch = Vec::with_capacity(values.len());
-    let stats = (0..RESAMPLES)
+    let stats = (0..resamples)
         .map(|_| resample_median(&mut rng, values, &mut scratch))
         .collect();
     percentile_interval(stats, level)
@@ -56,13 +61,23 @@ pub fn median_ci(values: &[f64], level: f64) -> Interval {
 
 /// Bootstrap CI of median(num) / median(den), resampling both independently.
 pub fn ratio_of_medians_ci(num: &[f64], den: &[f64], level: f64) -> Interval {
+    ratio_of_medians_ci_with(num, den, level, RESAMPLES)
+}
+
+/// [`ratio_of_medians_ci`] with a chosen number of resamples.
+pub fn ratio_of_medians_ci_with(
+    num: &[f64],
+    den: &[f64],
+    level: f64,
+    resamples: usize,
+) -> Interval {
     if num.len() < 2 || den.len() < 2 {
         let r = median(num) / median(den);
         return Interval { lo: r, hi: r };
     }
     let mut rng = StdRng::seed_from_u64(SEED ^ 1);
     let (mut sa, mut sb) = (Vec::new(), Vec::new());
-    let stats = (0..RESAMPLES)
+    let stats = (0..resamples)
         .map(|_| {
             let a = resample_median(&mut rng, num, &mut sa);
             let b = resample_median(&mut rng, den, &mut sb);
@@ -84,11 +99,11 @@ mod tests {
     fn median_ci_covers_the_true_median() {
         let dist = Normal::new(100.0, 15.0).unwrap();
         let mut rng = StdRng::seed_from_u64(7);
-        let trials = 300;
+        let trials = 200;
         let covered = (0..trials)
             .filter(|_| {
                 let v: Vec<f64> = (0..25).map(|_| dist.sample(&mut rng)).collect();
-                median_ci(&v, 0.95).contains(100.0)
+                median_ci_with(&v, 0.95, 1000).contains(100.0)
             })
             .count();
         let rate = covered as f64 / trials as f64;
@@ -106,7 +121,7 @@ mod tests {
             .filter(|_| {
                 let x: Vec<f64> = (0..20).map(|_| a.sample(&mut rng)).collect();
                 let y: Vec<f64> = (0..20).map(|_| b.sample(&mut rng)).collect();
-                ratio_of_medians_ci(&x, &y, 0.95).contains(2.0)
+                ratio_of_medians_ci_with(&x, &y, 0.95, 1000).contains(2.0)
             })
             .count();
         let rate = covered as f64 / trials as f64;

@@ -6,11 +6,11 @@
 //! the model, which is why planning for a lab machine from its XML behaves exactly
 //! like planning on the host.
 
-#[cfg(feature = "hwloc")]
+#[cfg(all(feature = "hwloc", target_os = "linux"))]
 mod hwloc;
 #[cfg(target_os = "linux")]
 pub mod linux_sysfs;
-#[cfg(all(target_os = "macos", not(feature = "hwloc")))]
+#[cfg(target_os = "macos")]
 mod macos_sysctl;
 
 use std::collections::BTreeMap;
@@ -209,7 +209,7 @@ pub struct Loaded {
 
 /// Load a topology from `source` with the backend this build has.
 pub fn load(source: &TopologySource) -> anyhow::Result<Loaded> {
-    #[cfg(feature = "hwloc")]
+    #[cfg(all(feature = "hwloc", target_os = "linux"))]
     {
         hwloc::load(source)
     }
@@ -217,11 +217,11 @@ pub fn load(source: &TopologySource) -> anyhow::Result<Loaded> {
     {
         linux_sysfs::load(source)
     }
-    #[cfg(all(target_os = "macos", not(feature = "hwloc")))]
+    #[cfg(target_os = "macos")]
     {
         macos_sysctl::load(source)
     }
-    #[cfg(not(any(feature = "hwloc", target_os = "linux", target_os = "macos")))]
+    #[cfg(not(any(target_os = "linux", target_os = "macos")))]
     {
         let _ = source;
         Err(anyhow::anyhow!(
