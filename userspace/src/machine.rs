@@ -28,13 +28,20 @@ pub fn discover(source: &TopologySource) -> anyhow::Result<(MachineProfile, Load
     let loaded = topology::load(source)?;
     let virtualization = crate::virt::detect();
     let capabilities = capabilities::probe(virtualization.as_deref());
+    let mut cpu = cpu::identify();
+    if let Some(hv) = &virtualization {
+        cpu.notes.push(format!(
+            "identified through the CPUID/MIDR a {hv} guest sees: the hypervisor may present \
+             another model than the physical CPU, so the microarchitecture is the guest's view"
+        ));
+    }
     let profile = MachineProfile {
         hwprof_version: env!("CARGO_PKG_VERSION").to_string(),
         collected_at: humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string(),
         hostname: hostname(),
         kernel: kernel(),
         topology: loaded.model.clone(),
-        cpu: cpu::identify(),
+        cpu,
         virtualization,
         capabilities,
         timer: Timer::best(),

@@ -110,6 +110,7 @@ pub fn identify_from_cpuinfo(text: &str) -> CpuIdentity {
         // Every Armv8 server core listed above uses 64-byte lines.
         cache_line_bytes: uarch.map(|_| 64),
         source: "/proc/cpuinfo MIDR".into(),
+        notes: vec![],
     }
 }
 

@@ -9,9 +9,9 @@ pub mod arm_midr;
 mod x86_64;
 pub mod x86_models;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
-#[derive(Debug, Clone, Serialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct CpuIdentity {
     pub vendor: String,
     pub model_name: String,
@@ -26,6 +26,9 @@ pub struct CpuIdentity {
     pub cache_line_bytes: Option<u32>,
     /// Where the identity came from (`cpuid`, `/proc/cpuinfo MIDR`, `sysctl`).
     pub source: String,
+    /// Caveats a reader needs (e.g. a hypervisor presenting its own CPU model).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub notes: Vec<String>,
 }
 
 /// Identify the CPU this process runs on.
@@ -60,6 +63,7 @@ pub fn identify() -> CpuIdentity {
             simd: vec![],
             cache_line_bytes: None,
             source: "none".into(),
+            notes: vec![],
         }
     }
 }
@@ -95,5 +99,6 @@ fn macos_identity() -> CpuIdentity {
         simd: aarch64_simd(),
         cache_line_bytes: crate::sysctl::u64("hw.cachelinesize").map(|v| v as u32),
         source: "sysctl".into(),
+        notes: vec![],
     }
 }

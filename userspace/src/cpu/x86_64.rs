@@ -46,6 +46,7 @@ pub fn identify() -> CpuIdentity {
         simd: simd(),
         cache_line_bytes,
         source: "cpuid".into(),
+        notes: vec![],
     }
 }
 
