@@ -418,3 +418,68 @@ fn list_names_the_registered_experiments() {
     assert!(out.status.success());
     assert!(String::from_utf8_lossy(&out.stdout).contains("false-sharing"));
 }
+
+/// Without privileges, capabilities drop with a reason and a remedy each, and an
+/// experiment still runs on what is left.
+#[cfg(target_os = "linux")]
+#[test]
+fn unprivileged_user_loses_capabilities_with_remedies() {
+    // SAFETY: geteuid has no preconditions.
+    if unsafe { libc::geteuid() } != 0 || tool_output("setpriv", &["--version"]).is_none() {
+        eprintln!("needs root and setpriv to drop to an unprivileged user");
+        return;
+    }
+    let _machine = exclusive();
+    let as_nobody = |args: &[&str]| {
+        Command::new("setpriv")
+            .args([
+                "--reuid=65534",
+                "--regid=65534",
+                "--clear-groups",
+                "--inh-caps=-all",
+            ])
+            .arg(env!("CARGO_BIN_EXE_hwprof"))
+            .args(args)
+            .output()
+            .unwrap()
+    };
+    let out = as_nobody(&["info", "--json"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["capabilities"]["privileges"]["root"], false);
+    assert_eq!(
+        v["capabilities"]["ebpf"]["tracepoints"], false,
+        "BPF needs privilege"
+    );
+    let lost = v["capabilities"]["lost"].as_array().unwrap();
+    let tp = lost
+        .iter()
+        .find(|l| l["capability"] == "eBPF tracepoints")
+        .expect("tracepoint loss recorded");
+    assert!(tp["remedy"].as_str().unwrap().contains("sudo"), "{tp}");
+    for l in lost {
+        assert!(
+            !l["reason"].as_str().unwrap().is_empty() && !l["remedy"].as_str().unwrap().is_empty()
+        );
+    }
+    let out = as_nobody(&[
+        "run",
+        "false-sharing",
+        "--duration",
+        "0.02",
+        "--repetitions",
+        "3",
+        "--warmup",
+        "0",
+        "--json",
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}

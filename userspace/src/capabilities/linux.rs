@@ -238,10 +238,25 @@ fn probe_ebpf(caps: &mut Capabilities) {
 
     // Tracepoints: a BPF program attached to syscalls:sys_enter_getpid.
     let tp = || -> Result<(), Loss> {
-        let dir = tracefs.as_ref().ok_or_else(|| Loss {
-            capability: "eBPF tracepoints".into(),
-            reason: "tracefs is not mounted and could not be mounted".into(),
-            remedy: "mount -t tracefs nodev /sys/kernel/tracing (as root)".into(),
+        let dir = tracefs.as_ref().ok_or_else(|| {
+            let mounted = std::fs::read_to_string("/proc/mounts")
+                .unwrap_or_default()
+                .lines()
+                .any(|l| l.split_whitespace().nth(2) == Some("tracefs"));
+            if mounted {
+                Loss {
+                    capability: "eBPF tracepoints".into(),
+                    reason: "tracefs is mounted but not readable by this user".into(),
+                    remedy: "run with sudo".into(),
+                }
+            } else {
+                Loss {
+                    capability: "eBPF tracepoints".into(),
+                    reason: "tracefs is not mounted".into(),
+                    remedy: "run with sudo (hwprof mounts it), or mount -t tracefs nodev /sys/kernel/tracing"
+                        .into(),
+                }
+            }
         })?;
         let id_path = format!("{dir}/events/syscalls/sys_enter_getpid/id");
         let id: u64 = std::fs::read_to_string(&id_path)
