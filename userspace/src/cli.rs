@@ -29,6 +29,25 @@ pub enum Command {
     Run(RunArgs),
     /// List the registered experiments.
     List,
+    /// PMU event maps and the metrics they provide.
+    #[command(subcommand)]
+    Events(EventsCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum EventsCommand {
+    /// Events and metrics of a microarchitecture (default: this machine's CPU).
+    List(EventsListArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct EventsListArgs {
+    /// Map name or microarchitecture: zen3, icelake-sp, "Sapphire Rapids", neoverse-n1, …
+    #[arg(long)]
+    pub microarch: Option<String>,
+    /// Print one JSON document on stdout.
+    #[arg(long)]
+    pub json: bool,
 }
 
 #[derive(Debug, Args)]
@@ -63,6 +82,10 @@ pub struct RunArgs {
     /// Memory policy: first-touch (default), node:N[,M] or interleave[:N,M].
     #[arg(long)]
     pub membind: Option<String>,
+    /// Extra counters, comma-separated: perf names (cycles, LLC-load-misses, task-clock),
+    /// event-map names (hitm_loads, MEM_LOAD_RETIRED.L1_MISS), rNNNN, or pmu/event=0x..,umask=0x../.
+    #[arg(long)]
+    pub events: Option<String>,
     /// Seconds per repetition per variant.
     #[arg(long, allow_negative_numbers = true)]
     pub duration: Option<f64>,

@@ -5,6 +5,7 @@ pub mod capabilities;
 pub mod cli;
 pub mod cpu;
 pub mod error;
+pub mod events;
 pub mod experiment;
 pub mod machine;
 pub mod measure;

@@ -4,7 +4,7 @@ use std::sync::Arc;
 
 use clap::Parser;
 
-use hwprof::cli::{Cli, Command};
+use hwprof::cli::{Cli, Command, EventsCommand};
 use hwprof::error::{is_usage, usage};
 use hwprof::experiment::{self, RunOptions};
 use hwprof::{machine, placement, report};
@@ -85,6 +85,7 @@ fn main() -> ExitCode {
 
 fn dispatch(cli: Cli, interrupted: Arc<AtomicBool>) -> anyhow::Result<ExitCode> {
     match cli.command {
+        Command::Events(EventsCommand::List(a)) => events_list(a)?,
         Command::List => {
             for e in hwprof_workloads::registry() {
                 println!("{:<16} {}", e.name(), e.summary());
@@ -137,6 +138,7 @@ fn dispatch(cli: Cli, interrupted: Arc<AtomicBool>) -> anyhow::Result<ExitCode> 
                 warmup: a.warmup,
                 quick: a.quick,
                 membind: a.membind,
+                events: a.events,
                 json: a.json,
                 out: a.out,
                 plan_only: a.plan_only,
@@ -151,4 +153,83 @@ fn dispatch(cli: Cli, interrupted: Arc<AtomicBool>) -> anyhow::Result<ExitCode> 
         }
     }
     Ok(ExitCode::SUCCESS)
+}
+
+fn events_list(a: hwprof::cli::EventsListArgs) -> anyhow::Result<()> {
+    use hwprof::events::{catalog::Catalog, list};
+    let catalog = Catalog::builtin();
+    if let Some(name) = &a.microarch {
+        let map = catalog.find(name).ok_or_else(|| {
+            usage(format!(
+                "--microarch {name:?}: no event map; available: {}",
+                catalog.names().join(", ")
+            ))
+        })?;
+        if a.json {
+            println!(
+                "{}",
+                report::json::to_string(&list::map_json(&catalog, map))
+            );
+        } else {
+            print!("{}", list::render_map(&catalog, map));
+        }
+        return Ok(());
+    }
+    // This machine: what its CPU is, whether hardware events count, which map.
+    let cpu = hwprof::cpu::identify();
+    let virt = hwprof::virt::detect();
+    let caps = hwprof::capabilities::probe(virt.as_deref());
+    let map = hwprof::events::host_map(&catalog, &cpu);
+    let hw_reason = caps
+        .lost
+        .iter()
+        .find(|l| l.capability == "hardware counters")
+        .map(|l| format!("{}; {}", l.reason, l.remedy));
+    if a.json {
+        let v = serde_json::json!({
+            "cpu": cpu,
+            "virtualization": virt,
+            "hardware_events_available": caps.pmu_hardware,
+            "reason": hw_reason,
+            "software_events_available": caps.pmu_software,
+            "map": map.as_ref().map(|m| list::map_json(&catalog, m)).ok(),
+            "map_error": map.as_ref().err(),
+            "maps": catalog.names(),
+        });
+        println!("{}", report::json::to_string(&v));
+        return Ok(());
+    }
+    println!(
+        "host CPU: {} ({}){}",
+        cpu.model_name,
+        cpu.microarchitecture
+            .as_deref()
+            .unwrap_or("unknown microarchitecture"),
+        virt.as_deref()
+            .map_or(String::new(), |v| format!(", {v} guest"))
+    );
+    match &hw_reason {
+        Some(r) => println!("hardware events unavailable: {r}"),
+        None => println!("hardware events: available"),
+    }
+    println!(
+        "software events: {}",
+        if caps.pmu_software {
+            "available (task-clock, context-switches, cpu-migrations, page-faults)"
+        } else {
+            "unavailable"
+        }
+    );
+    match map {
+        Ok(m) => {
+            if hw_reason.is_some() {
+                println!("(the {} map below applies to this CPU, but its events cannot be counted here)\n", m.name);
+            } else {
+                println!();
+            }
+            print!("{}", list::render_map(&catalog, m));
+        }
+        Err(e) => println!("{e}; see one with --microarch NAME"),
+    }
+    Ok(())
 }

@@ -51,6 +51,12 @@ pub trait Experiment: Sync {
     fn thread_shape(&self) -> ThreadShape;
     /// What an operation is, for units ("increment", "lookup", …).
     fn op_name(&self) -> &'static str;
+    /// Abstract PMU metrics (hwprofiles/events/metrics.toml) this experiment wants,
+    /// e.g. `hitm_loads_per_kilo_load`. Machines that cannot provide one report it
+    /// unavailable with the reason.
+    fn metrics(&self) -> &'static [&'static str] {
+        &[]
+    }
     /// Facts about the implementation a reader needs to trust the number
     /// (layout, padding size, instruction used, …).
     fn notes(&self) -> Vec<String>;

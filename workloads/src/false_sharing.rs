@@ -126,6 +126,11 @@ impl Experiment for FalseSharing {
         "increment"
     }
 
+    fn metrics(&self) -> &'static [&'static str] {
+        // HITM loads are the direct signature of a line bouncing between writers.
+        &["hitm_loads_per_kilo_load", "l1d_miss_rate", "ipc"]
+    }
+
     fn notes(&self) -> Vec<String> {
         vec![
             format!("packed: {PACKED_SLOTS} x 8-byte counters in one 64-byte aligned line"),

@@ -9,6 +9,7 @@ use hwprof_workloads::Experiment;
 
 use super::runner::TrialResult;
 use crate::capabilities::Capabilities;
+use crate::events::Selection;
 use crate::measure::Source;
 use crate::placement::{Group, PairClass};
 use crate::stats::{ab_verdict, ratio_of_medians_ci, Interval, Summary, Verdict};
@@ -236,6 +237,7 @@ pub fn analyse_group(
     trials: Vec<TrialResult>,
     caps: &Capabilities,
     tsc_hz: Option<f64>,
+    selection: &Selection,
 ) -> GroupResult {
     let measured = |name: &str| -> Vec<&TrialResult> {
         trials
@@ -249,7 +251,12 @@ pub fn analyse_group(
         .map(|v| VariantResult {
             name: v.name.into(),
             description: v.description.into(),
-            metrics: variant_metrics(&measured(v.name), caps, tsc_hz, exp.op_name()),
+            metrics: {
+                let t = measured(v.name);
+                let mut m = variant_metrics(&t, caps, tsc_hz, exp.op_name());
+                m.extend(pmu_metrics(&t, selection, exp.op_name()));
+                m
+            },
         })
         .collect();
 
@@ -300,4 +307,79 @@ pub fn analyse_group(
             .sum(),
         trials,
     }
+}
+
+/// The experiment's abstract metrics (through the event maps) and `--events`.
+fn pmu_metrics(
+    trials: &[&TrialResult],
+    selection: &Selection,
+    op: &str,
+) -> BTreeMap<String, Metric> {
+    let mut out = BTreeMap::new();
+    for plan in &selection.metrics {
+        let metric = match &plan.resolved {
+            Err(reason) => Metric::unavailable(&plan.unit, Source::Pmu, reason.clone()),
+            Ok(r) => {
+                let mut running = 1.0f64;
+                let values: Result<Vec<f64>, String> = trials
+                    .iter()
+                    .map(|t| {
+                        let mut counts = BTreeMap::new();
+                        for label in r.events.keys() {
+                            if let Some((sum, frac)) = t.counter_sum(label) {
+                                counts.insert(label.clone(), sum);
+                                running = running.min(frac);
+                            }
+                        }
+                        crate::events::evaluate(r, &counts)
+                    })
+                    .collect();
+                match values {
+                    Ok(v) => {
+                        let mut m =
+                            Metric::measured(&plan.unit, Source::Pmu, &v).with_method(format!(
+                                "{} on {}{}",
+                                r.formula,
+                                selection.map.as_deref().unwrap_or("?"),
+                                r.note
+                                    .as_deref()
+                                    .map_or(String::new(), |n| format!(" ({n})"))
+                            ));
+                        m.running_fraction = Some(running);
+                        m
+                    }
+                    Err(e) => Metric::unavailable(&plan.unit, Source::Pmu, e),
+                }
+            }
+        };
+        out.insert(plan.name.clone(), metric);
+    }
+    for e in &selection.user_events {
+        let unit = format!("{}/{op}", e.label);
+        let v: Option<Vec<(f64, f64)>> = trials
+            .iter()
+            .map(|t| {
+                t.counter_sum(&e.label)
+                    .map(|(s, f)| (s / t.ops.max(1) as f64, f))
+            })
+            .collect();
+        let m = match v {
+            Some(v) => {
+                let mut m =
+                    Metric::measured(&unit, e.source, &v.iter().map(|x| x.0).collect::<Vec<_>>());
+                m.running_fraction = v.iter().map(|x| x.1).reduce(f64::min);
+                m
+            }
+            None => Metric::unavailable(
+                &unit,
+                e.source,
+                match (&selection.pmu_unavailable, e.source) {
+                    (Some(why), Source::Pmu) => why.clone(),
+                    _ => "not counted: the counter could not be opened on this machine".into(),
+                },
+            ),
+        };
+        out.insert(format!("event:{}", e.label), m);
+    }
+    out
 }

@@ -13,6 +13,7 @@ use std::time::Duration;
 use indicatif::{ProgressBar, ProgressStyle};
 
 use crate::error::usage;
+use crate::events::{self, catalog::Catalog, spec};
 use crate::machine::{self, MachineProfile};
 use crate::measure::timer::TimerKind;
 use crate::measure::CounterPlan;
@@ -30,6 +31,8 @@ pub struct RunOptions {
     pub warmup: Option<usize>,
     pub quick: bool,
     pub membind: Option<String>,
+    /// `--events`: extra counters (perf names, event-map names, rNNNN, pmu/…/).
+    pub events: Option<String>,
     pub json: bool,
     pub out: Option<PathBuf>,
     pub plan_only: bool,
@@ -126,7 +129,37 @@ pub fn run(o: &RunOptions, interrupted: Arc<AtomicBool>) -> anyhow::Result<Optio
         .transpose()?;
 
     let caps = &profile.capabilities;
-    let counters = CounterPlan::from_capabilities(caps);
+    let catalog = Catalog::builtin();
+    let host_map = events::host_map(&catalog, &profile.cpu).ok();
+    let encoding = events::host_encoding(&profile.cpu);
+    let sysfs = std::path::Path::new("/sys/bus/event_source/devices");
+    let user_events = match &o.events {
+        Some(list) => spec::split_list(list)
+            .iter()
+            .map(|e| spec::parse(e, host_map, encoding, Some(sysfs)))
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| usage(format!("--events: {e}")))?,
+        None => vec![],
+    };
+    let selection = events::select(&catalog, &profile.cpu, caps, exp.metrics(), user_events);
+    let mut counters = CounterPlan::from_capabilities(caps);
+    counters.extra = selection.events.clone();
+    counters.group_limit = selection.group_limit;
+    counters.fixed = selection.fixed.clone();
+    if !caps.pmu_hardware && !selection.user_events.is_empty() {
+        let hw: Vec<&str> = selection
+            .user_events
+            .iter()
+            .filter(|e| e.source == crate::measure::Source::Pmu)
+            .map(|e| e.label.as_str())
+            .collect();
+        if !hw.is_empty() {
+            eprintln!(
+                "hwprof: note: --events {} not counted: hardware counters unavailable on this machine",
+                hw.join(",")
+            );
+        }
+    }
     let lost: Vec<String> = caps.lost.iter().map(|l| l.line()).collect();
     for l in &caps.lost {
         if l.capability.contains("counters") {
@@ -150,7 +183,7 @@ pub fn run(o: &RunOptions, interrupted: Arc<AtomicBool>) -> anyhow::Result<Optio
     let ctx = runner::Context {
         timer,
         binder: binder.as_ref(),
-        counters,
+        counters: &counters,
         memory: &memory,
         duration: Duration::from_secs_f64(settings.duration_s),
         interrupted: &interrupted,
@@ -173,7 +206,9 @@ pub fn run(o: &RunOptions, interrupted: Arc<AtomicBool>) -> anyhow::Result<Optio
         for rep in 0..settings.warmup + settings.repetitions {
             for v in exp.variants() {
                 if interrupted.load(Ordering::Relaxed) {
-                    groups.push(analysis::analyse_group(exp, g, trials, caps, tsc_hz));
+                    groups.push(analysis::analyse_group(
+                        exp, g, trials, caps, tsc_hz, &selection,
+                    ));
                     break 'groups;
                 }
                 bar.set_message(format!("{} {}", g.label, v.name));
@@ -186,7 +221,7 @@ pub fn run(o: &RunOptions, interrupted: Arc<AtomicBool>) -> anyhow::Result<Optio
                 bar.inc(1);
             }
         }
-        let r = analysis::analyse_group(exp, g, trials, caps, tsc_hz);
+        let r = analysis::analyse_group(exp, g, trials, caps, tsc_hz, &selection);
         if r.off_cpu_samples > 0 {
             warnings.push(format!(
                 "{}: workers were seen off their planned CPUs {} time(s): pinning did not hold",
@@ -223,8 +258,15 @@ pub fn run(o: &RunOptions, interrupted: Arc<AtomicBool>) -> anyhow::Result<Optio
         interrupted: interrupted.load(Ordering::Relaxed),
         settings,
         measurement: Measurement {
-            counters,
             fallback: counters.describe(),
+            multiplexed: crate::events::schedule::multiplexed(&counters.groups()),
+            counter_groups: counters
+                .groups()
+                .iter()
+                .map(|g| g.iter().map(|e| e.label.clone()).collect())
+                .collect(),
+            events: selection,
+            counters,
             lost,
             binding: binder
                 .as_ref()

@@ -18,7 +18,7 @@ use crate::placement::bind::{current_cpu, Binder, MemoryPolicy};
 pub struct Context<'a> {
     pub timer: &'a Timer,
     pub binder: Option<&'a Binder>,
-    pub counters: CounterPlan,
+    pub counters: &'a CounterPlan,
     pub memory: &'a MemoryPolicy,
     pub duration: Duration,
     /// Set by SIGINT/SIGTERM: end the current window early and stop.
@@ -101,7 +101,7 @@ pub fn run_trial(
                         Some(b) => b.bind_current_thread(cpu),
                         None => Ok(()),
                     };
-                    let mut counters = ThreadCounters::open(&ctx.counters);
+                    let mut counters = ThreadCounters::open(ctx.counters);
                     // Wait even on failure so the coordinator is never left hanging.
                     start.wait();
                     bound.map_err(|e| anyhow::anyhow!("worker {worker}: {e}"))?;

@@ -11,6 +11,7 @@ use perf_event::events::{Cache, CacheId, CacheOp, CacheResult, Event, Hardware, 
 use perf_event::{Builder, Counter, Group, ReadFormat};
 
 use super::{scale, CounterPlan, Reading, Source};
+use crate::events::spec::{CounterEvent, EventKind};
 
 struct OpenGroup {
     group: Group,
@@ -60,42 +61,87 @@ pub struct ThreadCounters {
     pub missing: Vec<String>,
 }
 
-fn hw_groups() -> Vec<Vec<(&'static str, Box<dyn Fn() -> Builder<'static>>)>> {
-    fn b<E: Event + Clone + 'static>(e: E) -> Box<dyn Fn() -> Builder<'static>> {
-        Box::new(move || Builder::new(e.clone()))
-    }
-    let l1d_miss = Cache {
-        which: CacheId::L1D,
-        operation: CacheOp::READ,
-        result: CacheResult::MISS,
-    };
-    let llc_miss = Cache {
-        which: CacheId::LL,
-        operation: CacheOp::READ,
-        result: CacheResult::MISS,
-    };
-    vec![
-        vec![
-            ("cycles", b(Hardware::CPU_CYCLES)),
-            ("instructions", b(Hardware::INSTRUCTIONS)),
-            ("branch-misses", b(Hardware::BRANCH_MISSES)),
-        ],
-        vec![
-            ("cache-references", b(Hardware::CACHE_REFERENCES)),
-            ("cache-misses", b(Hardware::CACHE_MISSES)),
-            ("L1-dcache-load-misses", b(l1d_miss)),
-            ("LLC-load-misses", b(llc_miss)),
-        ],
-    ]
+/// A raw event on any PMU: PERF_TYPE_RAW for the core PMU (`cpu`), else the
+/// dynamic type the kernel publishes in sysfs (`cpu_core`, `ibs_op`, …).
+#[derive(Clone)]
+pub struct PmuEvent {
+    pub type_: u32,
+    pub config: u64,
+    pub config1: u64,
 }
 
-fn sw_group() -> Vec<(&'static str, Software)> {
-    vec![
-        ("task-clock", Software::TASK_CLOCK),
-        ("context-switches", Software::CONTEXT_SWITCHES),
-        ("cpu-migrations", Software::CPU_MIGRATIONS),
-        ("page-faults", Software::PAGE_FAULTS),
-    ]
+impl Event for PmuEvent {
+    fn update_attrs(self, attr: &mut perf_event_open_sys::bindings::perf_event_attr) {
+        attr.type_ = self.type_;
+        attr.config = self.config;
+        attr.config1 = self.config1;
+    }
+}
+
+/// perf type number of the PMU called `pmu`.
+pub fn pmu_type(pmu: &str) -> std::io::Result<u32> {
+    if pmu == "cpu" {
+        return Ok(perf_event_open_sys::bindings::PERF_TYPE_RAW);
+    }
+    std::fs::read_to_string(format!("/sys/bus/event_source/devices/{pmu}/type"))?
+        .trim()
+        .parse()
+        .map_err(|_| std::io::Error::new(std::io::ErrorKind::InvalidData, "bad PMU type"))
+}
+
+/// A perf-event2 builder for `e`.
+pub fn builder_for(e: &CounterEvent) -> std::io::Result<Builder<'static>> {
+    let unknown = |n: &str| {
+        std::io::Error::new(
+            std::io::ErrorKind::InvalidInput,
+            format!("unknown event {n}"),
+        )
+    };
+    Ok(match &e.kind {
+        EventKind::Hardware(n) => Builder::new(match n.as_str() {
+            "cycles" => Hardware::CPU_CYCLES,
+            "instructions" => Hardware::INSTRUCTIONS,
+            "cache-references" => Hardware::CACHE_REFERENCES,
+            "cache-misses" => Hardware::CACHE_MISSES,
+            "branch-instructions" => Hardware::BRANCH_INSTRUCTIONS,
+            "branch-misses" => Hardware::BRANCH_MISSES,
+            "ref-cycles" => Hardware::REF_CPU_CYCLES,
+            other => return Err(unknown(other)),
+        }),
+        EventKind::Cache(n) => {
+            let (which, operation, result) = match n.as_str() {
+                "L1-dcache-loads" => (CacheId::L1D, CacheOp::READ, CacheResult::ACCESS),
+                "L1-dcache-load-misses" => (CacheId::L1D, CacheOp::READ, CacheResult::MISS),
+                "LLC-loads" => (CacheId::LL, CacheOp::READ, CacheResult::ACCESS),
+                "LLC-load-misses" => (CacheId::LL, CacheOp::READ, CacheResult::MISS),
+                "dTLB-load-misses" => (CacheId::DTLB, CacheOp::READ, CacheResult::MISS),
+                other => return Err(unknown(other)),
+            };
+            Builder::new(Cache {
+                which,
+                operation,
+                result,
+            })
+        }
+        EventKind::Software(n) => Builder::new(match n.as_str() {
+            "task-clock" => Software::TASK_CLOCK,
+            "context-switches" => Software::CONTEXT_SWITCHES,
+            "cpu-migrations" => Software::CPU_MIGRATIONS,
+            "page-faults" => Software::PAGE_FAULTS,
+            "minor-faults" => Software::PAGE_FAULTS_MIN,
+            "major-faults" => Software::PAGE_FAULTS_MAJ,
+            other => return Err(unknown(other)),
+        }),
+        EventKind::Pmu {
+            pmu,
+            config,
+            config1,
+        } => Builder::new(PmuEvent {
+            type_: pmu_type(pmu)?,
+            config: *config,
+            config1: *config1,
+        }),
+    })
 }
 
 impl ThreadCounters {
@@ -103,26 +149,15 @@ impl ThreadCounters {
     pub fn open(plan: &CounterPlan) -> Self {
         let mut groups = Vec::new();
         let mut missing = Vec::new();
-        let mut specs: Vec<Vec<(String, Source, Builder<'static>)>> = Vec::new();
-        if plan.hardware {
-            for spec in hw_groups() {
-                specs.push(
-                    spec.into_iter()
-                        .map(|(n, make)| (n.to_string(), Source::Pmu, make()))
-                        .collect(),
-                );
+        for spec in plan.groups() {
+            let mut builders = Vec::new();
+            for e in &spec {
+                match builder_for(e) {
+                    Ok(b) => builders.push((e.label.clone(), e.source, b)),
+                    Err(err) => missing.push(format!("{}: {err}", e.label)),
+                }
             }
-        }
-        if plan.software {
-            specs.push(
-                sw_group()
-                    .into_iter()
-                    .map(|(n, ev)| (n.to_string(), Source::Software, Builder::new(ev)))
-                    .collect(),
-            );
-        }
-        for spec in specs {
-            if let Some((group, members)) = open_group(spec, &mut missing) {
+            if let Some((group, members)) = open_group(builders, &mut missing) {
                 groups.push(OpenGroup { group, members });
             }
         }
@@ -143,12 +178,16 @@ impl ThreadCounters {
 
     /// Read every counter, scaled for multiplexing.
     pub fn read(&mut self) -> Vec<Reading> {
-        let mut out = Vec::new();
+        let mut out: Vec<Reading> = Vec::new();
         for g in &mut self.groups {
             let Ok(data) = g.group.read() else { continue };
             let enabled = data.time_enabled().map_or(0, |d| d.as_nanos() as u64);
             let running = data.time_running().map_or(0, |d| d.as_nanos() as u64);
             for (name, source, counter) in &g.members {
+                // Fixed-counter events ride in every group: report the first copy.
+                if out.iter().any(|r| &r.name == name) {
+                    continue;
+                }
                 let c = counter.as_ref().unwrap_or(g.group.as_counter());
                 let raw = data.get(c).map_or(0, |e| e.value());
                 out.push(Reading {
@@ -174,6 +213,9 @@ mod tests {
         let mut c = ThreadCounters::open(&CounterPlan {
             hardware: false,
             software: true,
+            extra: vec![],
+            group_limit: 4,
+            fixed: vec![],
         });
         if c.groups.is_empty() {
             // perf_event_open forbidden here (paranoid=3 container): nothing to check.

@@ -14,6 +14,8 @@ pub mod timer;
 
 use serde::{Deserialize, Serialize};
 
+use crate::events::spec::{CounterEvent, EventKind};
+
 /// Where a number comes from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Hash, PartialOrd, Ord)]
 #[serde(rename_all = "lowercase")]
@@ -39,11 +41,18 @@ impl Source {
     }
 }
 
-/// Which counter sources the runner opens, decided once from the capability probe.
-#[derive(Debug, Clone, Copy, Serialize)]
+/// Which counters the runner opens on every worker, decided once from the
+/// capability probe, the experiment's metrics and `--events`.
+#[derive(Debug, Clone, Serialize)]
 pub struct CounterPlan {
     pub hardware: bool,
     pub software: bool,
+    /// Hardware events beyond the generic defaults (metric events, --events).
+    pub extra: Vec<CounterEvent>,
+    /// General-purpose counters one group may use.
+    pub group_limit: usize,
+    /// Labels served by fixed counters.
+    pub fixed: Vec<String>,
 }
 
 impl CounterPlan {
@@ -51,7 +60,64 @@ impl CounterPlan {
         CounterPlan {
             hardware: caps.pmu_hardware,
             software: caps.pmu_software,
+            extra: Vec::new(),
+            // Without an event map, assume the smallest common PMU (4 counters with
+            // SMT on Intel; AMD and Arm have 6).
+            group_limit: 4,
+            fixed: vec!["cycles".into(), "instructions".into()],
         }
+    }
+
+    /// The generic events every run counts when the PMU allows it.
+    pub fn default_events(&self) -> Vec<CounterEvent> {
+        let mut v = Vec::new();
+        if self.hardware {
+            for h in [
+                "cycles",
+                "instructions",
+                "branch-misses",
+                "cache-references",
+                "cache-misses",
+            ] {
+                v.push(CounterEvent {
+                    label: h.into(),
+                    source: Source::Pmu,
+                    kind: EventKind::Hardware(h.into()),
+                });
+            }
+            for c in ["L1-dcache-load-misses", "LLC-load-misses"] {
+                v.push(CounterEvent {
+                    label: c.into(),
+                    source: Source::Pmu,
+                    kind: EventKind::Cache(c.into()),
+                });
+            }
+        }
+        if self.software {
+            for sw in [
+                "task-clock",
+                "context-switches",
+                "cpu-migrations",
+                "page-faults",
+            ] {
+                v.push(CounterEvent {
+                    label: sw.into(),
+                    source: Source::Software,
+                    kind: EventKind::Software(sw.into()),
+                });
+            }
+        }
+        v
+    }
+
+    /// All groups to open, scheduled to fit the PMU.
+    pub fn groups(&self) -> Vec<Vec<CounterEvent>> {
+        let mut all = self.default_events();
+        if self.hardware {
+            all.extend(self.extra.iter().cloned());
+        }
+        // task-clock leads the software group: under a dummy leader it reads 0.
+        crate::events::schedule::schedule(&all, self.group_limit, &self.fixed)
     }
 
     /// The fallback chain in words, for the report.

@@ -41,6 +41,12 @@ pub struct RunSettings {
 #[derive(Debug, Clone, Serialize)]
 pub struct Measurement {
     pub counters: CounterPlan,
+    /// Counter groups as opened on each worker (labels); more than one hardware
+    /// group means time multiplexing, with values scaled by enabled/running time.
+    pub counter_groups: Vec<Vec<String>>,
+    pub multiplexed: bool,
+    /// Event map used, metrics requested (resolved or why not), --events.
+    pub events: crate::events::Selection,
     /// The fallback in force, in words.
     pub fallback: String,
     /// Capabilities lost, each with its remedy (also printed on stderr).
