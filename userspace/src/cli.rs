@@ -29,9 +29,36 @@ pub enum Command {
     Run(RunArgs),
     /// List the registered experiments.
     List,
+    /// False sharing from address samples (PEBS/IBS), or from a recorded stream.
+    C2c(C2cArgs),
     /// PMU event maps and the metrics they provide.
     #[command(subcommand)]
     Events(EventsCommand),
+}
+
+#[derive(Debug, Args)]
+pub struct C2cArgs {
+    /// Sample a running process.
+    #[arg(long, conflicts_with = "replay")]
+    pub pid: Option<u32>,
+    /// Analyse a recorded JSON-lines stream of memory samples instead of sampling.
+    #[arg(long)]
+    pub replay: Option<PathBuf>,
+    /// Seconds to sample (with --pid; with a command, until it exits or this long).
+    #[arg(long, default_value_t = 10.0, allow_negative_numbers = true)]
+    pub duration: f64,
+    /// Lines to show.
+    #[arg(long, default_value_t = 10)]
+    pub top: usize,
+    /// Print one JSON document on stdout.
+    #[arg(long)]
+    pub json: bool,
+    /// Write c2c.json and c2c.md into DIR.
+    #[arg(long, value_name = "DIR")]
+    pub out: Option<PathBuf>,
+    /// Command to run and sample: hwprof c2c -- CMD ARGS…
+    #[arg(last = true)]
+    pub command: Vec<String>,
 }
 
 #[derive(Debug, Subcommand)]

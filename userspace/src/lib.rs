@@ -1,6 +1,7 @@
 //! hwprof: discover the machine → plan placement → run variants → measure →
 //! statistics → report. See docs/architecture.md for the map.
 
+pub mod c2c;
 pub mod capabilities;
 pub mod cli;
 pub mod cpu;
@@ -12,6 +13,7 @@ pub mod measure;
 pub mod placement;
 pub mod report;
 pub mod stats;
+pub mod symbols;
 #[cfg(target_os = "macos")]
 pub mod sysctl;
 pub mod topology;

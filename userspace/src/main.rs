@@ -86,6 +86,7 @@ fn main() -> ExitCode {
 fn dispatch(cli: Cli, interrupted: Arc<AtomicBool>) -> anyhow::Result<ExitCode> {
     match cli.command {
         Command::Events(EventsCommand::List(a)) => events_list(a)?,
+        Command::C2c(a) => return c2c(a, interrupted),
         Command::List => {
             for e in hwprof_workloads::registry() {
                 println!("{:<16} {}", e.name(), e.summary());
@@ -232,4 +233,139 @@ fn events_list(a: hwprof::cli::EventsListArgs) -> anyhow::Result<()> {
         Err(e) => println!("{e}; see one with --microarch NAME"),
     }
     Ok(())
+}
+
+fn c2c(a: hwprof::cli::C2cArgs, interrupted: Arc<AtomicBool>) -> anyhow::Result<ExitCode> {
+    use hwprof::c2c;
+    if !(a.duration.is_finite() && a.duration > 0.0) {
+        return Err(usage(format!(
+            "--duration must be a positive number of seconds, got {}",
+            a.duration
+        )));
+    }
+    let modes = usize::from(a.pid.is_some())
+        + usize::from(a.replay.is_some())
+        + usize::from(!a.command.is_empty());
+    if modes != 1 {
+        return Err(usage(
+            "c2c needs exactly one of --pid PID, --replay FILE or -- CMD ARGS",
+        ));
+    }
+    let out_dir = a
+        .out
+        .as_deref()
+        .map(report::output::prepare_dir)
+        .transpose()?;
+    let line_bytes = 64;
+    let r = if let Some(path) = &a.replay {
+        let (header, samples) = c2c::read_recording(path)?;
+        let sym = header.map(|h| {
+            hwprof::symbols::Symbolizer::from_maps(hwprof::symbols::parse_maps(&h.maps), "/".into())
+        });
+        c2c::analyse(
+            &samples,
+            0,
+            line_bytes,
+            sym,
+            format!("replay:{}", path.display()),
+            "recorded process".into(),
+            a.top,
+        )
+    } else {
+        record_live(&a, line_bytes, &interrupted)?
+    };
+    if let Some(dir) = &out_dir {
+        report::output::write_atomic(
+            &dir.join("c2c.json"),
+            report::json::to_string(&r).as_bytes(),
+        )?;
+        report::output::write_atomic(&dir.join("c2c.md"), c2c::markdown(&r).as_bytes())?;
+    }
+    if a.json {
+        println!("{}", report::json::to_string(&r));
+    } else {
+        print!("{}", c2c::render(&r));
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+#[cfg(target_os = "linux")]
+fn record_live(
+    a: &hwprof::cli::C2cArgs,
+    line_bytes: u64,
+    interrupted: &AtomicBool,
+) -> anyhow::Result<hwprof::c2c::C2cReport> {
+    use hwprof::c2c::{self, perf_linux};
+    if let Some(pid) = a.pid {
+        if !std::path::Path::new(&format!("/proc/{pid}")).exists() {
+            return Err(usage(format!("--pid {pid}: no such process")));
+        }
+    }
+    let virt = hwprof::virt::detect();
+    let caps = hwprof::capabilities::probe(virt.as_deref());
+    let mech = perf_linux::detect(&caps, virt.as_deref()).map_err(usage)?;
+    let mut child = None;
+    let pid = match a.pid {
+        Some(p) => p,
+        None => {
+            let c = std::process::Command::new(&a.command[0])
+                .args(&a.command[1..])
+                .spawn()
+                .map_err(|e| usage(format!("cannot run {:?}: {e}", a.command[0])))?;
+            let id = c.id();
+            child = Some(c);
+            id
+        }
+    };
+    let topo = hwprof::topology::load(&hwprof::topology::TopologySource::Host)?;
+    let cpus = topo.model.usable_cpus();
+    let mut sym = hwprof::symbols::Symbolizer::for_pid(pid).ok();
+    let mut ticks = 0u32;
+    let mut refresh = || {
+        ticks += 1;
+        if ticks % 100 == 0 {
+            if let Ok(s) = hwprof::symbols::Symbolizer::for_pid(pid) {
+                sym = Some(s);
+            }
+        }
+    };
+    let (samples, lost) = perf_linux::record(
+        mech,
+        pid,
+        &cpus,
+        std::time::Duration::from_secs_f64(a.duration),
+        interrupted,
+        &mut refresh,
+    )
+    .map_err(|e| anyhow::anyhow!("address sampling with {}: {e}", mech.name()))?;
+    if let Ok(s) = hwprof::symbols::Symbolizer::for_pid(pid) {
+        sym = Some(s);
+    }
+    if let Some(mut c) = child {
+        let _ = c.wait();
+    }
+    if lost > 0 {
+        eprintln!("hwprof: note: the kernel lost {lost} sample record(s) (ring buffer full); counts are lower bounds");
+    }
+    let target = a
+        .pid
+        .map_or_else(|| a.command.join(" "), |p| format!("pid {p}"));
+    Ok(c2c::analyse(
+        &samples,
+        lost,
+        line_bytes,
+        sym,
+        mech.name().to_string(),
+        target,
+        a.top,
+    ))
+}
+
+#[cfg(not(target_os = "linux"))]
+fn record_live(
+    _: &hwprof::cli::C2cArgs,
+    _: u64,
+    _: &AtomicBool,
+) -> anyhow::Result<hwprof::c2c::C2cReport> {
+    Err(usage("address sampling needs PEBS/IBS/SPE through Linux perf; not available on this OS (use --replay)"))
 }

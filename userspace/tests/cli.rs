@@ -348,6 +348,12 @@ fn bad_input_exits_2_with_one_line() {
         vec!["run", "false-sharing", "--threads", "0"],
         vec!["run", "false-sharing", "--membind", "node:99"],
         vec!["frobnicate"],
+        vec!["run", "false-sharing", "--events", "cpu/frob=1/"],
+        vec!["run", "false-sharing", "--events", "no-such-event"],
+        vec!["c2c"],
+        vec!["c2c", "--pid", "999999999"],
+        vec!["c2c", "--replay", "/nonexistent.jsonl"],
+        vec!["c2c", "--duration", "0", "--replay", "/nonexistent.jsonl"],
     ];
     for args in cases {
         let out = run(&args);
@@ -482,4 +488,100 @@ fn unprivileged_user_loses_capabilities_with_remedies() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
+}
+
+/// `hwprof c2c --replay` on a recorded stream with planted false sharing.
+#[test]
+fn c2c_replay_reports_the_planted_line() {
+    use std::io::Write;
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("rec.jsonl");
+    let mut f = std::fs::File::create(&path).unwrap();
+    for i in 0..100 {
+        for (tid, off) in [(11, 0u64), (12, 32)] {
+            for op in ["load", "store"] {
+                let hitm = op == "load" && i % 2 == 0;
+                writeln!(
+                    f,
+                    r#"{{"pid":7,"tid":{tid},"ip":4096,"addr":{},"op":"{op}","hitm":{hitm}}}"#,
+                    0x5000_0000u64 + off
+                )
+                .unwrap();
+            }
+        }
+        // A private line per thread: must not be flagged.
+        writeln!(
+            f,
+            r#"{{"pid":7,"tid":11,"ip":4100,"addr":{},"op":"store"}}"#,
+            0x6000_0000u64
+        )
+        .unwrap();
+    }
+    drop(f);
+    let out = dir.path().join("out");
+    let v = json(&[
+        "c2c",
+        "--replay",
+        path.to_str().unwrap(),
+        "--json",
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    assert_eq!(v["samples"], 500);
+    let lines = v["lines"].as_array().unwrap();
+    assert_eq!(lines.len(), 1, "only the shared line is shown: {lines:?}");
+    assert_eq!(lines[0]["address"], "0x50000000");
+    assert_eq!(lines[0]["class"], "false-sharing");
+    assert_eq!(
+        lines[0]["threads"]["11"]["offsets_written"],
+        serde_json::json!([0])
+    );
+    assert_eq!(
+        lines[0]["threads"]["12"]["offsets_written"],
+        serde_json::json!([32])
+    );
+    assert!(out.join("c2c.json").is_file() && out.join("c2c.md").is_file());
+}
+
+/// Without PEBS/IBS/SPE (this VM), c2c says why and exits 2.
+#[test]
+fn c2c_without_address_sampling_exits_2() {
+    let info = json(&["info", "--json"]);
+    if info["capabilities"]["pmu_hardware"] == true {
+        eprintln!("this machine has a PMU: the refusal path does not apply");
+        return;
+    }
+    let out = run(&["c2c", "--", "true"]);
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("address sampling needs PEBS/IBS/SPE; not available"),
+        "{err}"
+    );
+    assert_eq!(err.lines().count(), 1);
+}
+
+#[test]
+fn events_list_prints_encodings_and_reasons() {
+    let out = run(&["events", "list", "--microarch", "icelake-sp"]);
+    assert!(out.status.success());
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.contains("MEM_LOAD_L3_HIT_RETIRED.XSNP_FWD") && text.contains("event=0xd2,umask=0x4"),
+        "{text}"
+    );
+    assert!(text.contains("hitm_loads_per_kilo_load") && text.contains("available"));
+    let v = json(&["events", "list", "--microarch", "zen3", "--json"]);
+    assert_eq!(v["metrics"]["prefetch_accuracy"]["available"], false);
+    assert_eq!(v["metrics"]["hitm_loads_per_kilo_load"]["available"], true);
+    let host = json(&["events", "list", "--json"]);
+    assert_eq!(
+        host["hardware_events_available"],
+        json(&["info", "--json"])["capabilities"]["pmu_hardware"]
+    );
+    if host["hardware_events_available"] == false {
+        assert!(host["reason"].as_str().unwrap().len() > 10);
+    }
+    let bad = run(&["events", "list", "--microarch", "pentium-pro"]);
+    assert_eq!(bad.status.code(), Some(2));
 }

@@ -1,0 +1,247 @@
+//! `hwprof c2c`: false-sharing detection from address samples, in the spirit of
+//! `perf c2c`. Samples come from a [`source`] (PEBS/IBS through perf, or a
+//! recorded JSON-lines stream), are aggregated by cache line, classified, and
+//! symbolised.
+
+pub mod aggregate;
+#[cfg(target_os = "linux")]
+pub mod perf_linux;
+pub mod sample;
+
+use std::collections::BTreeMap;
+use std::io::BufRead;
+use std::path::Path;
+
+use serde::{Deserialize, Serialize};
+
+use aggregate::{Aggregator, LineClass, LineReport};
+use sample::MemSample;
+
+use crate::error::usage;
+use crate::symbols::{Resolved, Symbolizer};
+
+/// First line of a recording may describe the process the samples came from.
+#[derive(Debug, Deserialize, Serialize)]
+pub struct RecordingHeader {
+    /// Text of /proc/PID/maps at recording time, for symbolisation.
+    pub maps: String,
+}
+
+/// Read a JSON-lines recording: optional header, then one [`MemSample`] per line.
+pub fn read_recording(path: &Path) -> anyhow::Result<(Option<RecordingHeader>, Vec<MemSample>)> {
+    let f = std::fs::File::open(path)
+        .map_err(|e| usage(format!("--replay {}: {e}", path.display())))?;
+    let mut header = None;
+    let mut samples = Vec::new();
+    for (i, line) in std::io::BufReader::new(f).lines().enumerate() {
+        let line = line.map_err(|e| usage(format!("--replay {}: {e}", path.display())))?;
+        if line.trim().is_empty() {
+            continue;
+        }
+        if i == 0 {
+            if let Ok(h) = serde_json::from_str::<RecordingHeader>(&line) {
+                header = Some(h);
+                continue;
+            }
+        }
+        let s: MemSample = serde_json::from_str(&line).map_err(|e| {
+            usage(format!(
+                "--replay {}: line {}: not a memory sample ({e})",
+                path.display(),
+                i + 1
+            ))
+        })?;
+        samples.push(s);
+    }
+    Ok((header, samples))
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct CodeSite {
+    pub ip: String,
+    pub samples: u64,
+    pub symbol: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct LineOut {
+    /// What the line's address is: a static's symbol, or its mapping.
+    pub data: Option<Resolved>,
+    #[serde(flatten)]
+    pub line: LineReport,
+    pub code_sites: Vec<CodeSite>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct C2cReport {
+    pub schema_version: u32,
+    pub kind: String,
+    /// `pebs`, `ibs`, or `replay:FILE`.
+    pub source: String,
+    pub target: String,
+    pub line_bytes: u64,
+    pub samples: u64,
+    /// Records the kernel dropped (ring buffer full); never dropped silently.
+    pub lost: u64,
+    pub counts: BTreeMap<String, usize>,
+    pub verdict: String,
+    /// Flagged lines, then the most sampled shared ones (up to --top).
+    pub lines: Vec<LineOut>,
+}
+
+/// Aggregate, classify, symbolise and summarise.
+pub fn analyse(
+    samples: &[MemSample],
+    lost: u64,
+    line_bytes: u64,
+    mut symbolizer: Option<Symbolizer>,
+    source: String,
+    target: String,
+    top: usize,
+) -> C2cReport {
+    let mut agg = Aggregator::new(line_bytes);
+    for s in samples {
+        agg.add(s);
+    }
+    let total = agg.total;
+    let lines = agg.finish();
+    let mut counts: BTreeMap<String, usize> = BTreeMap::new();
+    for l in &lines {
+        let key = serde_json::to_value(l.class)
+            .ok()
+            .and_then(|v| v.as_str().map(str::to_string))
+            .unwrap_or_default();
+        *counts.entry(key).or_default() += 1;
+    }
+    let shown: Vec<LineOut> = lines
+        .into_iter()
+        .filter(|l| l.class != LineClass::Private)
+        .take(top)
+        .map(|l| {
+            let data = symbolizer.as_mut().map(|s| s.resolve(l.address));
+            let code_sites = l
+                .code
+                .iter()
+                .take(5)
+                .map(|(ip, n)| CodeSite {
+                    ip: format!("{ip:#x}"),
+                    samples: *n,
+                    symbol: symbolizer.as_mut().and_then(|s| s.resolve(*ip).symbol),
+                })
+                .collect();
+            LineOut {
+                data,
+                line: l,
+                code_sites,
+            }
+        })
+        .collect();
+    let verdict = verdict(&shown, total);
+    C2cReport {
+        schema_version: 1,
+        kind: "c2c".into(),
+        source,
+        target,
+        line_bytes,
+        samples: total,
+        lost,
+        counts,
+        verdict,
+        lines: shown,
+    }
+}
+
+fn verdict(lines: &[LineOut], total: u64) -> String {
+    if total == 0 {
+        return "no samples: nothing to say (did the target touch memory during the window?)"
+            .into();
+    }
+    let flagged: Vec<&LineOut> = lines.iter().filter(|l| l.line.class.flagged()).collect();
+    let Some(top) = flagged.first() else {
+        return format!("no contended cache line among {total} samples");
+    };
+    let name = top
+        .data
+        .as_ref()
+        .map_or(String::new(), |d| format!(" ({})", d.describe()));
+    let threads: Vec<String> = top
+        .line
+        .threads
+        .iter()
+        .map(|(tid, t)| {
+            let w: Vec<String> = t.offsets_written.iter().map(|o| o.to_string()).collect();
+            let r: Vec<String> = t.offsets_read.iter().map(|o| o.to_string()).collect();
+            format!("tid {tid} writes [{}] reads [{}]", w.join(","), r.join(","))
+        })
+        .collect();
+    let fs = flagged
+        .iter()
+        .filter(|l| l.line.class == LineClass::FalseSharing)
+        .count();
+    let ts = flagged.len() - fs;
+    format!(
+        "{fs} false-sharing and {ts} true-sharing line(s); hottest: {}{name}, {}: {}; {}",
+        format!("{:#x}", top.line.address),
+        match top.line.class {
+            LineClass::FalseSharing => "false sharing",
+            _ => "true sharing",
+        },
+        threads.join("; "),
+        top.line.explanation
+    )
+}
+
+/// Readable summary.
+pub fn render(r: &C2cReport) -> String {
+    use std::fmt::Write as _;
+    let mut out = String::new();
+    let _ = writeln!(out, "hwprof c2c — {} — {}", r.source, r.target);
+    let _ = writeln!(
+        out,
+        "{} samples ({} lost), {}-byte lines; classes: {:?}",
+        r.samples, r.lost, r.line_bytes, r.counts
+    );
+    let _ = writeln!(out, "verdict: {}\n", r.verdict);
+    for l in &r.lines {
+        let _ = writeln!(
+            out,
+            "{:#x} {:?}: {} samples ({} loads, {} stores), {} HITM ({} remote){}",
+            l.line.address,
+            l.line.class,
+            l.line.samples,
+            l.line.loads,
+            l.line.stores,
+            l.line.hitm,
+            l.line.remote_hitm,
+            l.data
+                .as_ref()
+                .map_or(String::new(), |d| format!(" — {}", d.describe()))
+        );
+        for (tid, t) in &l.line.threads {
+            let _ = writeln!(
+                out,
+                "    tid {tid}: {} loads at offsets {:?}, {} stores at offsets {:?}",
+                t.loads, t.offsets_read, t.stores, t.offsets_written
+            );
+        }
+        for c in &l.code_sites {
+            let _ = writeln!(
+                out,
+                "    code {} x{} {}",
+                c.ip,
+                c.samples,
+                c.symbol.as_deref().unwrap_or("")
+            );
+        }
+        let _ = writeln!(out, "    {}", l.line.explanation);
+    }
+    out
+}
+
+/// Markdown for --out.
+pub fn markdown(r: &C2cReport) -> String {
+    format!("# hwprof c2c\n\n```\n{}```\n", render(r))
+}
+
+#[cfg(test)]
+mod tests;
