@@ -296,12 +296,14 @@ mod tests {
         assert_eq!(strip_hash("foo::bar"), "foo::bar");
     }
 
+    #[cfg(target_os = "linux")]
     #[no_mangle]
     #[inline(never)]
     pub extern "C" fn hwprof_symbols_test_function() -> u64 {
         std::hint::black_box(7)
     }
 
+    #[cfg(target_os = "linux")]
     pub static HWPROF_SYMBOLS_TEST_STATIC: std::sync::atomic::AtomicU64 =
         std::sync::atomic::AtomicU64::new(1);
 

@@ -208,18 +208,21 @@ fn accesses_spanning_offsets_are_compared_byte_by_byte() {
     assert_eq!(class_of(&r, FS_LINE), Some(LineClass::FalseSharing));
 }
 
+#[cfg(target_os = "linux")]
 #[repr(C, align(64))]
 struct Planted {
     a: std::sync::atomic::AtomicU64,
     b: std::sync::atomic::AtomicU64,
 }
 
+#[cfg(target_os = "linux")]
 #[no_mangle]
 static HWPROF_C2C_PLANTED: Planted = Planted {
     a: std::sync::atomic::AtomicU64::new(0),
     b: std::sync::atomic::AtomicU64::new(0),
 };
 
+#[cfg(target_os = "linux")]
 #[no_mangle]
 #[inline(never)]
 extern "C" fn hwprof_c2c_writer() -> u64 {
