@@ -7,6 +7,9 @@ pub mod aggregate;
 #[cfg(target_os = "linux")]
 pub mod perf_linux;
 pub mod sample;
+pub mod spe;
+#[cfg(target_os = "linux")]
+pub mod spe_linux;
 
 use std::collections::BTreeMap;
 use std::io::BufRead;

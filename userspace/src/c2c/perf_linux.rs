@@ -1,6 +1,5 @@
 //! Address sampling through perf: Intel PEBS load-latency + precise stores, AMD
-//! IBS op (system-wide, filtered to the target). Arm SPE is detected but its AUX
-//! records are not decoded yet, which the error says.
+//! IBS op (system-wide, filtered to the target); Arm SPE in `spe_linux`.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
@@ -12,11 +11,14 @@ use crate::capabilities::Capabilities;
 use crate::measure::counters::PmuEvent;
 
 const DEVICES: &str = "/sys/bus/event_source/devices";
+/// The SPE PMU as Linux names it.
+pub const SPE_PMU: &str = "arm_spe_0";
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Mechanism {
     IntelPebs,
     AmdIbs { pmu_type: u32 },
+    ArmSpe { pmu_type: u32 },
 }
 
 impl Mechanism {
@@ -24,6 +26,7 @@ impl Mechanism {
         match self {
             Mechanism::IntelPebs => "Intel PEBS (mem-loads ldlat=30, precise stores)",
             Mechanism::AmdIbs { .. } => "AMD IBS op",
+            Mechanism::ArmSpe { .. } => "Arm SPE (AUX buffer, per thread)",
         }
     }
 }
@@ -83,6 +86,9 @@ pub fn record(
     interrupted: &AtomicBool,
     on_tick: &mut dyn FnMut(),
 ) -> std::io::Result<(Vec<MemSample>, u64)> {
+    if let Mechanism::ArmSpe { pmu_type } = mech {
+        return super::spe_linux::record(SPE_PMU, pmu_type, pid, duration, interrupted, on_tick);
+    }
     let mut samplers = Vec::new();
     for &cpu in cpus {
         let events: Vec<(PmuEvent, bool)> = match mech {
@@ -114,6 +120,7 @@ pub fn record(
                 },
                 false,
             )],
+            Mechanism::ArmSpe { .. } => unreachable!("SPE is recorded by spe_linux"),
         };
         for (ev, per_task) in events {
             let mut b = Builder::new(ev);

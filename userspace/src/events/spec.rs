@@ -266,7 +266,7 @@ fn builtin_format(encoding: Encoding, term: &str) -> Option<&'static str> {
     }
 }
 
-fn encode_terms(
+pub fn encode_terms(
     pmu: &str,
     terms: &str,
     encoding: Encoding,
