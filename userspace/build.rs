@@ -2,9 +2,104 @@
 //! directory at run time. Adding a microarchitecture = adding one TOML file.
 
 use std::fmt::Write as _;
-use std::path::Path;
+use std::path::{Path, PathBuf};
+use std::process::Command;
 
 fn main() {
+    embed_event_maps();
+    build_probes();
+}
+
+/// Compile probes/hwprof-probes-ebpf for bpfel-unknown-none with the nightly
+/// toolchain and bpf-linker, and embed the object. Where that toolchain is missing
+/// (macOS, CI without nightly, cross builds) the rest still builds and `--probes`
+/// says how to get them.
+fn build_probes() {
+    println!("cargo:rustc-check-cfg=cfg(hwprof_probes)");
+    println!("cargo:rerun-if-env-changed=HWPROF_SKIP_PROBES");
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../probes");
+    for sub in [
+        "hwprof-probes-ebpf/src",
+        "hwprof-probes-ebpf/Cargo.toml",
+        "hwprof-probes-common/src",
+    ] {
+        println!("cargo:rerun-if-changed={}", root.join(sub).display());
+    }
+    let target_os = std::env::var("CARGO_CFG_TARGET_OS").unwrap_or_default();
+    let target_arch = std::env::var("CARGO_CFG_TARGET_ARCH").unwrap_or_default();
+    let host_arch = std::env::var("HOST").unwrap_or_default();
+    let skip = |why: &str| {
+        println!("cargo:rustc-env=HWPROF_PROBES_MISSING={why}");
+    };
+    if std::env::var_os("HWPROF_SKIP_PROBES").is_some() {
+        return skip("built with HWPROF_SKIP_PROBES set");
+    }
+    if target_os != "linux" {
+        return skip("eBPF probes exist only on Linux");
+    }
+    if !host_arch.starts_with(&target_arch) {
+        // Tracepoint layouts are arch-independent, but uprobe/pt_regs access is not.
+        return skip("cross-compiled build: probes are built only for the host architecture");
+    }
+    let out = PathBuf::from(std::env::var("OUT_DIR").unwrap());
+    let manifest = root.join("hwprof-probes-ebpf/Cargo.toml");
+    let mut cmd = Command::new("rustup");
+    cmd.args([
+        "run",
+        "nightly",
+        "cargo",
+        "build",
+        "--release",
+        "--target",
+        "bpfel-unknown-none",
+        "-Z",
+        "build-std=core",
+        "--manifest-path",
+    ])
+    .arg(&manifest)
+    .arg("--target-dir")
+    .arg(out.join("probes-target"));
+    // The outer build's compiler settings must not leak into the BPF build.
+    for v in [
+        "RUSTC",
+        "RUSTC_WRAPPER",
+        "RUSTC_WORKSPACE_WRAPPER",
+        "RUSTFLAGS",
+        "CARGO_ENCODED_RUSTFLAGS",
+        "CARGO_TARGET_DIR",
+        "CARGO_BUILD_TARGET",
+        "RUSTDOC",
+        "CARGO_MAKEFLAGS",
+        "RUSTUP_TOOLCHAIN",
+        "CARGO",
+    ] {
+        cmd.env_remove(v);
+    }
+    match cmd.output() {
+        Ok(o) if o.status.success() => {
+            let obj = out.join("probes-target/bpfel-unknown-none/release/hwprof-probes");
+            println!("cargo:rustc-env=HWPROF_PROBES_OBJ={}", obj.display());
+            println!("cargo:rustc-cfg=hwprof_probes");
+        }
+        Ok(o) => {
+            let err = String::from_utf8_lossy(&o.stderr);
+            let line = err
+                .lines()
+                .filter(|l| l.contains("error"))
+                .next()
+                .unwrap_or("build failed")
+                .replace('=', " ");
+            println!("cargo:warning=eBPF probes not built: {line}");
+            skip(&format!("the eBPF build failed ({line}); run scripts/install.sh to install the nightly toolchain, rust-src and bpf-linker"));
+        }
+        Err(e) => {
+            println!("cargo:warning=eBPF probes not built: rustup: {e}");
+            skip("rustup with a nightly toolchain is not installed; run scripts/install.sh");
+        }
+    }
+}
+
+fn embed_event_maps() {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../hwprofiles/events");
     println!("cargo:rerun-if-changed={}", dir.display());
     let mut files: Vec<_> = std::fs::read_dir(&dir)

@@ -29,11 +29,38 @@ pub enum Command {
     Run(RunArgs),
     /// List the registered experiments.
     List,
+    /// Attach eBPF probes and counters to a running process.
+    Attach(AttachArgs),
     /// False sharing from address samples (PEBS/IBS), or from a recorded stream.
     C2c(C2cArgs),
     /// PMU event maps and the metrics they provide.
     #[command(subcommand)]
     Events(EventsCommand),
+}
+
+#[derive(Debug, Args)]
+pub struct AttachArgs {
+    /// Process to attach to.
+    #[arg(long)]
+    pub pid: u32,
+    /// Probes: sched, futex, locks, memory, profile (comma-separated) or all.
+    #[arg(long, default_value = "sched,futex,memory")]
+    pub probes: String,
+    /// Entry+return probe on a function: BINARY:SYMBOL (repeatable, up to 4).
+    #[arg(long)]
+    pub uprobe: Vec<String>,
+    /// Seconds to stay attached (Ctrl-C or the target exiting end it earlier).
+    #[arg(long, default_value_t = 10.0, allow_negative_numbers = true)]
+    pub duration: f64,
+    /// Sampling frequency of the profile probe, Hz.
+    #[arg(long, default_value_t = 99)]
+    pub frequency: u64,
+    /// Print one JSON document on stdout.
+    #[arg(long)]
+    pub json: bool,
+    /// Write attach.json, attach.md (and profile.folded, profile.svg) into DIR.
+    #[arg(long, value_name = "DIR")]
+    pub out: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]

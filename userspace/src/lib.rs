@@ -1,6 +1,7 @@
 //! hwprof: discover the machine → plan placement → run variants → measure →
 //! statistics → report. See docs/architecture.md for the map.
 
+pub mod attach;
 pub mod c2c;
 pub mod capabilities;
 pub mod cli;
@@ -11,6 +12,7 @@ pub mod experiment;
 pub mod machine;
 pub mod measure;
 pub mod placement;
+pub mod probes;
 pub mod report;
 pub mod stats;
 pub mod symbols;

@@ -87,6 +87,23 @@ fn dispatch(cli: Cli, interrupted: Arc<AtomicBool>) -> anyhow::Result<ExitCode> 
     match cli.command {
         Command::Events(EventsCommand::List(a)) => events_list(a)?,
         Command::C2c(a) => return c2c(a, interrupted),
+        Command::Attach(a) => {
+            let r = hwprof::attach::run(
+                &hwprof::attach::AttachOptions {
+                    pid: a.pid,
+                    probes: a.probes,
+                    uprobes: a.uprobe,
+                    duration: a.duration,
+                    frequency: a.frequency,
+                    json: a.json,
+                    out: a.out,
+                },
+                &interrupted,
+            )?;
+            if r.ended_by == "signal" {
+                return Ok(ExitCode::from(130));
+            }
+        }
         Command::List => {
             for e in hwprof_workloads::registry() {
                 println!("{:<16} {}", e.name(), e.summary());

@@ -89,8 +89,39 @@ pub fn pmu_type(pmu: &str) -> std::io::Result<u32> {
         .map_err(|_| std::io::Error::new(std::io::ErrorKind::InvalidData, "bad PMU type"))
 }
 
+/// Whether counters may include kernel mode: perf_event_paranoid <= 1 or a
+/// privileged process (root, CAP_PERFMON). Context switches and migrations
+/// happen in the kernel, so without this they read 0.
+pub fn kernel_counting_allowed() -> bool {
+    static ALLOWED: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    *ALLOWED.get_or_init(|| {
+        let paranoid: i32 = std::fs::read_to_string("/proc/sys/kernel/perf_event_paranoid")
+            .ok()
+            .and_then(|s| s.trim().parse().ok())
+            .unwrap_or(2);
+        let cap_perfmon = std::fs::read_to_string("/proc/self/status")
+            .ok()
+            .and_then(|s| {
+                s.lines()
+                    .find_map(|l| l.strip_prefix("CapEff:").map(|v| v.trim().to_string()))
+            })
+            .and_then(|v| u64::from_str_radix(&v, 16).ok())
+            .is_some_and(|caps| caps & (1 << 38) != 0 || caps & (1 << 21) != 0);
+        // SAFETY: geteuid has no preconditions.
+        paranoid <= 1 || unsafe { libc::geteuid() } == 0 || cap_perfmon
+    })
+}
+
 /// A perf-event2 builder for `e`.
 pub fn builder_for(e: &CounterEvent) -> std::io::Result<Builder<'static>> {
+    let mut b = builder_for_event(e)?;
+    if kernel_counting_allowed() {
+        b.include_kernel();
+    }
+    Ok(b)
+}
+
+fn builder_for_event(e: &CounterEvent) -> std::io::Result<Builder<'static>> {
     let unknown = |n: &str| {
         std::io::Error::new(
             std::io::ErrorKind::InvalidInput,

@@ -1,0 +1,161 @@
+//! Types shared between hwprof's eBPF programs and userspace. Plain `#[repr(C)]`
+//! data, no_std, no logic: the kernel side writes them into maps, userspace reads
+//! them back.
+#![no_std]
+
+/// log2 histogram buckets: bucket i counts values in [2^i, 2^(i+1)) ns (0 in bucket 0).
+pub const HIST_BUCKETS: u32 = 64;
+
+/// Histogram slots in the HISTS array (each HIST_BUCKETS wide).
+pub const HIST_RUNQ: u32 = 0;
+pub const HIST_FUTEX_WAIT: u32 = 1;
+pub const HIST_LOCK_WAIT: u32 = 2;
+pub const HIST_OFF_CPU: u32 = 3;
+/// Uprobe i uses slot HIST_UPROBE0 + i.
+pub const HIST_UPROBE0: u32 = 4;
+pub const MAX_UPROBES: u32 = 4;
+pub const HIST_SLOTS: u32 = HIST_UPROBE0 + MAX_UPROBES;
+
+/// Indexes of the DROPS array: map updates that failed because a map was full.
+pub const DROP_THREADS: u32 = 0;
+pub const DROP_FUTEX: u32 = 1;
+pub const DROP_LOCKS: u32 = 2;
+pub const DROP_STACKS: u32 = 3;
+pub const DROP_UPROBE: u32 = 4;
+pub const DROP_MIGRATIONS: u32 = 5;
+pub const DROP_SLOTS: u32 = 8;
+
+/// Per-thread scheduler and memory statistics.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct ThreadStats {
+    pub tgid: u32,
+    pub _pad: u32,
+    pub on_cpu_ns: u64,
+    pub off_cpu_ns: u64,
+    /// Times the thread was switched out.
+    pub switches: u64,
+    /// Switched out while still runnable (preempted).
+    pub preempted: u64,
+    pub wakeups: u64,
+    pub runq_ns: u64,
+    pub migrations: u64,
+    pub page_faults: u64,
+    pub numa_moves: u64,
+    pub numa_swaps: u64,
+    pub numa_sticks: u64,
+    pub migrated_pages: u64,
+    /// Internal: when the thread last went on / off CPU (ns), and when woken.
+    pub last_on: u64,
+    pub last_off: u64,
+    pub last_wakeup: u64,
+}
+
+/// A migration of a tracked thread between two CPUs.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord)]
+pub struct MigrationKey {
+    pub orig_cpu: u32,
+    pub dest_cpu: u32,
+}
+
+/// A futex word of one process.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord)]
+pub struct FutexKey {
+    pub tgid: u32,
+    pub _pad: u32,
+    pub uaddr: u64,
+}
+
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct FutexStats {
+    pub waits: u64,
+    pub wait_ns: u64,
+    pub max_wait_ns: u64,
+    pub wakes: u64,
+    /// Threads woken (return value of wake operations).
+    pub woken: u64,
+    /// Bitmask of waiting thread ids mod 64, for a count of distinct waiters.
+    pub waiter_mask: u64,
+}
+
+/// A futex call in flight on one thread.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct FutexStart {
+    pub uaddr: u64,
+    pub ts: u64,
+    pub op: u32,
+    pub tgid: u32,
+}
+
+/// A kernel lock contention in flight on one thread.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct LockStart {
+    pub lock: u64,
+    pub ts: u64,
+    pub flags: u32,
+    pub _pad: u32,
+}
+
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord)]
+pub struct LockKey {
+    pub lock: u64,
+    pub flags: u32,
+    pub _pad: u32,
+}
+
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct LockStats {
+    pub count: u64,
+    pub wait_ns: u64,
+    pub max_wait_ns: u64,
+}
+
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct UprobeStats {
+    pub calls: u64,
+    pub total_ns: u64,
+}
+
+/// A sampled stack: user and kernel stack ids in the STACKS map.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord)]
+pub struct StackKey {
+    pub tgid: u32,
+    pub user_stack: i32,
+    pub kernel_stack: i32,
+    pub _pad: u32,
+}
+
+/// log2 bucket of `v`.
+#[inline(always)]
+pub fn log2_bucket(v: u64) -> u32 {
+    if v == 0 {
+        0
+    } else {
+        63 - v.leading_zeros()
+    }
+}
+
+#[cfg(feature = "user")]
+mod pod {
+    use super::*;
+    // SAFETY: plain #[repr(C)] integers, every bit pattern valid, explicit padding.
+    unsafe impl aya::Pod for ThreadStats {}
+    unsafe impl aya::Pod for MigrationKey {}
+    unsafe impl aya::Pod for FutexKey {}
+    unsafe impl aya::Pod for FutexStats {}
+    unsafe impl aya::Pod for FutexStart {}
+    unsafe impl aya::Pod for LockStart {}
+    unsafe impl aya::Pod for LockKey {}
+    unsafe impl aya::Pod for LockStats {}
+    unsafe impl aya::Pod for UprobeStats {}
+    unsafe impl aya::Pod for StackKey {}
+}

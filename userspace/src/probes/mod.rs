@@ -1,0 +1,163 @@
+//! eBPF probes (aya): what the kernel says about where threads wait, migrate and
+//! fault. One folder per probe holds its attach list and its report (rezolus
+//! style); `session` loads the embedded object, keeps the set of tracked threads
+//! and reads everything back. Used by `hwprof attach --pid` and by experiments
+//! through `--probes`.
+
+pub mod futex;
+pub mod hist;
+pub mod locks;
+pub mod memory;
+pub mod profile;
+pub mod sched;
+#[cfg(hwprof_probes)]
+mod session;
+pub mod tracefs;
+pub mod uprobe;
+
+use std::collections::BTreeMap;
+
+use serde::Serialize;
+
+pub use uprobe::UprobeSpec;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ProbeKind {
+    Sched,
+    Futex,
+    Locks,
+    Memory,
+    Profile,
+}
+
+impl ProbeKind {
+    pub const ALL: [ProbeKind; 5] = [
+        ProbeKind::Sched,
+        ProbeKind::Futex,
+        ProbeKind::Locks,
+        ProbeKind::Memory,
+        ProbeKind::Profile,
+    ];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            ProbeKind::Sched => "sched",
+            ProbeKind::Futex => "futex",
+            ProbeKind::Locks => "locks",
+            ProbeKind::Memory => "memory",
+            ProbeKind::Profile => "profile",
+        }
+    }
+
+    /// `sched,futex`, or `all`.
+    pub fn parse_list(text: &str) -> Result<Vec<ProbeKind>, String> {
+        if text == "all" {
+            return Ok(Self::ALL.to_vec());
+        }
+        let mut v = Vec::new();
+        for part in text.split(',').map(str::trim) {
+            let k = Self::ALL
+                .into_iter()
+                .find(|k| k.name() == part)
+                .ok_or_else(|| {
+                    format!(
+                        "unknown probe {part:?}: expected {} (comma-separated) or all",
+                        Self::ALL.map(|k| k.name()).join(", ")
+                    )
+                })?;
+            if !v.contains(&k) {
+                v.push(k);
+            }
+        }
+        Ok(v)
+    }
+}
+
+/// What to attach.
+#[derive(Debug, Clone, Default)]
+pub struct ProbeOptions {
+    pub probes: Vec<ProbeKind>,
+    pub uprobes: Vec<UprobeSpec>,
+    /// Sampling frequency of the profile probe (Hz).
+    pub frequency: u64,
+}
+
+/// Everything the probes report, all tagged `source: probe`.
+#[derive(Debug, Clone, Serialize, Default)]
+pub struct ProbesReport {
+    pub source: String,
+    pub probes: Vec<String>,
+    pub duration_s: f64,
+    /// Threads tracked (the target's, including those created while attached).
+    pub threads_tracked: usize,
+    pub sched: Option<sched::Report>,
+    pub futex: Option<futex::Report>,
+    pub locks: Option<locks::Report>,
+    pub memory: Option<memory::Report>,
+    pub uprobes: Vec<uprobe::Report>,
+    pub profile: Option<profile::Report>,
+    /// Map updates the kernel side could not make (map full), per map: never
+    /// dropped silently.
+    pub drops: BTreeMap<String, u64>,
+    /// Probes or programs that could not attach, and why.
+    pub warnings: Vec<String>,
+}
+
+/// Context for turning map contents into reports.
+pub struct CollectContext<'a> {
+    pub topology: &'a crate::topology::Topology,
+    /// Process whose addresses to symbolise (None: experiment threads, hwprof itself).
+    pub pid: u32,
+    pub duration_s: f64,
+    pub profile_out: Option<&'a std::path::Path>,
+}
+
+#[cfg(hwprof_probes)]
+pub use session::Session;
+
+/// Stand-in when the eBPF object was not built: every start fails with the reason.
+#[cfg(not(hwprof_probes))]
+pub struct Session;
+
+#[cfg(not(hwprof_probes))]
+impl Session {
+    pub fn start(_opts: &ProbeOptions, _threads: &[(u32, u32)]) -> Result<Session, String> {
+        Err(format!(
+            "eBPF probes were not built into this hwprof: {}",
+            env!("HWPROF_PROBES_MISSING")
+        ))
+    }
+    pub fn track(&mut self, _tid: u32, _tgid: u32) {}
+    pub fn collect(&mut self, _ctx: &CollectContext<'_>) -> ProbesReport {
+        ProbesReport::default()
+    }
+}
+
+/// The calling thread's kernel thread id.
+pub fn gettid() -> u32 {
+    #[cfg(target_os = "linux")]
+    {
+        // SAFETY: gettid has no preconditions.
+        unsafe { libc::gettid() as u32 }
+    }
+    #[cfg(not(target_os = "linux"))]
+    {
+        0
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn probe_lists() {
+        assert_eq!(
+            ProbeKind::parse_list("futex,sched,futex").unwrap(),
+            vec![ProbeKind::Futex, ProbeKind::Sched]
+        );
+        assert_eq!(ProbeKind::parse_list("all").unwrap().len(), 5);
+        assert!(ProbeKind::parse_list("kprobe").is_err());
+    }
+}
