@@ -140,6 +140,9 @@ pub struct RunArgs {
     /// event-map names (hitm_loads, MEM_LOAD_RETIRED.L1_MISS), rNNNN, or pmu/event=0x..,umask=0x../.
     #[arg(long)]
     pub events: Option<String>,
+    /// eBPF probes on the experiment's threads: sched, futex, locks, memory, profile.
+    #[arg(long)]
+    pub probes: Option<String>,
     /// Seconds per repetition per variant.
     #[arg(long, allow_negative_numbers = true)]
     pub duration: Option<f64>,

@@ -157,6 +157,7 @@ fn dispatch(cli: Cli, interrupted: Arc<AtomicBool>) -> anyhow::Result<ExitCode> 
                 quick: a.quick,
                 membind: a.membind,
                 events: a.events,
+                probes: a.probes,
                 json: a.json,
                 out: a.out,
                 plan_only: a.plan_only,

@@ -33,6 +33,8 @@ pub struct RunOptions {
     pub membind: Option<String>,
     /// `--events`: extra counters (perf names, event-map names, rNNNN, pmu/…/).
     pub events: Option<String>,
+    /// `--probes`: eBPF probes on the experiment's own threads.
+    pub probes: Option<String>,
     pub json: bool,
     pub out: Option<PathBuf>,
     pub plan_only: bool,
@@ -179,7 +181,32 @@ pub fn run(o: &RunOptions, interrupted: Arc<AtomicBool>) -> anyhow::Result<Optio
         settings.warmup,
         total as f64 * settings.duration_s
     );
+    let probe_kinds = match &o.probes {
+        Some(p) => {
+            crate::probes::ProbeKind::parse_list(p).map_err(|e| usage(format!("--probes: {e}")))?
+        }
+        None => vec![],
+    };
+    let mut warnings = Vec::new();
+    let probe_session = if probe_kinds.is_empty() {
+        None
+    } else {
+        let opts = crate::probes::ProbeOptions {
+            probes: probe_kinds,
+            uprobes: vec![],
+            frequency: 99,
+        };
+        match crate::probes::Session::start(&opts, &[]) {
+            Ok(s) => Some(std::sync::Mutex::new(s)),
+            Err(e) => {
+                eprintln!("hwprof: note: --probes unavailable: {e}");
+                warnings.push(format!("--probes unavailable: {e}"));
+                None
+            }
+        }
+    };
     let started_at = now();
+    let probes_started = std::time::Instant::now();
     let ctx = runner::Context {
         timer,
         binder: binder.as_ref(),
@@ -187,6 +214,7 @@ pub fn run(o: &RunOptions, interrupted: Arc<AtomicBool>) -> anyhow::Result<Optio
         memory: &memory,
         duration: Duration::from_secs_f64(settings.duration_s),
         interrupted: &interrupted,
+        probes: probe_session.as_ref(),
     };
     let bar = ProgressBar::new(total as u64);
     if o.json {
@@ -200,7 +228,6 @@ pub fn run(o: &RunOptions, interrupted: Arc<AtomicBool>) -> anyhow::Result<Optio
     bar.set_prefix(exp.name());
 
     let mut groups = Vec::new();
-    let mut warnings = Vec::new();
     'groups: for g in &plan.groups {
         let mut trials = Vec::new();
         for rep in 0..settings.warmup + settings.repetitions {
@@ -231,6 +258,15 @@ pub fn run(o: &RunOptions, interrupted: Arc<AtomicBool>) -> anyhow::Result<Optio
         groups.push(r);
     }
     bar.finish_and_clear();
+    let probes_report = probe_session.map(|m| {
+        let mut s = m.into_inner().unwrap_or_else(|e| e.into_inner());
+        s.collect(&crate::probes::CollectContext {
+            topology: &profile.topology,
+            pid: std::process::id(),
+            duration_s: probes_started.elapsed().as_secs_f64(),
+            profile_out: out_dir.as_deref(),
+        })
+    });
     if let Some(w) = vm_warning(&profile) {
         warnings.push(w);
     }
@@ -275,6 +311,7 @@ pub fn run(o: &RunOptions, interrupted: Arc<AtomicBool>) -> anyhow::Result<Optio
         },
         placement: plan,
         groups,
+        probes: probes_report,
         warnings,
         machine: profile,
     };

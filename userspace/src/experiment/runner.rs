@@ -23,6 +23,8 @@ pub struct Context<'a> {
     pub duration: Duration,
     /// Set by SIGINT/SIGTERM: end the current window early and stop.
     pub interrupted: &'a AtomicBool,
+    /// eBPF probes (`--probes`): each worker registers its thread before running.
+    pub probes: Option<&'a std::sync::Mutex<crate::probes::Session>>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -102,6 +104,11 @@ pub fn run_trial(
                         None => Ok(()),
                     };
                     let mut counters = ThreadCounters::open(ctx.counters);
+                    if let Some(p) = ctx.probes {
+                        if let Ok(mut p) = p.lock() {
+                            p.track(crate::probes::gettid(), std::process::id());
+                        }
+                    }
                     // Wait even on failure so the coordinator is never left hanging.
                     start.wait();
                     bound.map_err(|e| anyhow::anyhow!("worker {worker}: {e}"))?;

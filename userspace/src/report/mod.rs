@@ -68,6 +68,8 @@ pub struct Report {
     pub measurement: Measurement,
     pub placement: Plan,
     pub groups: Vec<GroupResult>,
+    /// `--probes`: what the kernel saw of the experiment's threads (all runs).
+    pub probes: Option<crate::probes::ProbesReport>,
     pub warnings: Vec<String>,
     pub machine: MachineProfile,
 }

@@ -88,6 +88,34 @@ pub fn render(r: &Report) -> String {
             );
         }
     }
+    if let Some(p) = &r.probes {
+        if let Some(sc) = &p.sched {
+            let _ = writeln!(
+                s,
+                "\nsched (probe, experiment threads only: {}): {} migrations {:?}, off-CPU {:.1} ms, on-CPU {:.1} ms, run-queue p99 <= {} ns",
+                sc.threads.len(),
+                sc.total_migrations,
+                sc.migrations_by_class,
+                sc.total_off_cpu_ns as f64 / 1e6,
+                sc.total_on_cpu_ns as f64 / 1e6,
+                sc.runq_latency.p99_ns_le
+            );
+        }
+        if let Some(f) = &p.futex {
+            let _ = writeln!(
+                s,
+                "futex (probe): {} waits, {:.1} ms waiting",
+                f.total_waits,
+                f.total_wait_ns as f64 / 1e6
+            );
+        }
+        if let Some(m) = &p.memory {
+            let _ = writeln!(s, "memory (probe): {} user page faults", m.page_faults);
+        }
+        for w in &p.warnings {
+            let _ = writeln!(s, "probe warning: {w}");
+        }
+    }
     for u in &r.placement.unavailable {
         let _ = writeln!(
             s,
