@@ -142,6 +142,10 @@ fn futex_waits_agree_with_bpftrace_and_resolve_to_the_static() {
     );
     let ours = f["total_waits"].as_f64().unwrap() / v["duration_s"].as_f64().unwrap();
     let theirs = bt_waits / bt_secs;
+    eprintln!(
+        "futex waits: hwprof {ours:.0}/s, bpftrace {theirs:.0}/s, top {}",
+        top["resolved"]["symbol"]
+    );
     assert!(ours > 100.0, "a contended mutex waits often: {ours}/s");
     assert!(
         close(ours, theirs, RATE_TOLERANCE),
@@ -239,6 +243,7 @@ fn counters_agree_with_perf_stat() {
     let cs_ours = v["counters"]["context-switches"]["value"].as_f64().unwrap() / secs;
     let cs_perf = value("context-switches") / 4.0;
     assert_eq!(v["counters"]["context-switches"]["source"], "software");
+    eprintln!("context switches: hwprof {cs_ours:.0}/s, perf stat {cs_perf:.0}/s");
     assert!(
         close(cs_ours, cs_perf, RATE_TOLERANCE),
         "hwprof {cs_ours:.0}/s vs perf {cs_perf:.0}/s"
