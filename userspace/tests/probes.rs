@@ -168,20 +168,26 @@ fn stress_ng_futex_contention_is_named_and_agrees() {
         .stderr(Stdio::null())
         .spawn()
         .unwrap();
-    // stress-ng forks its workers: attach to one of them.
+    // stress-ng forks a worker per stressor, and each futex worker forks a waiter:
+    // stress-ng -> stress-ng-futex (waker) -> stress-ng-futex (waiter). The waits
+    // happen in the waiter, the deepest descendant.
     let deadline = Instant::now() + Duration::from_secs(5);
-    let worker = loop {
-        let kids =
-            std::fs::read_to_string(format!("/proc/{}/task/{}/children", sng.id(), sng.id()))
-                .unwrap_or_default();
-        if let Some(k) = kids
+    let children = |p: u32| -> Option<u32> {
+        std::fs::read_to_string(format!("/proc/{p}/task/{p}/children"))
+            .ok()?
             .split_whitespace()
-            .next()
-            .and_then(|k| k.parse::<u32>().ok())
-        {
-            break k;
+            .next()?
+            .parse()
+            .ok()
+    };
+    let worker = loop {
+        if let Some(waiter) = children(sng.id()).and_then(children) {
+            break waiter;
         }
-        assert!(Instant::now() < deadline, "no stress-ng worker appeared");
+        assert!(
+            Instant::now() < deadline,
+            "no stress-ng futex waiter appeared"
+        );
         std::thread::sleep(Duration::from_millis(50));
     };
     std::thread::sleep(Duration::from_millis(300));
@@ -198,6 +204,11 @@ fn stress_ng_futex_contention_is_named_and_agrees() {
     );
     let ours = f["total_waits"].as_f64().unwrap() / v["duration_s"].as_f64().unwrap();
     let theirs = bt_waits / bt_secs;
+    eprintln!(
+        "stress-ng futex waits: hwprof {ours:.0}/s, bpftrace {theirs:.0}/s, top {} in {}",
+        f["top"][0]["uaddr"], f["top"][0]["resolved"]["mapping"]
+    );
+    assert!(ours > 100.0, "the stress-ng waiter waits often: {ours}/s");
     assert!(
         close(ours, theirs, RATE_TOLERANCE),
         "hwprof {ours:.0}/s vs bpftrace {theirs:.0}/s"
