@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Self-benchmark: what attaching costs a futex-heavy target. Runs the contended-
-# mutex target (examples/probe_target) alone, under `hwprof attach` (default
+# mutex target (hwprof-probe-target) alone, under `hwprof attach` (default
 # probes: sched, futex, memory), and under bpftrace doing equivalent counting
 # (futex wait time per address + context switches), interleaved, REPS times each,
 # and prints the target's throughput per condition. Needs root.
@@ -10,8 +10,8 @@ cd "$(dirname "$0")/.."
 reps=${1:-5}
 secs=${2:-6}
 threads=${3:-4}
-cargo build --release --quiet --examples --bin hwprof
-target=target/release/examples/probe_target
+cargo build --release --quiet --bin hwprof --bin hwprof-probe-target
+target=target/release/hwprof-probe-target
 hwprof=target/release/hwprof
 
 run_one() { # condition

@@ -24,35 +24,7 @@ fn root() -> bool {
 }
 
 fn target_bin() -> PathBuf {
-    // Integration tests live in target/<profile>/deps; `cargo test` builds
-    // examples into target/<profile>/examples, hashed (`probe_target-<hash>`)
-    // and, after `cargo build --examples`, also unhashed. Take the newest.
-    let exe = std::env::current_exe().unwrap();
-    let dir = exe.parent().unwrap().parent().unwrap().join("examples");
-    let mut found: Vec<(std::time::SystemTime, PathBuf)> = std::fs::read_dir(&dir)
-        .map(|d| {
-            d.filter_map(|e| e.ok())
-                .map(|e| e.path())
-                .filter(|p| {
-                    let name = p
-                        .file_name()
-                        .unwrap_or_default()
-                        .to_string_lossy()
-                        .into_owned();
-                    (name == "probe_target" || name.starts_with("probe_target-"))
-                        && p.extension().is_none()
-                })
-                .filter_map(|p| Some((p.metadata().ok()?.modified().ok()?, p)))
-                .collect()
-        })
-        .unwrap_or_default();
-    found.sort();
-    found.pop().map(|(_, p)| p).unwrap_or_else(|| {
-        panic!(
-            "no probe_target example in {}: cargo test builds examples",
-            dir.display()
-        )
-    })
+    PathBuf::from(env!("CARGO_BIN_EXE_hwprof-probe-target"))
 }
 
 struct Target {

@@ -1,9 +1,9 @@
 //! A small target for `hwprof attach` tests and the overhead benchmark.
 //!
-//!   probe_target mutex THREADS SECONDS   threads contend on one static Mutex;
+//!   hwprof-probe-target mutex THREADS SECONDS   threads contend on one static Mutex;
 //!                                        prints `ops_per_sec N` at the end
-//!   probe_target spin SECONDS            burns CPU in `probe_target_hot_function`
-//!   probe_target sleep SECONDS           sleeps (an idle target)
+//!   hwprof-probe-target spin SECONDS            burns CPU in `probe_target_hot_function`
+//!   hwprof-probe-target sleep SECONDS           sleeps (an idle target)
 //!
 //! It prints `ready PID` once its threads run, so a test can attach then.
 
