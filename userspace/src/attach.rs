@@ -282,10 +282,11 @@ pub fn render(r: &AttachReport) -> String {
         for k in l.top.iter().take(5) {
             let _ = writeln!(
                 s,
-                "  {} {} {}: {} x, {}",
+                "  {} {} {} from {}: {} x, {}",
                 k.lock,
                 k.symbol.as_deref().unwrap_or(""),
                 k.kind,
+                k.caller.as_deref().unwrap_or("?"),
                 k.count,
                 ms(k.wait_ns)
             );

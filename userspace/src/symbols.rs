@@ -203,8 +203,7 @@ impl Symbolizer {
             let s = &info.symbols[i];
             let inside = vaddr < s.addr + s.size.max(1);
             inside.then(|| {
-                let name = rustc_demangle::demangle(&s.name).to_string();
-                let name = strip_hash(&name);
+                let name = demangle(&s.name);
                 match vaddr - s.addr {
                     0 => name,
                     off => format!("{name}+{off:#x}"),
@@ -230,8 +229,13 @@ impl Symbolizer {
             .symbols
             .iter()
             .filter(|s| {
-                let d = strip_hash(&rustc_demangle::demangle(&s.name).to_string());
-                d == symbol || s.name == symbol || d.ends_with(&format!("::{symbol}"))
+                let d = demangle(&s.name);
+                // C++ names carry their parameter list: match with or without it.
+                let bare = d.split('(').next().unwrap_or(&d);
+                d == symbol
+                    || bare == symbol
+                    || s.name == symbol
+                    || bare.ends_with(&format!("::{symbol}"))
             })
             .collect();
         let s = match matches.as_slice() {
@@ -240,7 +244,7 @@ impl Symbolizer {
             many => {
                 // Prefer an exact match among several suffix matches.
                 many.iter()
-                    .find(|s| strip_hash(&rustc_demangle::demangle(&s.name).to_string()) == symbol)
+                    .find(|s| demangle(&s.name) == symbol)
                     .copied()
                     .ok_or_else(|| {
                         format!(
@@ -261,6 +265,22 @@ impl Symbolizer {
 
 fn file_map_is_bss(m: &Mapping) -> bool {
     m.name.is_empty()
+}
+
+/// Readable name of a mangled symbol: Rust (legacy and v0, hash dropped), then
+/// C++ (Itanium ABI), else as is.
+pub fn demangle(name: &str) -> String {
+    if let Ok(d) = rustc_demangle::try_demangle(name) {
+        return strip_hash(&d.to_string());
+    }
+    if name.starts_with("_Z") {
+        if let Ok(sym) = cpp_demangle::Symbol::new(name) {
+            if let Ok(s) = sym.demangle() {
+                return s;
+            }
+        }
+    }
+    name.to_string()
 }
 
 /// Drop the `::h0123456789abcdef` hash legacy Rust mangling appends.
@@ -288,6 +308,19 @@ mod tests {
         assert_eq!(m[0].name, "[heap]");
         assert_eq!(m[1].offset, 0x2000);
         assert_eq!(m[2].name, "");
+    }
+
+    #[test]
+    fn demangles_rust_and_cpp() {
+        assert_eq!(
+            demangle("_ZN4core3fmt5write17h0123456789abcdefE"),
+            "core::fmt::write"
+        );
+        assert_eq!(
+            demangle("_ZN6engram5store6recallEPKfm"),
+            "engram::store::recall(float const*, unsigned long)"
+        );
+        assert_eq!(demangle("plain_c_function"), "plain_c_function");
     }
 
     #[test]

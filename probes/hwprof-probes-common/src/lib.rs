@@ -98,7 +98,8 @@ pub struct LockStart {
     pub lock: u64,
     pub ts: u64,
     pub flags: u32,
-    pub _pad: u32,
+    /// Kernel stack id (STACKS) at contention_begin: who was waiting.
+    pub stack: i32,
 }
 
 #[repr(C)]
@@ -106,7 +107,7 @@ pub struct LockStart {
 pub struct LockKey {
     pub lock: u64,
     pub flags: u32,
-    pub _pad: u32,
+    pub stack: i32,
 }
 
 #[repr(C)]

@@ -313,7 +313,9 @@ pub fn hwp_lock_begin(ctx: TracePointContext) -> u32 {
     }
     // SAFETY: lock:contention_begin: lock_addr at 8, flags at 16.
     let (lock, flags) = unsafe { (ctx.read_at::<u64>(8).unwrap_or(0), ctx.read_at::<u32>(16).unwrap_or(0)) };
-    if LOCK_START.insert(&tid, &LockStart { lock, ts: now(), flags, _pad: 0 }, 0).is_err() {
+    // SAFETY: kernel stack walk of the current context.
+    let stack = unsafe { STACKS.get_stackid(&ctx, 0).unwrap_or(-1) } as i32;
+    if LOCK_START.insert(&tid, &LockStart { lock, ts: now(), flags, stack }, 0).is_err() {
         dropped(DROP_LOCKS);
     }
     0
@@ -326,7 +328,7 @@ pub fn hwp_lock_end(_ctx: TracePointContext) -> u32 {
     let Some(start) = (unsafe { LOCK_START.get(&tid).copied() }) else { return 0 };
     let _ = LOCK_START.remove(&tid);
     let dt = now() - start.ts;
-    let key = LockKey { lock: start.lock, flags: start.flags, _pad: 0 };
+    let key = LockKey { lock: start.lock, flags: start.flags, stack: start.stack };
     match LOCKS.get_ptr_mut(&key) {
         // SAFETY: map value pointer.
         Some(p) => unsafe {

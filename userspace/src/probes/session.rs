@@ -315,6 +315,19 @@ impl Session {
             let mut entries = self.hash::<LockKey, LockStats>("LOCKS");
             entries.sort_by(|a, b| b.1.wait_ns.cmp(&a.1.wait_ns));
             let ks = profile::Kallsyms::load();
+            let traces = self
+                .ebpf
+                .map("STACKS")
+                .and_then(|m| StackTraceMap::<&MapData>::try_from(m).ok());
+            let caller = |id: i32| -> Option<String> {
+                let st = traces.as_ref()?.get(&(u32::try_from(id).ok()?), 0).ok()?;
+                let names: Vec<&str> = st
+                    .frames()
+                    .iter()
+                    .filter_map(|f| ks.resolve(f.ip))
+                    .collect();
+                locks::caller(names.iter().copied()).map(str::to_string)
+            };
             report.locks = Some(locks::Report {
                 total_contentions: entries.iter().map(|e| e.1.count).sum(),
                 total_wait_ns: entries.iter().map(|e| e.1.wait_ns).sum(),
@@ -325,6 +338,7 @@ impl Session {
                         lock: format!("{:#x}", k.lock),
                         symbol: ks.resolve(k.lock).map(str::to_string),
                         kind: locks::lock_type(k.flags),
+                        caller: caller(k.stack),
                         count: v.count,
                         wait_ns: v.wait_ns,
                         max_wait_ns: v.max_wait_ns,

@@ -30,12 +30,33 @@ pub fn lock_type(flags: u32) -> String {
     }
 }
 
+/// The first kernel frame that is not lock machinery: who contended.
+pub fn caller<'a>(frames: impl IntoIterator<Item = &'a str>) -> Option<&'a str> {
+    const MACHINERY: [&str; 10] = [
+        "lock",
+        "spin",
+        "mutex",
+        "rwsem",
+        "contention",
+        "osq_",
+        "queued_",
+        "down_",
+        "up_",
+        "__schedule",
+    ];
+    frames
+        .into_iter()
+        .find(|f| !MACHINERY.iter().any(|m| f.contains(m)))
+}
+
 #[derive(Debug, Clone, Serialize, PartialEq)]
 pub struct LockReport {
     pub lock: String,
     /// Kernel symbol of a statically allocated lock (/proc/kallsyms), if any.
     pub symbol: Option<String>,
     pub kind: String,
+    /// First kernel function on the waiting stack outside the lock code.
+    pub caller: Option<String>,
     pub count: u64,
     pub wait_ns: u64,
     pub max_wait_ns: u64,
@@ -56,5 +77,12 @@ mod tests {
         assert_eq!(super::lock_type(1), "spin");
         assert_eq!(super::lock_type(2 | 32), "read+mutex");
         assert_eq!(super::lock_type(0), "other");
+        let frames = [
+            "queued_spin_lock_slowpath",
+            "_raw_spin_lock",
+            "futex_wake",
+            "do_futex",
+        ];
+        assert_eq!(super::caller(frames), Some("futex_wake"));
     }
 }
