@@ -9,6 +9,7 @@
 
 pub mod experiment;
 pub mod false_sharing;
+pub mod simd;
 
 pub use experiment::{Comparison, Experiment, ThreadShape, Trial, Variant};
 
