@@ -585,3 +585,50 @@ fn events_list_prints_encodings_and_reasons() {
     let bad = run(&["events", "list", "--microarch", "pentium-pro"]);
     assert_eq!(bad.status.code(), Some(2));
 }
+
+/// `run simd`: every available kernel timed per call; the report names the
+/// dispatched kernel and why; the scalar reference is slower.
+#[test]
+fn simd_reports_latency_and_the_dispatched_kernel() {
+    let _machine = exclusive();
+    let v = json(&[
+        "run",
+        "simd",
+        "--duration",
+        "0.05",
+        "--repetitions",
+        "3",
+        "--warmup",
+        "0",
+        "--json",
+    ]);
+    let notes = v["experiment"]["notes"].to_string();
+    assert!(notes.contains("dispatched kernel:"), "{notes}");
+    let g = &v["groups"][0];
+    let names: Vec<&str> = g["variants"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|x| x["name"].as_str().unwrap())
+        .collect();
+    assert!(
+        names.contains(&"scalar-cosine") && names.contains(&"scalar-dot"),
+        "{names:?}"
+    );
+    for var in g["variants"].as_array().unwrap() {
+        let m = &var["metrics"]["latency_p99_ns"];
+        assert_eq!(m["source"], "timer");
+        assert!(m["median"].as_f64().unwrap() > 0.0, "{}: {m}", var["name"]);
+        assert!(
+            var["metrics"]["latency_p50_ns"]["median"].as_f64().unwrap()
+                <= m["median"].as_f64().unwrap()
+        );
+    }
+    if names.len() > 2 {
+        assert_eq!(
+            g["comparison"]["verdict"]["outcome"], "slower",
+            "{}",
+            g["comparison"]["verdict"]["text"]
+        );
+    }
+}

@@ -28,13 +28,35 @@ pub struct Comparison {
     pub effect: &'static str,
 }
 
+/// Times single operations for experiments that report per-operation latency.
+/// The runner supplies it (backed by its timer and an HdrHistogram); kernels only
+/// bracket the operation: `let t = timer.start(); op(); timer.stop(t);`. When the
+/// experiment does not record latency the runner passes a no-op timer.
+pub trait OpTimer {
+    fn start(&mut self) -> u64;
+    fn stop(&mut self, started: u64);
+}
+
+/// An [`OpTimer`] that records nothing.
+pub struct NoTimer;
+
+impl OpTimer for NoTimer {
+    #[inline(always)]
+    fn start(&mut self) -> u64 {
+        0
+    }
+    #[inline(always)]
+    fn stop(&mut self, _started: u64) {}
+}
+
 /// Shared state of one repetition of one variant, used by all worker threads.
 pub trait Trial: Send + Sync {
     /// Run a short, fixed amount of work on worker `worker` and return the number of
     /// operations done. The runner calls this in a loop until the measured window
     /// ends; between calls it checks the stop flag and where the thread runs, so a
-    /// batch should take roughly 10–100 µs.
-    fn run_batch(&self, worker: usize) -> u64;
+    /// batch should take roughly 10–100 µs. Experiments that report latency time
+    /// each operation with `timer`.
+    fn run_batch(&self, worker: usize, timer: &mut dyn OpTimer) -> u64;
 }
 
 /// A differential experiment.
@@ -43,8 +65,12 @@ pub trait Experiment: Sync {
     fn name(&self) -> &'static str;
     /// One line: what it measures.
     fn summary(&self) -> &'static str;
-    /// Variants, run interleaved.
-    fn variants(&self) -> &'static [Variant];
+    /// Variants, run interleaved (may depend on the machine, e.g. SIMD kernels).
+    fn variants(&self) -> Vec<Variant>;
+    /// Whether trials time single operations (per-operation latency percentiles).
+    fn records_latency(&self) -> bool {
+        false
+    }
     /// The headline comparison.
     fn comparison(&self) -> Comparison;
     /// How threads are placed.

@@ -11,7 +11,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use crossbeam_utils::CachePadded;
 
-use crate::experiment::{Comparison, Experiment, ThreadShape, Trial, Variant};
+use crate::experiment::{Comparison, Experiment, OpTimer, ThreadShape, Trial, Variant};
 
 /// Increments per batch: 16 µs (padded, ~0.25 ns each) to 130 µs (packed) of work,
 /// so the runner's per-batch stop-flag and getcpu() checks (~50 ns) cost well
@@ -44,14 +44,14 @@ fn increment_batch(counter: &AtomicU64) -> u64 {
 }
 
 impl Trial for Packed {
-    fn run_batch(&self, worker: usize) -> u64 {
+    fn run_batch(&self, worker: usize, _timer: &mut dyn OpTimer) -> u64 {
         let line = &self.lines[worker / PACKED_SLOTS];
         increment_batch(&line.0[worker % PACKED_SLOTS])
     }
 }
 
 impl Trial for Padded {
-    fn run_batch(&self, worker: usize) -> u64 {
+    fn run_batch(&self, worker: usize, _timer: &mut dyn OpTimer) -> u64 {
         increment_batch(&self.counters[worker])
     }
 }
@@ -106,8 +106,8 @@ impl Experiment for FalseSharing {
         "threads increment their own counters, packed in one cache line vs padded apart"
     }
 
-    fn variants(&self) -> &'static [Variant] {
-        &VARIANTS
+    fn variants(&self) -> Vec<Variant> {
+        VARIANTS.to_vec()
     }
 
     fn comparison(&self) -> Comparison {
@@ -177,8 +177,8 @@ mod tests {
             let trial = fs.prepare(v.name, 3);
             let mut ops = 0;
             for w in 0..3 {
-                ops += trial.run_batch(w);
-                ops += trial.run_batch(w);
+                ops += trial.run_batch(w, &mut crate::experiment::NoTimer);
+                ops += trial.run_batch(w, &mut crate::experiment::NoTimer);
             }
             assert_eq!(ops, 6 * INCREMENTS_PER_BATCH, "variant {}", v.name);
         }

@@ -10,12 +10,16 @@
 pub mod experiment;
 pub mod false_sharing;
 pub mod simd;
+pub mod simd_similarity;
 
-pub use experiment::{Comparison, Experiment, ThreadShape, Trial, Variant};
+pub use experiment::{Comparison, Experiment, NoTimer, OpTimer, ThreadShape, Trial, Variant};
 
 /// Every experiment `hwprof run NAME` and `hwprof suite` know about, in suite order.
 pub fn registry() -> &'static [&'static dyn Experiment] {
-    static REGISTRY: [&dyn Experiment; 1] = [&false_sharing::FalseSharing];
+    static REGISTRY: [&dyn Experiment; 2] = [
+        &false_sharing::FalseSharing,
+        &simd_similarity::SimdSimilarity,
+    ];
     &REGISTRY
 }
 

@@ -180,6 +180,25 @@ fn variant_metrics(
         )
     };
     m.insert("cycles_per_op".into(), cycles);
+    // Per-operation latency percentiles, for experiments that time each operation.
+    let lat: Option<Vec<&crate::experiment::runner::LatencySummary>> =
+        trials.iter().map(|t| t.latency.as_ref()).collect();
+    if let Some(lat) = lat.filter(|l| !l.is_empty()) {
+        for (key, pick) in [
+            (
+                "latency_p50_ns",
+                (|l: &crate::experiment::runner::LatencySummary| l.p50_ns) as fn(&_) -> f64,
+            ),
+            ("latency_p99_ns", |l| l.p99_ns),
+            ("latency_p999_ns", |l| l.p999_ns),
+        ] {
+            m.insert(
+                key.into(),
+                Metric::measured(&format!("ns/{op}"), Source::Timer, &lat.iter().map(|l| pick(l)).collect::<Vec<_>>())
+                    .with_method("per-operation timer brackets, HdrHistogram over all workers per repetition (includes one timer read)"),
+            );
+        }
+    }
     for (key, event) in [
         ("instructions_per_op", "instructions"),
         ("cache_misses_per_op", "cache-misses"),
@@ -247,7 +266,7 @@ pub fn analyse_group(
     };
     let variants: Vec<VariantResult> = exp
         .variants()
-        .iter()
+        .into_iter()
         .map(|v| VariantResult {
             name: v.name.into(),
             description: v.description.into(),

@@ -171,12 +171,13 @@ pub fn run(o: &RunOptions, interrupted: Arc<AtomicBool>) -> anyhow::Result<Optio
     let timer = &profile.timer;
     let tsc_hz = (timer.kind == TimerKind::Tsc).then_some(timer.ticks_per_second);
 
-    let total = plan.groups.len() * (settings.warmup + settings.repetitions) * exp.variants().len();
+    let variants = exp.variants();
+    let total = plan.groups.len() * (settings.warmup + settings.repetitions) * variants.len();
     eprintln!(
         "hwprof: running {}: {} group(s) x {} variants x {} repetitions (+{} warm-up), about {:.0} s",
         exp.name(),
         plan.groups.len(),
-        exp.variants().len(),
+        variants.len(),
         settings.repetitions,
         settings.warmup,
         total as f64 * settings.duration_s
@@ -231,7 +232,7 @@ pub fn run(o: &RunOptions, interrupted: Arc<AtomicBool>) -> anyhow::Result<Optio
     'groups: for g in &plan.groups {
         let mut trials = Vec::new();
         for rep in 0..settings.warmup + settings.repetitions {
-            for v in exp.variants() {
+            for v in &variants {
                 if interrupted.load(Ordering::Relaxed) {
                     groups.push(analysis::analyse_group(
                         exp, g, trials, caps, tsc_hz, &selection,
@@ -278,8 +279,7 @@ pub fn run(o: &RunOptions, interrupted: Arc<AtomicBool>) -> anyhow::Result<Optio
             name: exp.name().into(),
             summary: exp.summary().into(),
             operation: exp.op_name().into(),
-            variants: exp
-                .variants()
+            variants: variants
                 .iter()
                 .map(|v| (v.name.to_string(), v.description.to_string()))
                 .collect(),

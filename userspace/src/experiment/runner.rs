@@ -7,7 +7,8 @@ use std::time::{Duration, Instant};
 
 use serde::Serialize;
 
-use hwprof_workloads::Experiment;
+use hdrhistogram::Histogram;
+use hwprof_workloads::{Experiment, NoTimer, OpTimer};
 
 use crate::measure::counters::ThreadCounters;
 use crate::measure::timer::Timer;
@@ -39,6 +40,39 @@ pub struct WorkerResult {
     /// Changes of CPU seen between consecutive samples.
     pub migrations_seen: u64,
     pub counters: Vec<Reading>,
+    /// Per-operation latencies (ns), when the experiment times operations.
+    #[serde(skip)]
+    pub latency: Option<Histogram<u64>>,
+}
+
+/// Percentiles of per-operation latency over all workers of one trial [timer].
+#[derive(Debug, Clone, Serialize)]
+pub struct LatencySummary {
+    pub count: u64,
+    pub p50_ns: f64,
+    pub p99_ns: f64,
+    pub p999_ns: f64,
+    pub max_ns: f64,
+}
+
+/// Times operations with the run's timer into an HdrHistogram (ns, 3 significant digits).
+struct LatencyRecorder<'a> {
+    timer: &'a Timer,
+    hist: Histogram<u64>,
+}
+
+impl OpTimer for LatencyRecorder<'_> {
+    #[inline(always)]
+    fn start(&mut self) -> u64 {
+        self.timer.now()
+    }
+    #[inline(always)]
+    fn stop(&mut self, started: u64) {
+        let ns = self
+            .timer
+            .ticks_to_ns(self.timer.now().wrapping_sub(started));
+        self.hist.saturating_record(ns.round().max(1.0) as u64);
+    }
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -52,6 +86,7 @@ pub struct TrialResult {
     pub workers: Vec<WorkerResult>,
     /// The window was cut short by an interrupt.
     pub cut_short: bool,
+    pub latency: Option<LatencySummary>,
 }
 
 impl TrialResult {
@@ -121,12 +156,20 @@ pub fn run_trial(
                         off_cpu_samples: 0,
                         migrations_seen: 0,
                         counters: vec![],
+                        latency: None,
                     };
                     let mut last_cpu = current_cpu();
+                    let mut recorder = exp.records_latency().then(|| LatencyRecorder {
+                        timer: ctx.timer,
+                        hist: Histogram::new(3).expect("3 significant digits is valid"),
+                    });
                     counters.enable();
                     let t0 = ctx.timer.now();
                     loop {
-                        r.ops += trial.run_batch(worker);
+                        r.ops += match recorder.as_mut() {
+                            Some(rec) => trial.run_batch(worker, rec),
+                            None => trial.run_batch(worker, &mut NoTimer),
+                        };
                         if let Some(c) = current_cpu() {
                             r.cpu_samples += 1;
                             if c != cpu {
@@ -145,6 +188,7 @@ pub fn run_trial(
                     counters.disable();
                     r.elapsed_ns = ctx.timer.ticks_to_ns(t1.wrapping_sub(t0));
                     r.counters = counters.read();
+                    r.latency = recorder.map(|rec| rec.hist);
                     Ok(r)
                 })
             })
@@ -165,6 +209,24 @@ pub fn run_trial(
             .collect()
     });
     let workers = results.into_iter().collect::<anyhow::Result<Vec<_>>>()?;
+    let latency = {
+        let mut merged: Option<Histogram<u64>> = None;
+        for h in workers.iter().filter_map(|w| w.latency.as_ref()) {
+            match merged.as_mut() {
+                Some(m) => {
+                    let _ = m.add(h);
+                }
+                None => merged = Some(h.clone()),
+            }
+        }
+        merged.filter(|h| !h.is_empty()).map(|h| LatencySummary {
+            count: h.len(),
+            p50_ns: h.value_at_quantile(0.5) as f64,
+            p99_ns: h.value_at_quantile(0.99) as f64,
+            p999_ns: h.value_at_quantile(0.999) as f64,
+            max_ns: h.max() as f64,
+        })
+    };
     let ops = workers.iter().map(|w| w.ops).sum();
     let ops_per_sec = workers
         .iter()
@@ -179,5 +241,6 @@ pub fn run_trial(
         ops_per_sec,
         workers,
         cut_short: ctx.interrupted.load(Ordering::Relaxed),
+        latency,
     })
 }

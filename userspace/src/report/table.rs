@@ -41,6 +41,9 @@ pub fn render(r: &Report) -> String {
     let m = &r.machine;
     let _ = writeln!(s, "hwprof {} — {}", r.experiment.name, r.experiment.summary);
     let _ = writeln!(s, "machine: {}", machine_line(m));
+    for n in &r.experiment.notes {
+        let _ = writeln!(s, "note: {n}");
+    }
     let _ = writeln!(s, "measurement: {}", r.measurement.fallback);
     let _ = writeln!(s, "timer: {}", m.timer.description);
     let _ = writeln!(
