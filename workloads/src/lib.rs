@@ -9,6 +9,7 @@
 
 pub mod experiment;
 pub mod false_sharing;
+pub mod keys;
 pub mod memstore;
 pub mod simd;
 pub mod simd_similarity;
