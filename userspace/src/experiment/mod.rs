@@ -216,6 +216,7 @@ pub fn run(o: &RunOptions, interrupted: Arc<AtomicBool>) -> anyhow::Result<Optio
         duration: Duration::from_secs_f64(settings.duration_s),
         interrupted: &interrupted,
         probes: probe_session.as_ref(),
+        watchdog: runner::WATCHDOG,
     };
     let bar = ProgressBar::new(total as u64);
     if o.json {

@@ -26,7 +26,12 @@ pub struct Context<'a> {
     pub interrupted: &'a AtomicBool,
     /// eBPF probes (`--probes`): each worker registers its thread before running.
     pub probes: Option<&'a std::sync::Mutex<crate::probes::Session>>,
+    /// A worker whose operation count does not move for this long fails the run.
+    pub watchdog: Duration,
 }
+
+/// Default watchdog: no progress for 5 s.
+pub const WATCHDOG: Duration = Duration::from_secs(5);
 
 #[derive(Debug, Clone, Serialize)]
 pub struct WorkerResult {
@@ -127,17 +132,25 @@ pub fn run_trial(
 
     let start = Barrier::new(cpus.len() + 1);
     let stop = AtomicBool::new(false);
+    // Operations done so far by each worker, published after every batch, and its
+    // kernel thread id, for the watchdog's message.
+    let progress: Vec<std::sync::atomic::AtomicU64> =
+        cpus.iter().map(|_| Default::default()).collect();
+    let tids: Vec<std::sync::atomic::AtomicU32> = cpus.iter().map(|_| Default::default()).collect();
+    let mut stuck: Option<String> = None;
     let results: Vec<anyhow::Result<WorkerResult>> = std::thread::scope(|s| {
         let handles: Vec<_> = cpus
             .iter()
             .enumerate()
             .map(|(worker, &cpu)| {
                 let (trial, start, stop) = (&trial, &start, &stop);
+                let (progress, tids) = (&progress[worker], &tids[worker]);
                 s.spawn(move || -> anyhow::Result<WorkerResult> {
                     let bound = match ctx.binder {
                         Some(b) => b.bind_current_thread(cpu),
                         None => Ok(()),
                     };
+                    tids.store(crate::probes::gettid(), Ordering::Relaxed);
                     let mut counters = ThreadCounters::open(ctx.counters);
                     if let Some(p) = ctx.probes {
                         if let Ok(mut p) = p.lock() {
@@ -170,6 +183,7 @@ pub fn run_trial(
                             Some(rec) => trial.run_batch(worker, rec),
                             None => trial.run_batch(worker, &mut NoTimer),
                         };
+                        progress.store(r.ops, Ordering::Relaxed);
                         if let Some(c) = current_cpu() {
                             r.cpu_samples += 1;
                             if c != cpu {
@@ -195,11 +209,60 @@ pub fn run_trial(
             .collect();
         start.wait();
         let began = Instant::now();
+        let mut last: Vec<(u64, Instant)> = cpus.iter().map(|_| (0, began)).collect();
+        let check = |last: &mut Vec<(u64, Instant)>| -> Option<String> {
+            for (w, p) in progress.iter().enumerate() {
+                let now = p.load(Ordering::Relaxed);
+                if now != last[w].0 {
+                    last[w] = (now, Instant::now());
+                } else if last[w].1.elapsed() >= ctx.watchdog {
+                    return Some(format!(
+                        "worker {w} (thread {}, CPU {}) made no progress for {:.1} s: stuck; the run is invalid",
+                        tids[w].load(Ordering::Relaxed),
+                        cpus[w],
+                        ctx.watchdog.as_secs_f64()
+                    ));
+                }
+            }
+            None
+        };
         while began.elapsed() < ctx.duration && !ctx.interrupted.load(Ordering::Relaxed) {
             let left = ctx.duration.saturating_sub(began.elapsed());
             std::thread::sleep(left.min(Duration::from_millis(20)));
+            if let Some(msg) = check(&mut last) {
+                stuck = Some(msg);
+                break;
+            }
         }
         stop.store(true, Ordering::Relaxed);
+        // Every worker should finish its batch promptly now; one that does not
+        // within the watchdog period is stuck. A hung thread cannot be joined:
+        // report it and end the process rather than hang with it.
+        let grace = Instant::now();
+        while !handles.iter().all(|h| h.is_finished()) && grace.elapsed() < ctx.watchdog {
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        if stuck.is_none() {
+            if let Some(w) = handles.iter().position(|h| !h.is_finished()) {
+                stuck = Some(format!(
+                    "worker {w} (thread {}, CPU {}) did not finish its batch within {:.1} s of the window's end: stuck; the run is invalid",
+                    tids[w].load(Ordering::Relaxed),
+                    cpus[w],
+                    ctx.watchdog.as_secs_f64()
+                ));
+            }
+        }
+        if let Some(msg) = &stuck {
+            eprintln!("hwprof: watchdog: {msg}");
+            let deadline = Instant::now() + ctx.watchdog.max(Duration::from_secs(1)) * 2;
+            while !handles.iter().all(|h| h.is_finished()) {
+                if Instant::now() >= deadline {
+                    eprintln!("hwprof: error: {msg}");
+                    std::process::exit(1);
+                }
+                std::thread::sleep(Duration::from_millis(10));
+            }
+        }
         handles
             .into_iter()
             .map(|h| {
@@ -208,6 +271,9 @@ pub fn run_trial(
             })
             .collect()
     });
+    if let Some(msg) = stuck {
+        anyhow::bail!(msg);
+    }
     let workers = results.into_iter().collect::<anyhow::Result<Vec<_>>>()?;
     let latency = {
         let mut merged: Option<Histogram<u64>> = None;
