@@ -121,9 +121,9 @@ pub struct InfoArgs {
 pub struct RunArgs {
     /// Experiment name, e.g. false-sharing.
     pub experiment: String,
-    /// Number of worker threads (placed by --placement).
-    #[arg(long)]
-    pub threads: Option<usize>,
+    /// Worker threads (placed by --placement); a list (1,2,4 or 1-8) sweeps thread counts.
+    #[arg(long, value_parser = parse_threads)]
+    pub threads: Option<CpuList>,
     /// Pair classes to run: smt-siblings, same-l3, cross-l3, cross-package (comma-separated) or all.
     #[arg(long, value_parser = parse_pairs)]
     pub pairs: Option<PairList>,
@@ -187,6 +187,14 @@ fn parse_pairs(s: &str) -> Result<PairList, String> {
 
 fn parse_cpus(s: &str) -> Result<CpuList, String> {
     cpulist::parse(s).map(CpuList)
+}
+
+fn parse_threads(s: &str) -> Result<CpuList, String> {
+    let v = cpulist::parse(s).map_err(|e| e.replace("CPU", "thread count"))?;
+    if v.contains(&0) {
+        return Err("thread counts start at 1".into());
+    }
+    Ok(CpuList(v))
 }
 
 fn parse_policy(s: &str) -> Result<Policy, String> {

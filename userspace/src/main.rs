@@ -140,13 +140,16 @@ fn dispatch(cli: Cli, interrupted: Arc<AtomicBool>) -> anyhow::Result<ExitCode> 
             }
         }
         Command::Run(a) => {
-            if a.threads == Some(0) {
-                return Err(usage("--threads must be at least 1"));
-            }
+            let (threads, thread_sweep) = match a.threads.map(|t| t.0) {
+                Some(v) if v.len() == 1 => (Some(v[0]), None),
+                Some(v) => (None, Some(v)),
+                None => (None, None),
+            };
             let opts = RunOptions {
                 experiment: a.experiment,
                 placement: placement::Request {
-                    threads: a.threads,
+                    threads,
+                    thread_sweep,
                     pairs: a.pairs.map(|p| p.0),
                     cpus: a.cpus.map(|c| c.0),
                     policy: a.placement,

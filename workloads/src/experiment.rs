@@ -18,7 +18,7 @@ pub enum ThreadShape {
 }
 
 /// Which two variants form the headline A/B comparison, and how to read it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Comparison {
     /// The variant expected to suffer (e.g. `packed`).
     pub treatment: &'static str,
@@ -26,6 +26,9 @@ pub struct Comparison {
     pub baseline: &'static str,
     /// Name of the effect: ratio baseline throughput / treatment throughput.
     pub effect: &'static str,
+    /// Engineering target, if any: the treatment must keep at least this share of
+    /// the baseline's throughput (e.g. 0.9 = "Zipf >= 90% of uniform").
+    pub target: Option<f64>,
 }
 
 /// Times single operations for experiments that report per-operation latency.
@@ -73,8 +76,17 @@ pub trait Experiment: Sync {
     }
     /// The headline comparison.
     fn comparison(&self) -> Comparison;
+    /// Every comparison to report (the first is the headline). Default: the one above.
+    fn comparisons(&self) -> Vec<Comparison> {
+        vec![self.comparison()]
+    }
     /// How threads are placed.
     fn thread_shape(&self) -> ThreadShape;
+    /// Sweep thread counts 1, 2, 4, … all hardware threads by default (scalability
+    /// experiments) instead of running one group.
+    fn sweeps_threads(&self) -> bool {
+        false
+    }
     /// What an operation is, for units ("increment", "lookup", …).
     fn op_name(&self) -> &'static str;
     /// Abstract PMU metrics (hwprofiles/events/metrics.toml) this experiment wants,

@@ -115,6 +115,7 @@ impl Experiment for FalseSharing {
             treatment: "packed",
             baseline: "padded",
             effect: "slowdown",
+            target: None,
         }
     }
 

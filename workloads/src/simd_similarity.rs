@@ -151,6 +151,7 @@ impl Experiment for SimdSimilarity {
             treatment: "scalar-cosine",
             baseline: cosine_name(Kernel::dispatch().0),
             effect: "slowdown",
+            target: None,
         }
     }
 

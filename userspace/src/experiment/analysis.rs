@@ -12,7 +12,7 @@ use crate::capabilities::Capabilities;
 use crate::events::Selection;
 use crate::measure::Source;
 use crate::placement::{Group, PairClass};
-use crate::stats::{ab_verdict, ratio_of_medians_ci, Interval, Summary, Verdict};
+use crate::stats::{ab_verdict, ratio_of_medians_ci, target_verdict, Interval, Summary, Verdict};
 
 /// One metric of one variant over the measured repetitions.
 #[derive(Debug, Clone, Serialize)]
@@ -72,7 +72,13 @@ pub struct VariantResult {
 
 #[derive(Debug, Clone, Serialize)]
 pub struct ComparisonResult {
+    pub treatment: String,
+    pub baseline: String,
     pub effect: String,
+    /// Share of the baseline's throughput the treatment keeps (1 / ratio), with CI.
+    pub retained: f64,
+    pub retained_ci95: Interval,
+    pub target: Option<f64>,
     pub definition: String,
     pub source: Source,
     pub ratio: f64,
@@ -86,7 +92,9 @@ pub struct GroupResult {
     pub pair_class: Option<PairClass>,
     pub cpus: Vec<usize>,
     pub variants: Vec<VariantResult>,
+    /// The headline comparison (the first of `comparisons`).
     pub comparison: Option<ComparisonResult>,
+    pub comparisons: Vec<ComparisonResult>,
     /// getcpu() checks that found a worker off its planned CPU, over all trials.
     pub off_cpu_samples: u64,
     pub migrations_seen: u64,
@@ -279,41 +287,61 @@ pub fn analyse_group(
         })
         .collect();
 
-    let cmp = exp.comparison();
     let tput = |name: &str| -> Vec<f64> { measured(name).iter().map(|t| t.ops_per_sec).collect() };
-    let (treat, base) = (tput(cmp.treatment), tput(cmp.baseline));
-    let comparison = (!treat.is_empty() && !base.is_empty()).then(|| {
-        let ratio = crate::stats::median(&base) / crate::stats::median(&treat);
-        let ci = ratio_of_medians_ci(&base, &treat, 0.95);
-        let cv = |v: &[f64]| Summary::of(v).map_or(f64::NAN, |s| s.cv);
-        let n = treat.len().min(base.len());
-        ComparisonResult {
-            effect: cmp.effect.into(),
-            definition: format!(
-                "median {b} throughput / median {t} throughput (> 1: {t} is slower)",
-                b = cmp.baseline,
-                t = cmp.treatment
-            ),
-            source: Source::Timer,
-            ratio,
-            ci95: ci,
-            verdict: ab_verdict(
-                cmp.treatment,
-                cmp.baseline,
+    let comparisons: Vec<ComparisonResult> = exp
+        .comparisons()
+        .into_iter()
+        .filter_map(|cmp| {
+            let (treat, base) = (tput(cmp.treatment), tput(cmp.baseline));
+            if treat.is_empty() || base.is_empty() {
+                return None;
+            }
+            let ratio = crate::stats::median(&base) / crate::stats::median(&treat);
+            let ci = ratio_of_medians_ci(&base, &treat, 0.95);
+            let retained_ci = ratio_of_medians_ci(&treat, &base, 0.95);
+            let cv = |v: &[f64]| Summary::of(v).map_or(f64::NAN, |s| s.cv);
+            let n = treat.len().min(base.len());
+            let verdict = match cmp.target {
+                Some(t) => {
+                    target_verdict(cmp.treatment, cmp.baseline, 1.0 / ratio, retained_ci, t, n)
+                }
+                None => ab_verdict(
+                    cmp.treatment,
+                    cmp.baseline,
+                    ratio,
+                    ci,
+                    n,
+                    cv(&treat),
+                    cv(&base),
+                ),
+            };
+            Some(ComparisonResult {
+                treatment: cmp.treatment.into(),
+                baseline: cmp.baseline.into(),
+                effect: cmp.effect.into(),
+                retained: 1.0 / ratio,
+                retained_ci95: retained_ci,
+                target: cmp.target,
+                definition: format!(
+                    "median {b} throughput / median {t} throughput (> 1: {t} is slower)",
+                    b = cmp.baseline,
+                    t = cmp.treatment
+                ),
+                source: Source::Timer,
                 ratio,
-                ci,
-                n,
-                cv(&treat),
-                cv(&base),
-            ),
-        }
-    });
+                ci95: ci,
+                verdict,
+            })
+        })
+        .collect();
+    let comparison = comparisons.first().cloned();
     GroupResult {
         label: group.label.clone(),
         pair_class: group.pair_class,
         cpus: group.cpus.clone(),
         variants,
         comparison,
+        comparisons,
         off_cpu_samples: trials
             .iter()
             .flat_map(|t| &t.workers)

@@ -87,7 +87,19 @@ pub fn run(o: &RunOptions, interrupted: Arc<AtomicBool>) -> anyhow::Result<Optio
 
     let (profile, loaded) = machine::discover(&o.topology)?;
     let topo = &profile.topology;
-    let plan = placement::plan(topo, exp.thread_shape(), &o.placement)?;
+    let r = &o.placement;
+    let plan = match &r.thread_sweep {
+        Some(counts) => placement::plan_sweep(topo, exp.thread_shape(), r, counts)?,
+        None if exp.sweeps_threads()
+            && r.threads.is_none()
+            && r.cpus.is_none()
+            && r.pairs.is_none() =>
+        {
+            let n = topo.usable_cpus().len();
+            placement::plan_sweep(topo, exp.thread_shape(), r, &placement::default_sweep(n))?
+        }
+        None => placement::plan(topo, exp.thread_shape(), r)?,
+    };
     let nodes: Vec<usize> = topo.numa.iter().map(|n| n.os_index).collect();
     let memory = match &o.membind {
         Some(m) => MemoryPolicy::parse(m, &nodes).map_err(usage)?,

@@ -24,6 +24,8 @@ use hwprof_workloads::ThreadShape;
 #[derive(Debug, Clone, Default)]
 pub struct Request {
     pub threads: Option<usize>,
+    /// Several thread counts: one placement group each (`--threads 1,2,4`).
+    pub thread_sweep: Option<Vec<usize>>,
     pub pairs: Option<Vec<PairClass>>,
     pub cpus: Option<Vec<usize>>,
     pub policy: Option<Policy>,
@@ -148,6 +150,37 @@ pub fn plan(topo: &Topology, shape: ThreadShape, req: &Request) -> anyhow::Resul
         }],
         unavailable: vec![],
     })
+}
+
+/// One group per thread count (a thread-count sweep), each placed like `plan`.
+pub fn plan_sweep(
+    topo: &Topology,
+    shape: ThreadShape,
+    req: &Request,
+    counts: &[usize],
+) -> anyhow::Result<Plan> {
+    let mut merged: Option<Plan> = None;
+    for &n in counts {
+        let r = Request {
+            threads: Some(n),
+            ..req.clone()
+        };
+        let p = plan(topo, shape, &r)?;
+        match merged.as_mut() {
+            Some(m) => m.groups.extend(p.groups),
+            None => merged = Some(p),
+        }
+    }
+    merged.ok_or_else(|| usage("--threads: no thread count given"))
+}
+
+/// Powers of two up to `max`, and `max` itself: 1, 2, 4, …, max.
+pub fn default_sweep(max: usize) -> Vec<usize> {
+    let mut v: Vec<usize> = std::iter::successors(Some(1usize), |x| x.checked_mul(2))
+        .take_while(|&x| x < max)
+        .collect();
+    v.push(max.max(1));
+    v
 }
 
 fn plan_pairs(topo: &Topology, req: &Request, usable: &[usize]) -> anyhow::Result<Plan> {

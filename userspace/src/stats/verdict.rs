@@ -90,6 +90,63 @@ pub fn ab_verdict(
     )
 }
 
+/// Verdict against an engineering target: `retained` = treatment throughput /
+/// baseline throughput with its 95% CI; the target is met when the whole CI is at
+/// or above it, missed when the whole CI is below, otherwise inconclusive.
+pub fn target_verdict(
+    treatment: &str,
+    baseline: &str,
+    retained: f64,
+    ci: Interval,
+    target: f64,
+    n: usize,
+) -> Verdict {
+    let pct = |x: f64| format!("{:.1}%", x * 100.0);
+    let head = format!(
+        "{treatment} keeps {} of {baseline}'s throughput (95% CI {}–{}, {n} repetitions each)",
+        pct(retained),
+        pct(ci.lo),
+        pct(ci.hi)
+    );
+    let v = |outcome: &str, conclusive: bool, text: String| Verdict {
+        outcome: outcome.into(),
+        conclusive,
+        text,
+    };
+    if n < MIN_REPETITIONS || !(retained.is_finite() && ci.lo.is_finite() && ci.hi.is_finite()) {
+        return v(
+            "inconclusive",
+            false,
+            format!(
+                "{head}: too few repetitions to judge the ≥ {} target",
+                pct(target)
+            ),
+        );
+    }
+    if ci.lo >= target {
+        v(
+            "meets-target",
+            true,
+            format!("{head}: meets the ≥ {} target", pct(target)),
+        )
+    } else if ci.hi < target {
+        v(
+            "misses-target",
+            true,
+            format!("{head}: misses the ≥ {} target", pct(target)),
+        )
+    } else {
+        v(
+            "inconclusive",
+            false,
+            format!(
+                "{head}: the CI straddles the ≥ {} target; raise --repetitions",
+                pct(target)
+            ),
+        )
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -119,6 +176,26 @@ mod tests {
         assert_eq!(
             ab_verdict("a", "b", 1.01, iv(0.99, 1.02), 5, 0.0, 0.0).outcome,
             "no-difference"
+        );
+    }
+
+    #[test]
+    fn targets() {
+        assert_eq!(
+            target_verdict("z", "u", 0.95, iv(0.93, 0.97), 0.9, 5).outcome,
+            "meets-target"
+        );
+        assert_eq!(
+            target_verdict("z", "u", 0.6, iv(0.55, 0.65), 0.7, 5).outcome,
+            "misses-target"
+        );
+        assert_eq!(
+            target_verdict("z", "u", 0.9, iv(0.85, 0.95), 0.9, 5).outcome,
+            "inconclusive"
+        );
+        assert_eq!(
+            target_verdict("z", "u", 0.95, iv(0.93, 0.97), 0.9, 2).outcome,
+            "inconclusive"
         );
     }
 
