@@ -632,3 +632,45 @@ fn simd_reports_latency_and_the_dispatched_kernel() {
         );
     }
 }
+
+/// `run contention`: every hot-spot scenario compared with uniform against its
+/// target, with latency percentiles and fairness per variant.
+#[test]
+fn contention_compares_hot_spots_with_uniform_against_targets() {
+    let _machine = exclusive();
+    let v = json(&[
+        "run",
+        "contention",
+        "--threads",
+        "2",
+        "--duration",
+        "0.02",
+        "--repetitions",
+        "3",
+        "--warmup",
+        "0",
+        "--json",
+    ]);
+    let g = &v["groups"][0];
+    let cmps = g["comparisons"].as_array().unwrap();
+    assert_eq!(cmps.len(), 12);
+    for c in cmps {
+        let target = c["target"].as_f64().unwrap();
+        assert!(target == 0.9 || target == 0.7, "{c}");
+        let outcome = c["verdict"]["outcome"].as_str().unwrap();
+        assert!(
+            ["meets-target", "misses-target", "inconclusive"].contains(&outcome),
+            "{outcome}"
+        );
+        assert!(c["retained"].as_f64().unwrap() > 0.0);
+    }
+    for var in g["variants"].as_array().unwrap() {
+        let m = &var["metrics"];
+        assert!(
+            m["latency_p999_ns"]["median"].as_f64().unwrap()
+                >= m["latency_p50_ns"]["median"].as_f64().unwrap()
+        );
+        let f = m["fairness_min_max"]["median"].as_f64().unwrap();
+        assert!((0.0..=1.0).contains(&f), "{f}");
+    }
+}

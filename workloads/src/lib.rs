@@ -7,6 +7,7 @@
 //! Adding an experiment = one new module here implementing [`Experiment`], plus one
 //! line in [`registry`].
 
+pub mod contention;
 pub mod experiment;
 pub mod false_sharing;
 pub mod keys;
@@ -18,9 +19,10 @@ pub use experiment::{Comparison, Experiment, NoTimer, OpTimer, ThreadShape, Tria
 
 /// Every experiment `hwprof run NAME` and `hwprof suite` know about, in suite order.
 pub fn registry() -> &'static [&'static dyn Experiment] {
-    static REGISTRY: [&dyn Experiment; 2] = [
+    static REGISTRY: [&dyn Experiment; 3] = [
         &false_sharing::FalseSharing,
         &simd_similarity::SimdSimilarity,
+        &contention::Contention,
     ];
     &REGISTRY
 }

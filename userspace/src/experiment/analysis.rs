@@ -188,6 +188,39 @@ fn variant_metrics(
         )
     };
     m.insert("cycles_per_op".into(), cycles);
+    // Throughput per thread, and fairness: the least / the most productive worker.
+    m.insert(
+        "ops_per_sec_per_thread".into(),
+        Metric::measured(
+            &format!("{op}s/s"),
+            Source::Timer,
+            &tput.iter().map(|t| t / threads).collect::<Vec<_>>(),
+        ),
+    );
+    if threads > 1.0 {
+        let fairness: Vec<f64> = trials
+            .iter()
+            .map(|t| {
+                let rates: Vec<f64> = t
+                    .workers
+                    .iter()
+                    .map(|w| w.ops as f64 / w.elapsed_ns.max(1.0))
+                    .collect();
+                let max = rates.iter().copied().fold(0.0, f64::max);
+                if max > 0.0 {
+                    rates.iter().copied().fold(f64::INFINITY, f64::min) / max
+                } else {
+                    0.0
+                }
+            })
+            .collect();
+        m.insert(
+            "fairness_min_max".into(),
+            Metric::measured("min/max worker share", Source::Timer, &fairness).with_method(
+                "slowest worker's op rate / fastest worker's, per repetition (1 = fair)",
+            ),
+        );
+    }
     // Per-operation latency percentiles, for experiments that time each operation.
     let lat: Option<Vec<&crate::experiment::runner::LatencySummary>> =
         trials.iter().map(|t| t.latency.as_ref()).collect();

@@ -1,0 +1,330 @@
+//! `hwprof run contention`: a DashMap hot tier (Engram's structure) under uniform
+//! keys, bounded Zipf hot spots (s = 0.8, 1.0, 1.2) and a celebrity key taking 50%
+//! of accesses, at read/write mixes 90/10, 50/50, 10/90, plus a shard-count sweep;
+//! thread counts swept 1 → all hardware threads. Every operation is timed. Each
+//! hot-spot scenario is compared with uniform at the same mix against the
+//! engineering targets: Zipf keeps ≥ 90%, celebrity ≥ 70% of uniform throughput.
+
+use std::sync::Mutex;
+
+use dashmap::DashMap;
+use rand::rngs::SmallRng;
+use rand::{Rng, SeedableRng};
+
+use crate::experiment::{Comparison, Experiment, OpTimer, ThreadShape, Trial, Variant};
+use crate::keys::{KeyDist, KeySampler};
+
+/// Keys in the map: enough that uniform access rarely collides, few enough to
+/// build quickly for every repetition.
+pub const KEYS: u64 = 100_000;
+/// DashMap shards unless a variant says otherwise.
+pub const DEFAULT_SHARDS: usize = 64;
+const OPS_PER_BATCH: usize = 256;
+
+/// A 64-byte value: one cache line per entry, like a small node header.
+type Value = [u64; 8];
+
+#[derive(Debug, Clone, Copy)]
+struct Spec {
+    name: &'static str,
+    description: &'static str,
+    dist: KeyDist,
+    read_share: f64,
+    shards: usize,
+}
+
+macro_rules! spec {
+    ($name:expr, $dist:expr, $read:expr, $shards:expr, $desc:expr) => {
+        Spec {
+            name: $name,
+            description: $desc,
+            dist: $dist,
+            read_share: $read,
+            shards: $shards,
+        }
+    };
+}
+
+const SPECS: [Spec; 18] = [
+    spec!(
+        "uniform-r90",
+        KeyDist::Uniform,
+        0.9,
+        DEFAULT_SHARDS,
+        "uniform keys, 90% reads"
+    ),
+    spec!(
+        "uniform-r50",
+        KeyDist::Uniform,
+        0.5,
+        DEFAULT_SHARDS,
+        "uniform keys, 50% reads"
+    ),
+    spec!(
+        "uniform-r10",
+        KeyDist::Uniform,
+        0.1,
+        DEFAULT_SHARDS,
+        "uniform keys, 10% reads"
+    ),
+    spec!(
+        "zipf0.8-r90",
+        KeyDist::Zipf(0.8),
+        0.9,
+        DEFAULT_SHARDS,
+        "Zipf s=0.8, 90% reads"
+    ),
+    spec!(
+        "zipf0.8-r50",
+        KeyDist::Zipf(0.8),
+        0.5,
+        DEFAULT_SHARDS,
+        "Zipf s=0.8, 50% reads"
+    ),
+    spec!(
+        "zipf0.8-r10",
+        KeyDist::Zipf(0.8),
+        0.1,
+        DEFAULT_SHARDS,
+        "Zipf s=0.8, 10% reads"
+    ),
+    spec!(
+        "zipf1.0-r90",
+        KeyDist::Zipf(1.0),
+        0.9,
+        DEFAULT_SHARDS,
+        "Zipf s=1.0, 90% reads"
+    ),
+    spec!(
+        "zipf1.0-r50",
+        KeyDist::Zipf(1.0),
+        0.5,
+        DEFAULT_SHARDS,
+        "Zipf s=1.0, 50% reads"
+    ),
+    spec!(
+        "zipf1.0-r10",
+        KeyDist::Zipf(1.0),
+        0.1,
+        DEFAULT_SHARDS,
+        "Zipf s=1.0, 10% reads"
+    ),
+    spec!(
+        "zipf1.2-r90",
+        KeyDist::Zipf(1.2),
+        0.9,
+        DEFAULT_SHARDS,
+        "Zipf s=1.2, 90% reads"
+    ),
+    spec!(
+        "zipf1.2-r50",
+        KeyDist::Zipf(1.2),
+        0.5,
+        DEFAULT_SHARDS,
+        "Zipf s=1.2, 50% reads"
+    ),
+    spec!(
+        "zipf1.2-r10",
+        KeyDist::Zipf(1.2),
+        0.1,
+        DEFAULT_SHARDS,
+        "Zipf s=1.2, 10% reads"
+    ),
+    spec!(
+        "celebrity-r90",
+        KeyDist::Celebrity(0.5),
+        0.9,
+        DEFAULT_SHARDS,
+        "one key takes 50% of accesses, 90% reads"
+    ),
+    spec!(
+        "celebrity-r50",
+        KeyDist::Celebrity(0.5),
+        0.5,
+        DEFAULT_SHARDS,
+        "one key takes 50% of accesses, 50% reads"
+    ),
+    spec!(
+        "celebrity-r10",
+        KeyDist::Celebrity(0.5),
+        0.1,
+        DEFAULT_SHARDS,
+        "one key takes 50% of accesses, 10% reads"
+    ),
+    spec!(
+        "zipf1.0-r50-shards4",
+        KeyDist::Zipf(1.0),
+        0.5,
+        4,
+        "shard sweep: Zipf s=1.0, 50% reads, 4 shards"
+    ),
+    spec!(
+        "zipf1.0-r50-shards16",
+        KeyDist::Zipf(1.0),
+        0.5,
+        16,
+        "shard sweep: 16 shards"
+    ),
+    spec!(
+        "zipf1.0-r50-shards256",
+        KeyDist::Zipf(1.0),
+        0.5,
+        256,
+        "shard sweep: 256 shards"
+    ),
+];
+
+struct ContentionTrial {
+    map: DashMap<u64, Value>,
+    keys: KeySampler,
+    read_share: f64,
+    /// One RNG per worker (locked once per batch, never contended).
+    rngs: Vec<Mutex<SmallRng>>,
+}
+
+impl Trial for ContentionTrial {
+    fn run_batch(&self, worker: usize, timer: &mut dyn OpTimer) -> u64 {
+        let mut rng = self.rngs[worker].lock().expect("per-worker RNG");
+        let mut sink = 0u64;
+        for _ in 0..OPS_PER_BATCH {
+            let key = self.keys.sample(&mut *rng);
+            let read = rng.random_bool(self.read_share);
+            let t = timer.start();
+            if read {
+                if let Some(v) = self.map.get(&key) {
+                    sink = sink.wrapping_add(v[0] ^ v[7]);
+                }
+            } else if let Some(mut v) = self.map.get_mut(&key) {
+                v[0] = v[0].wrapping_add(1);
+                v[7] = v[7].wrapping_add(worker as u64);
+            }
+            timer.stop(t);
+        }
+        std::hint::black_box(sink);
+        OPS_PER_BATCH as u64
+    }
+}
+
+pub struct Contention;
+
+impl Experiment for Contention {
+    fn name(&self) -> &'static str {
+        "contention"
+    }
+
+    fn summary(&self) -> &'static str {
+        "DashMap hot tier under uniform, Zipf and celebrity keys at three read/write mixes, shard sweep, thread sweep"
+    }
+
+    fn variants(&self) -> Vec<Variant> {
+        SPECS
+            .iter()
+            .map(|s| Variant {
+                name: s.name,
+                description: s.description,
+            })
+            .collect()
+    }
+
+    fn comparison(&self) -> Comparison {
+        self.comparisons()[0]
+    }
+
+    fn comparisons(&self) -> Vec<Comparison> {
+        SPECS
+            .iter()
+            .filter(|s| s.shards == DEFAULT_SHARDS && !matches!(s.dist, KeyDist::Uniform))
+            .map(|s| {
+                let baseline = SPECS
+                    .iter()
+                    .find(|u| matches!(u.dist, KeyDist::Uniform) && u.read_share == s.read_share)
+                    .expect("a uniform variant per mix")
+                    .name;
+                Comparison {
+                    treatment: s.name,
+                    baseline,
+                    effect: "slowdown",
+                    target: Some(if matches!(s.dist, KeyDist::Celebrity(_)) {
+                        0.7
+                    } else {
+                        0.9
+                    }),
+                }
+            })
+            .collect()
+    }
+
+    fn thread_shape(&self) -> ThreadShape {
+        ThreadShape::Threads { default: 2 }
+    }
+
+    fn sweeps_threads(&self) -> bool {
+        true
+    }
+
+    fn op_name(&self) -> &'static str {
+        "op"
+    }
+
+    fn records_latency(&self) -> bool {
+        true
+    }
+
+    fn notes(&self) -> Vec<String> {
+        vec![
+            format!("DashMap<u64, [u64; 8]> with {KEYS} keys, {DEFAULT_SHARDS} shards unless the variant sweeps shards"),
+            "read = get + load of the entry; write = get_mut + update (holds the shard's write lock)".into(),
+            "Zipf via rand_distr (rank 1 = key 0); celebrity: key 0 takes 50% of accesses".into(),
+            "targets: Zipf keeps >= 90% and celebrity >= 70% of uniform throughput at the same mix".into(),
+        ]
+    }
+
+    fn prepare(&self, variant: &str, threads: usize) -> Box<dyn Trial> {
+        let spec = SPECS
+            .iter()
+            .find(|s| s.name == variant)
+            .unwrap_or_else(|| panic!("contention has no variant {variant:?}"));
+        let map = DashMap::with_capacity_and_shard_amount(KEYS as usize, spec.shards);
+        for k in 0..KEYS {
+            map.insert(k, [k; 8]);
+        }
+        Box::new(ContentionTrial {
+            map,
+            keys: KeySampler::new(KEYS, spec.dist).expect("valid distributions"),
+            read_share: spec.read_share,
+            rngs: (0..threads.max(1))
+                .map(|w| Mutex::new(SmallRng::seed_from_u64(0x5eed + w as u64)))
+                .collect(),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::experiment::NoTimer;
+
+    #[test]
+    fn every_comparison_has_both_variants_and_a_target() {
+        let e = Contention;
+        let names: Vec<&str> = e.variants().iter().map(|v| v.name).collect();
+        let cmps = e.comparisons();
+        assert_eq!(cmps.len(), 12, "4 hot-spot scenarios x 3 mixes");
+        for c in cmps {
+            assert!(names.contains(&c.treatment) && names.contains(&c.baseline));
+            assert!(
+                c.baseline.starts_with("uniform-")
+                    && c.treatment.ends_with(&c.baseline["uniform".len()..])
+            );
+            assert!(matches!(c.target, Some(t) if t == 0.9 || t == 0.7));
+        }
+    }
+
+    #[test]
+    fn batches_touch_only_existing_keys_and_write_when_asked() {
+        let e = Contention;
+        let t = e.prepare("celebrity-r10", 2);
+        assert_eq!(t.run_batch(0, &mut NoTimer), OPS_PER_BATCH as u64);
+        assert_eq!(t.run_batch(1, &mut NoTimer), OPS_PER_BATCH as u64);
+    }
+}
