@@ -12,6 +12,7 @@ pub mod experiment;
 pub mod false_sharing;
 pub mod keys;
 pub mod memstore;
+pub mod scaling;
 pub mod simd;
 pub mod simd_similarity;
 
@@ -19,10 +20,11 @@ pub use experiment::{Comparison, Experiment, NoTimer, OpTimer, ThreadShape, Tria
 
 /// Every experiment `hwprof run NAME` and `hwprof suite` know about, in suite order.
 pub fn registry() -> &'static [&'static dyn Experiment] {
-    static REGISTRY: [&dyn Experiment; 3] = [
+    static REGISTRY: [&dyn Experiment; 4] = [
         &false_sharing::FalseSharing,
         &simd_similarity::SimdSimilarity,
         &contention::Contention,
+        &scaling::Scaling,
     ];
     &REGISTRY
 }

@@ -4,6 +4,7 @@
 
 pub mod analysis;
 pub mod runner;
+pub mod scaling;
 
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -17,7 +18,7 @@ use crate::events::{self, catalog::Catalog, spec};
 use crate::machine::{self, MachineProfile};
 use crate::measure::timer::TimerKind;
 use crate::measure::CounterPlan;
-use crate::placement::{self, MemoryPolicy};
+use crate::placement::{self, MemoryPolicy, Policy, Request};
 use crate::report::{self, ExperimentInfo, Measurement, Report, RunSettings};
 use crate::topology::TopologySource;
 
@@ -95,8 +96,35 @@ pub fn run(o: &RunOptions, interrupted: Arc<AtomicBool>) -> anyhow::Result<Optio
             && r.cpus.is_none()
             && r.pairs.is_none() =>
         {
-            let n = topo.usable_cpus().len();
-            placement::plan_sweep(topo, exp.thread_shape(), r, &placement::default_sweep(n))?
+            let counts = placement::default_sweep(topo.usable_cpus().len());
+            match r.policy {
+                Some(_) => placement::plan_sweep(topo, exp.thread_shape(), r, &counts)?,
+                // Both policies; scatter groups only where they differ from compact.
+                None => {
+                    let compact = Request {
+                        policy: Some(Policy::Compact),
+                        ..r.clone()
+                    };
+                    let scatter = Request {
+                        policy: Some(Policy::Scatter),
+                        ..r.clone()
+                    };
+                    let mut p = placement::plan_sweep(topo, exp.thread_shape(), &compact, &counts)?;
+                    let s = placement::plan_sweep(topo, exp.thread_shape(), &scatter, &counts)?;
+                    let sorted = |v: &[usize]| {
+                        let mut v = v.to_vec();
+                        v.sort_unstable();
+                        v
+                    };
+                    for g in s.groups {
+                        if !p.groups.iter().any(|c| sorted(&c.cpus) == sorted(&g.cpus)) {
+                            p.groups.push(g);
+                        }
+                    }
+                    p.policy = "sweep (compact, scatter)".into();
+                    p
+                }
+            }
         }
         None => placement::plan(topo, exp.thread_shape(), r)?,
     };
@@ -285,6 +313,15 @@ pub fn run(o: &RunOptions, interrupted: Arc<AtomicBool>) -> anyhow::Result<Optio
         warnings.push(w);
     }
 
+    let scaling = if exp.sweeps_threads() {
+        scaling::analyse(&groups)
+    } else {
+        vec![]
+    };
+    let plots = match &out_dir {
+        Some(dir) => write_plots(exp.name(), dir, &groups, &scaling, &mut warnings),
+        None => vec![],
+    };
     let cmp = exp.comparison();
     let report = Report {
         schema_version: report::SCHEMA_VERSION,
@@ -325,11 +362,87 @@ pub fn run(o: &RunOptions, interrupted: Arc<AtomicBool>) -> anyhow::Result<Optio
         placement: plan,
         groups,
         probes: probes_report,
+        scaling,
+        plots,
         warnings,
         machine: profile,
     };
     emit(&report, o.json, out_dir.as_deref())?;
     Ok(Some(report))
+}
+
+/// SVG plots for the report: scaling curves with the USL fit (thread sweeps) and
+/// latency percentiles per group (experiments that time operations).
+fn write_plots(
+    name: &str,
+    dir: &std::path::Path,
+    groups: &[analysis::GroupResult],
+    scaling: &[scaling::ScalingSeries],
+    warnings: &mut Vec<String>,
+) -> Vec<String> {
+    use crate::report::plots;
+    let mut files = Vec::new();
+    let mut keep = |r: anyhow::Result<std::path::PathBuf>| match r {
+        Ok(p) => files.push(
+            p.file_name()
+                .map(|f| f.to_string_lossy().into_owned())
+                .unwrap_or_default(),
+        ),
+        Err(e) => warnings.push(format!("plot not written: {e}")),
+    };
+    if !scaling.is_empty() {
+        let series: Vec<plots::Series> = scaling
+            .iter()
+            .map(|s| plots::Series {
+                name: format!("{} ({})", s.variant, s.policy),
+                points: s
+                    .points
+                    .iter()
+                    .map(|p| (p.threads as f64, p.ops_per_sec))
+                    .collect(),
+                fitted: s
+                    .predicted
+                    .iter()
+                    .copied()
+                    .take_while(|p| p.0 <= (4 * s.measured_max_threads).max(8) as f64)
+                    .collect(),
+            })
+            .collect();
+        keep(plots::scaling(
+            &dir.join("scaling.svg"),
+            &format!("hwprof {name}: throughput vs threads, USL fit"),
+            &series,
+        ));
+    }
+    for g in groups {
+        let lat: Vec<(String, f64, f64, f64)> = g
+            .variants
+            .iter()
+            .filter_map(|v| {
+                let m = |k: &str| {
+                    v.metrics
+                        .get(k)
+                        .and_then(|m| m.summary.as_ref())
+                        .map(|s| s.median)
+                };
+                Some((
+                    v.name.clone(),
+                    m("latency_p50_ns")?,
+                    m("latency_p99_ns")?,
+                    m("latency_p999_ns")?,
+                ))
+            })
+            .collect();
+        if !lat.is_empty() {
+            let file = format!("latency-{}.svg", g.label.replace(' ', "-"));
+            keep(plots::latency(
+                &dir.join(file),
+                &format!("hwprof {name} ({}): latency per operation", g.label),
+                &lat,
+            ));
+        }
+    }
+    files
 }
 
 fn vm_warning(p: &MachineProfile) -> Option<String> {

@@ -99,6 +99,48 @@ pub fn render(r: &Report) -> String {
             g.off_cpu_samples, g.migrations_seen
         );
     }
+    if !r.scaling.is_empty() {
+        let _ = writeln!(s, "\n## Scaling\n");
+        let _ = writeln!(
+            s,
+            "| variant | policy | threads: ops/s (speedup, efficiency) | USL σ | κ | R² | peak |"
+        );
+        let _ = writeln!(s, "|---|---|---|---|---|---|---|");
+        for sc in &r.scaling {
+            let pts: Vec<String> = sc
+                .points
+                .iter()
+                .map(|p| {
+                    format!(
+                        "{}: {:.0} ({:.2}, {:.2})",
+                        p.threads, p.ops_per_sec, p.speedup, p.efficiency
+                    )
+                })
+                .collect();
+            let (sg, kp, r2, peak) = sc.usl.as_ref().map_or(
+                ("–".into(), "–".into(), "–".into(), "–".into()),
+                |u| {
+                    (
+                        format!("{:.4}", u.sigma),
+                        format!("{:.5}", u.kappa),
+                        format!("{:.3}", u.r2),
+                        u.peak_threads
+                            .map_or("none".into(), |p| format!("{p:.1} (extrapolated)")),
+                    )
+                },
+            );
+            let _ = writeln!(
+                s,
+                "| {} | {} | {} | {sg} | {kp} | {r2} | {peak} |",
+                sc.variant,
+                sc.policy,
+                pts.join("; ")
+            );
+        }
+    }
+    for p in &r.plots {
+        let _ = writeln!(s, "\n![{p}]({p})");
+    }
     for w in &r.warnings {
         let _ = writeln!(s, "\n> warning: {w}");
     }

@@ -5,6 +5,7 @@
 pub mod json;
 pub mod markdown;
 pub mod output;
+pub mod plots;
 pub mod table;
 
 use serde::Serialize;
@@ -70,6 +71,10 @@ pub struct Report {
     pub groups: Vec<GroupResult>,
     /// `--probes`: what the kernel saw of the experiment's threads (all runs).
     pub probes: Option<crate::probes::ProbesReport>,
+    /// Thread sweeps: speedup, efficiency and USL fit per variant and policy.
+    pub scaling: Vec<crate::experiment::scaling::ScalingSeries>,
+    /// Plot files written next to report.json.
+    pub plots: Vec<String>,
     pub warnings: Vec<String>,
     pub machine: MachineProfile,
 }

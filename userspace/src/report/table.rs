@@ -91,6 +91,45 @@ pub fn render(r: &Report) -> String {
             );
         }
     }
+    for sc in &r.scaling {
+        let pts: Vec<String> = sc
+            .points
+            .iter()
+            .map(|p| {
+                format!(
+                    "{}t {} ops/s (speedup {:.2}, eff {:.2})",
+                    p.threads,
+                    si(p.ops_per_sec),
+                    p.speedup,
+                    p.efficiency
+                )
+            })
+            .collect();
+        let _ = writeln!(
+            s,
+            "\nscaling {} ({}): {} [timer]",
+            sc.variant,
+            sc.policy,
+            pts.join("; ")
+        );
+        if let Some(u) = &sc.usl {
+            let _ = writeln!(
+                s,
+                "  USL: sigma {:.4}, kappa {:.5}, R² {:.3}, peak {}; {}",
+                u.sigma,
+                u.kappa,
+                u.r2,
+                u.peak_threads
+                    .map_or("none (no coherency term)".into(), |p| format!(
+                        "{p:.1} threads (extrapolated)"
+                    )),
+                u.note
+            );
+        }
+    }
+    if !r.plots.is_empty() {
+        let _ = writeln!(s, "plots: {}", r.plots.join(", "));
+    }
     if let Some(p) = &r.probes {
         if let Some(sc) = &p.sched {
             let _ = writeln!(

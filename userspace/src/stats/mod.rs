@@ -3,6 +3,7 @@
 
 pub mod bootstrap;
 pub mod summary;
+pub mod usl;
 pub mod verdict;
 
 pub use bootstrap::{median_ci, ratio_of_medians_ci, Interval};

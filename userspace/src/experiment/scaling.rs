@@ -1,0 +1,109 @@
+//! Thread scalability across the groups of a thread-count sweep: speedup,
+//! parallel efficiency (two ways) and a Universal Scalability Law fit per
+//! variant and placement policy.
+
+use serde::Serialize;
+
+use super::analysis::GroupResult;
+use crate::stats::usl::{self, UslFit};
+use crate::stats::Interval;
+
+#[derive(Debug, Clone, Serialize)]
+pub struct ScalePoint {
+    pub threads: usize,
+    pub ops_per_sec: f64,
+    pub ci95: Interval,
+    /// X(N) / X(1).
+    pub speedup: f64,
+    /// speedup / N.
+    pub efficiency: f64,
+    /// Σ CPU time / (wall × N): how busy the threads were (software, task-clock).
+    pub cpu_efficiency: Option<f64>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct ScalingSeries {
+    pub variant: String,
+    pub policy: String,
+    pub points: Vec<ScalePoint>,
+    pub usl: Option<UslFit>,
+    /// Fitted throughput for 1..=64 threads; beyond `measured_max_threads` it is an
+    /// extrapolation, and says so.
+    pub predicted: Vec<(f64, f64)>,
+    pub measured_max_threads: usize,
+    pub source: String,
+}
+
+/// `compact x4` → ("compact", 4).
+fn policy_of(label: &str) -> Option<(String, usize)> {
+    let (p, n) = label.split_once(" x")?;
+    Some((p.to_string(), n.parse().ok()?))
+}
+
+pub fn analyse(groups: &[GroupResult]) -> Vec<ScalingSeries> {
+    let mut out = Vec::new();
+    let mut policies: Vec<String> = groups
+        .iter()
+        .filter_map(|g| policy_of(&g.label).map(|p| p.0))
+        .collect();
+    policies.dedup();
+    let variants: Vec<String> = groups
+        .first()
+        .map(|g| g.variants.iter().map(|v| v.name.clone()).collect())
+        .unwrap_or_default();
+    for policy in &policies {
+        for variant in &variants {
+            let mut pts: Vec<(usize, f64, Interval, Option<f64>)> = groups
+                .iter()
+                .filter_map(|g| {
+                    let (p, n) = policy_of(&g.label)?;
+                    if &p != policy && !(n == 1) {
+                        return None;
+                    }
+                    let v = g.variants.iter().find(|v| &v.name == variant)?;
+                    let t = v.metrics.get("ops_per_sec")?.summary.as_ref()?;
+                    let cpu = v
+                        .metrics
+                        .get("cpu_ns_per_op")
+                        .and_then(|m| m.summary.as_ref())
+                        .map(|c| c.median * t.median / 1e9 / n as f64);
+                    Some((n, t.median, t.ci95, cpu))
+                })
+                .collect();
+            pts.sort_by_key(|p| p.0);
+            pts.dedup_by_key(|p| p.0);
+            let Some(base) = pts.iter().find(|p| p.0 == 1).map(|p| p.1) else {
+                continue;
+            };
+            if pts.len() < 2 {
+                continue;
+            }
+            let points: Vec<ScalePoint> = pts
+                .iter()
+                .map(|&(n, x, ci, cpu)| ScalePoint {
+                    threads: n,
+                    ops_per_sec: x,
+                    ci95: ci,
+                    speedup: x / base,
+                    efficiency: x / base / n as f64,
+                    cpu_efficiency: cpu,
+                })
+                .collect();
+            let fit = usl::fit(&pts.iter().map(|p| (p.0 as f64, p.1)).collect::<Vec<_>>());
+            let predicted = fit
+                .as_ref()
+                .map(|f| (1..=64).map(|n| (n as f64, f.predict(n as f64))).collect())
+                .unwrap_or_default();
+            out.push(ScalingSeries {
+                variant: variant.clone(),
+                policy: policy.clone(),
+                measured_max_threads: pts.last().map_or(1, |p| p.0),
+                points,
+                usl: fit,
+                predicted,
+                source: "timer (throughput); software (CPU efficiency)".into(),
+            });
+        }
+    }
+    out
+}
