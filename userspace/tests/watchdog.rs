@@ -53,6 +53,8 @@ impl Experiment for Stalling {
             treatment: "only",
             baseline: "only",
             effect: "none",
+            target: None,
+            on: Default::default(),
         }
     }
     fn thread_shape(&self) -> ThreadShape {

@@ -249,6 +249,7 @@ impl Experiment for Contention {
                     } else {
                         0.9
                     }),
+                    on: Default::default(),
                 }
             })
             .collect()

@@ -17,6 +17,16 @@ pub enum ThreadShape {
     Threads { default: usize },
 }
 
+/// What a comparison compares.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum CompareOn {
+    /// Throughput (operations per second): lower is worse.
+    #[default]
+    Throughput,
+    /// 99th-percentile operation latency: higher is worse (needs `records_latency`).
+    LatencyP99,
+}
+
 /// Which two variants form the headline A/B comparison, and how to read it.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Comparison {
@@ -29,6 +39,7 @@ pub struct Comparison {
     /// Engineering target, if any: the treatment must keep at least this share of
     /// the baseline's throughput (e.g. 0.9 = "Zipf >= 90% of uniform").
     pub target: Option<f64>,
+    pub on: CompareOn,
 }
 
 /// Times single operations for experiments that report per-operation latency.

@@ -116,6 +116,7 @@ impl Experiment for FalseSharing {
             baseline: "padded",
             effect: "slowdown",
             target: None,
+            on: Default::default(),
         }
     }
 

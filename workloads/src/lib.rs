@@ -15,16 +15,20 @@ pub mod memstore;
 pub mod scaling;
 pub mod simd;
 pub mod simd_similarity;
+pub mod tenants;
 
-pub use experiment::{Comparison, Experiment, NoTimer, OpTimer, ThreadShape, Trial, Variant};
+pub use experiment::{
+    CompareOn, Comparison, Experiment, NoTimer, OpTimer, ThreadShape, Trial, Variant,
+};
 
 /// Every experiment `hwprof run NAME` and `hwprof suite` know about, in suite order.
 pub fn registry() -> &'static [&'static dyn Experiment] {
-    static REGISTRY: [&dyn Experiment; 4] = [
+    static REGISTRY: [&dyn Experiment; 5] = [
         &false_sharing::FalseSharing,
         &simd_similarity::SimdSimilarity,
         &contention::Contention,
         &scaling::Scaling,
+        &tenants::Tenants,
     ];
     &REGISTRY
 }

@@ -99,6 +99,7 @@ impl Experiment for Scaling {
             baseline: "read-heavy",
             effect: "slowdown",
             target: None,
+            on: Default::default(),
         }
     }
 

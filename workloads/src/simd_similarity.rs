@@ -152,6 +152,7 @@ impl Experiment for SimdSimilarity {
             baseline: cosine_name(Kernel::dispatch().0),
             effect: "slowdown",
             target: None,
+            on: Default::default(),
         }
     }
 

@@ -5,14 +5,16 @@ use std::collections::BTreeMap;
 
 use serde::Serialize;
 
-use hwprof_workloads::Experiment;
+use hwprof_workloads::{CompareOn, Experiment};
 
 use super::runner::TrialResult;
 use crate::capabilities::Capabilities;
 use crate::events::Selection;
 use crate::measure::Source;
 use crate::placement::{Group, PairClass};
-use crate::stats::{ab_verdict, ratio_of_medians_ci, target_verdict, Interval, Summary, Verdict};
+use crate::stats::{
+    ab_verdict, ratio_of_medians_ci, target_verdict_on, Interval, Summary, Verdict,
+};
 
 /// One metric of one variant over the measured repetitions.
 #[derive(Debug, Clone, Serialize)]
@@ -320,24 +322,44 @@ pub fn analyse_group(
         })
         .collect();
 
-    let tput = |name: &str| -> Vec<f64> { measured(name).iter().map(|t| t.ops_per_sec).collect() };
+    let values = |name: &str, on: CompareOn| -> Vec<f64> {
+        measured(name)
+            .iter()
+            .filter_map(|t| match on {
+                CompareOn::Throughput => Some(t.ops_per_sec),
+                CompareOn::LatencyP99 => t.latency.as_ref().map(|l| l.p99_ns),
+            })
+            .collect()
+    };
     let comparisons: Vec<ComparisonResult> = exp
         .comparisons()
         .into_iter()
         .filter_map(|cmp| {
-            let (treat, base) = (tput(cmp.treatment), tput(cmp.baseline));
+            let (treat, base) = (values(cmp.treatment, cmp.on), values(cmp.baseline, cmp.on));
             if treat.is_empty() || base.is_empty() {
                 return None;
             }
-            let ratio = crate::stats::median(&base) / crate::stats::median(&treat);
-            let ci = ratio_of_medians_ci(&base, &treat, 0.95);
-            let retained_ci = ratio_of_medians_ci(&treat, &base, 0.95);
+            // ratio > 1 always means "the treatment is worse": lower throughput,
+            // or higher latency.
+            let (worse, better, what) = match cmp.on {
+                CompareOn::Throughput => (&base, &treat, "throughput"),
+                CompareOn::LatencyP99 => (&treat, &base, "p99 latency"),
+            };
+            let ratio = crate::stats::median(worse) / crate::stats::median(better);
+            let ci = ratio_of_medians_ci(worse, better, 0.95);
+            let retained_ci = ratio_of_medians_ci(better, worse, 0.95);
             let cv = |v: &[f64]| Summary::of(v).map_or(f64::NAN, |s| s.cv);
             let n = treat.len().min(base.len());
             let verdict = match cmp.target {
-                Some(t) => {
-                    target_verdict(cmp.treatment, cmp.baseline, 1.0 / ratio, retained_ci, t, n)
-                }
+                Some(t) => target_verdict_on(
+                    cmp.treatment,
+                    cmp.baseline,
+                    1.0 / ratio,
+                    retained_ci,
+                    t,
+                    n,
+                    cmp.on == CompareOn::LatencyP99,
+                ),
                 None => ab_verdict(
                     cmp.treatment,
                     cmp.baseline,
@@ -355,11 +377,18 @@ pub fn analyse_group(
                 retained: 1.0 / ratio,
                 retained_ci95: retained_ci,
                 target: cmp.target,
-                definition: format!(
-                    "median {b} throughput / median {t} throughput (> 1: {t} is slower)",
-                    b = cmp.baseline,
-                    t = cmp.treatment
-                ),
+                definition: match cmp.on {
+                    CompareOn::Throughput => format!(
+                        "median {b} throughput / median {t} throughput (> 1: {t} is slower)",
+                        b = cmp.baseline,
+                        t = cmp.treatment
+                    ),
+                    CompareOn::LatencyP99 => format!(
+                        "median {t} {what} / median {b} {what} (> 1: {t} is slower)",
+                        b = cmp.baseline,
+                        t = cmp.treatment
+                    ),
+                },
                 source: Source::Timer,
                 ratio,
                 ci95: ci,

@@ -174,7 +174,10 @@ pub fn run_trial(
                     let mut last_cpu = current_cpu();
                     let mut recorder = exp.records_latency().then(|| LatencyRecorder {
                         timer: ctx.timer,
-                        hist: Histogram::new(3).expect("3 significant digits is valid"),
+                        // Fixed bounds (1 ns .. 60 s): `saturating_record` never resizes,
+                        // and an auto-resizing histogram starts at a max of 2.
+                        hist: Histogram::new_with_bounds(1, 60_000_000_000, 3)
+                            .expect("valid bounds"),
                     });
                     counters.enable();
                     let t0 = ctx.timer.now();

@@ -8,4 +8,4 @@ pub mod verdict;
 
 pub use bootstrap::{median_ci, ratio_of_medians_ci, Interval};
 pub use summary::{median, quantile, Summary};
-pub use verdict::{ab_verdict, target_verdict, Verdict};
+pub use verdict::{ab_verdict, target_verdict, target_verdict_on, Verdict};

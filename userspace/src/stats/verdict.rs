@@ -101,13 +101,43 @@ pub fn target_verdict(
     target: f64,
     n: usize,
 ) -> Verdict {
+    target_verdict_on(treatment, baseline, retained, ci, target, n, false)
+}
+
+/// As [`target_verdict`]; with `latency` the figures read as added latency
+/// ("interference"): `retained` = baseline p99 / treatment p99.
+pub fn target_verdict_on(
+    treatment: &str,
+    baseline: &str,
+    retained: f64,
+    ci: Interval,
+    target: f64,
+    n: usize,
+    latency: bool,
+) -> Verdict {
     let pct = |x: f64| format!("{:.1}%", x * 100.0);
-    let head = format!(
-        "{treatment} keeps {} of {baseline}'s throughput (95% CI {}–{}, {n} repetitions each)",
-        pct(retained),
-        pct(ci.lo),
-        pct(ci.hi)
-    );
+    let added = |r: f64| format!("{:+.1}%", (1.0 / r - 1.0) * 100.0);
+    let (head, goal) = if latency {
+        (
+            format!(
+                "{treatment}'s p99 latency is {} vs {baseline} (95% CI {} to {}, {n} repetitions each)",
+                added(retained),
+                added(ci.hi),
+                added(ci.lo)
+            ),
+            format!("≤ {} interference target", added(target)),
+        )
+    } else {
+        (
+            format!(
+                "{treatment} keeps {} of {baseline}'s throughput (95% CI {}–{}, {n} repetitions each)",
+                pct(retained),
+                pct(ci.lo),
+                pct(ci.hi)
+            ),
+            format!("≥ {} target", pct(target)),
+        )
+    };
     let v = |outcome: &str, conclusive: bool, text: String| Verdict {
         outcome: outcome.into(),
         conclusive,
@@ -117,32 +147,18 @@ pub fn target_verdict(
         return v(
             "inconclusive",
             false,
-            format!(
-                "{head}: too few repetitions to judge the ≥ {} target",
-                pct(target)
-            ),
+            format!("{head}: too few repetitions to judge the {goal}"),
         );
     }
     if ci.lo >= target {
-        v(
-            "meets-target",
-            true,
-            format!("{head}: meets the ≥ {} target", pct(target)),
-        )
+        v("meets-target", true, format!("{head}: meets the {goal}"))
     } else if ci.hi < target {
-        v(
-            "misses-target",
-            true,
-            format!("{head}: misses the ≥ {} target", pct(target)),
-        )
+        v("misses-target", true, format!("{head}: misses the {goal}"))
     } else {
         v(
             "inconclusive",
             false,
-            format!(
-                "{head}: the CI straddles the ≥ {} target; raise --repetitions",
-                pct(target)
-            ),
+            format!("{head}: the CI straddles the {goal}; raise --repetitions"),
         )
     }
 }
