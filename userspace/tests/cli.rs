@@ -653,7 +653,7 @@ fn contention_compares_hot_spots_with_uniform_against_targets() {
     ]);
     let g = &v["groups"][0];
     let cmps = g["comparisons"].as_array().unwrap();
-    assert_eq!(cmps.len(), 12);
+    assert_eq!(cmps.len(), 14);
     for c in cmps {
         let target = c["target"].as_f64().unwrap();
         assert!(target == 0.9 || target == 0.7, "{c}");

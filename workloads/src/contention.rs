@@ -24,8 +24,17 @@ const OPS_PER_BATCH: usize = 256;
 /// A 64-byte value: one cache line per entry, like a small node header.
 type Value = [u64; 8];
 
+/// What the variant hammers: a plain DashMap, or the memstore's hot tier (3 KiB
+/// nodes: reads touch, writes replace the embedding under the shard lock).
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Target {
+    DashMap,
+    MemStore,
+}
+
 #[derive(Debug, Clone, Copy)]
 struct Spec {
+    target: Target,
     name: &'static str,
     description: &'static str,
     dist: KeyDist,
@@ -36,6 +45,7 @@ struct Spec {
 macro_rules! spec {
     ($name:expr, $dist:expr, $read:expr, $shards:expr, $desc:expr) => {
         Spec {
+            target: Target::DashMap,
             name: $name,
             description: $desc,
             dist: $dist,
@@ -45,7 +55,20 @@ macro_rules! spec {
     };
 }
 
-const SPECS: [Spec; 18] = [
+macro_rules! mem {
+    ($name:expr, $dist:expr, $desc:expr) => {
+        Spec {
+            target: Target::MemStore,
+            name: $name,
+            description: $desc,
+            dist: $dist,
+            read_share: 0.9,
+            shards: DEFAULT_SHARDS,
+        }
+    };
+}
+
+const SPECS: [Spec; 21] = [
     spec!(
         "uniform-r90",
         KeyDist::Uniform,
@@ -172,10 +195,27 @@ const SPECS: [Spec; 18] = [
         256,
         "shard sweep: 256 shards"
     ),
+    mem!(
+        "memstore-uniform-r90",
+        KeyDist::Uniform,
+        "memstore hot tier (20k nodes), uniform, 90% touch / 10% store"
+    ),
+    mem!(
+        "memstore-zipf1.0-r90",
+        KeyDist::Zipf(1.0),
+        "memstore hot tier, Zipf s=1.0, 90% touch / 10% store"
+    ),
+    mem!(
+        "memstore-celebrity-r90",
+        KeyDist::Celebrity(0.5),
+        "memstore hot tier, celebrity node, 90% touch / 10% store"
+    ),
 ];
 
 struct ContentionTrial {
     map: DashMap<u64, Value>,
+    memstore: Option<&'static crate::memstore::MemStore>,
+    embedding: Vec<f32>,
     keys: KeySampler,
     read_share: f64,
     /// One RNG per worker (locked once per batch, never contended).
@@ -190,7 +230,14 @@ impl Trial for ContentionTrial {
             let key = self.keys.sample(&mut *rng);
             let read = rng.random_bool(self.read_share);
             let t = timer.start();
-            if read {
+            if let Some(m) = self.memstore {
+                if read {
+                    sink = sink
+                        .wrapping_add(m.touch(crate::memstore::SpaceId(0), key).is_some() as u64);
+                } else {
+                    m.store(crate::memstore::SpaceId(0), key, &self.embedding);
+                }
+            } else if read {
                 if let Some(v) = self.map.get(&key) {
                     sink = sink.wrapping_add(v[0] ^ v[7]);
                 }
@@ -237,7 +284,11 @@ impl Experiment for Contention {
             .map(|s| {
                 let baseline = SPECS
                     .iter()
-                    .find(|u| matches!(u.dist, KeyDist::Uniform) && u.read_share == s.read_share)
+                    .find(|u| {
+                        matches!(u.dist, KeyDist::Uniform)
+                            && u.read_share == s.read_share
+                            && u.target == s.target
+                    })
                     .expect("a uniform variant per mix")
                     .name;
                 Comparison {
@@ -257,6 +308,11 @@ impl Experiment for Contention {
 
     fn thread_shape(&self) -> ThreadShape {
         ThreadShape::Threads { default: 2 }
+    }
+
+    fn quick(&self) -> Option<(f64, usize)> {
+        // 21 variants x thread counts: keep --quick under a minute.
+        Some((0.06, 5))
     }
 
     fn sweeps_threads(&self) -> bool {
@@ -285,13 +341,27 @@ impl Experiment for Contention {
             .iter()
             .find(|s| s.name == variant)
             .unwrap_or_else(|| panic!("contention has no variant {variant:?}"));
-        let map = DashMap::with_capacity_and_shard_amount(KEYS as usize, spec.shards);
-        for k in 0..KEYS {
-            map.insert(k, [k; 8]);
-        }
+        let (map, memstore, n) = match spec.target {
+            Target::DashMap => {
+                let map = DashMap::with_capacity_and_shard_amount(KEYS as usize, spec.shards);
+                for k in 0..KEYS {
+                    map.insert(k, [k; 8]);
+                }
+                (map, None, KEYS)
+            }
+            Target::MemStore => (
+                DashMap::new(),
+                Some(crate::scaling::store()),
+                crate::scaling::NODES,
+            ),
+        };
+        let mut embedding = vec![0.0f32; 768];
+        embedding[1] = 1.0;
         Box::new(ContentionTrial {
             map,
-            keys: KeySampler::new(KEYS, spec.dist).expect("valid distributions"),
+            memstore,
+            embedding,
+            keys: KeySampler::new(n, spec.dist).expect("valid distributions"),
             read_share: spec.read_share,
             rngs: (0..threads.max(1))
                 .map(|w| Mutex::new(SmallRng::seed_from_u64(0x5eed + w as u64)))
@@ -310,12 +380,22 @@ mod tests {
         let e = Contention;
         let names: Vec<&str> = e.variants().iter().map(|v| v.name).collect();
         let cmps = e.comparisons();
-        assert_eq!(cmps.len(), 12, "4 hot-spot scenarios x 3 mixes");
+        assert_eq!(
+            cmps.len(),
+            14,
+            "4 hot-spot scenarios x 3 mixes on DashMap, 2 on the memstore"
+        );
         for c in cmps {
             assert!(names.contains(&c.treatment) && names.contains(&c.baseline));
+            let (tm, bm) = (
+                c.treatment.starts_with("memstore-"),
+                c.baseline.starts_with("memstore-"),
+            );
+            assert_eq!(tm, bm, "{c:?}: compared on the same target");
+            let base = c.baseline.trim_start_matches("memstore-");
             assert!(
-                c.baseline.starts_with("uniform-")
-                    && c.treatment.ends_with(&c.baseline["uniform".len()..])
+                base.starts_with("uniform-") && c.treatment.ends_with(&base["uniform".len()..]),
+                "{c:?}"
             );
             assert!(matches!(c.target, Some(t) if t == 0.9 || t == 0.7));
         }

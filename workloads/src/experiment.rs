@@ -93,6 +93,11 @@ pub trait Experiment: Sync {
     }
     /// How threads are placed.
     fn thread_shape(&self) -> ThreadShape;
+    /// `--quick` window and repetitions for this experiment, when the defaults
+    /// (0.15 s x 7) would take too long for its number of variants.
+    fn quick(&self) -> Option<(f64, usize)> {
+        None
+    }
     /// Sweep thread counts 1, 2, 4, … all hardware threads by default (scalability
     /// experiments) instead of running one group.
     fn sweeps_threads(&self) -> bool {

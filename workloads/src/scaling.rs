@@ -20,7 +20,7 @@ const RECALL_CANDIDATES: usize = 32;
 
 /// Built once per process: generation takes a while, and every variant and
 /// thread count must see the same data.
-fn store() -> &'static MemStore {
+pub fn store() -> &'static MemStore {
     static STORE: OnceLock<MemStore> = OnceLock::new();
     STORE.get_or_init(|| {
         MemStore::generate(StoreConfig {

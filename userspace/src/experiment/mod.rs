@@ -44,8 +44,12 @@ pub struct RunOptions {
 }
 
 /// Defaults: a full run, or `--quick` for CI and a first look.
-fn settings(o: &RunOptions) -> anyhow::Result<RunSettings> {
-    let (d, r, w) = if o.quick { (0.15, 7, 1) } else { (0.5, 15, 2) };
+fn settings(o: &RunOptions, quick: Option<(f64, usize)>) -> anyhow::Result<RunSettings> {
+    let (d, r, w) = match (o.quick, quick) {
+        (true, Some((d, r))) => (d, r, 1),
+        (true, None) => (0.15, 7, 1),
+        (false, _) => (0.5, 15, 2),
+    };
     let duration = o.duration.unwrap_or(d);
     if !(duration.is_finite() && duration > 0.0) {
         return Err(usage(format!(
@@ -84,7 +88,7 @@ pub fn run(o: &RunOptions, interrupted: Arc<AtomicBool>) -> anyhow::Result<Optio
                 .join(", ")
         ))
     })?;
-    let settings = settings(o)?;
+    let settings = settings(o, exp.quick())?;
 
     let (profile, loaded) = machine::discover(&o.topology)?;
     let topo = &profile.topology;
