@@ -130,6 +130,9 @@ pub struct RunArgs {
     /// Explicit CPUs, e.g. 0,2,4-7: worker i runs on the i-th CPU.
     #[arg(long, value_parser = parse_cpus)]
     pub cpus: Option<CpuList>,
+    /// Allow more threads than CPUs (thread sweeps then add 2x the CPU count).
+    #[arg(long)]
+    pub oversubscribe: bool,
     /// Placement policy for --threads: compact or scatter.
     #[arg(long, value_parser = parse_policy)]
     pub placement: Option<Policy>,

@@ -150,6 +150,7 @@ fn dispatch(cli: Cli, interrupted: Arc<AtomicBool>) -> anyhow::Result<ExitCode> 
                 placement: placement::Request {
                     threads,
                     thread_sweep,
+                    oversubscribe: a.oversubscribe,
                     pairs: a.pairs.map(|p| p.0),
                     cpus: a.cpus.map(|c| c.0),
                     policy: a.placement,

@@ -674,3 +674,105 @@ fn contention_compares_hot_spots_with_uniform_against_targets() {
         assert!((0.0..=1.0).contains(&f), "{f}");
     }
 }
+
+/// `run scaling`: a thread sweep with speedup, efficiency and a USL fit, and the
+/// scaling and latency plots in --out.
+#[test]
+fn scaling_sweeps_threads_fits_usl_and_plots() {
+    let _machine = exclusive();
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("scaling");
+    let v = json(&[
+        "run",
+        "scaling",
+        "--duration",
+        "0.05",
+        "--repetitions",
+        "3",
+        "--warmup",
+        "0",
+        "--json",
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    let cpus = v["machine"]["topology"]["pus"].as_u64().unwrap();
+    let groups = v["groups"].as_array().unwrap();
+    assert!(groups.iter().any(|g| g["label"] == "compact x1"));
+    if cpus >= 2 {
+        let series = v["scaling"].as_array().unwrap();
+        assert_eq!(
+            series.len(),
+            3,
+            "one series per workload (compact; scatter adds nothing on this machine)"
+        );
+        for s in series {
+            let pts = s["points"].as_array().unwrap();
+            assert_eq!(pts[0]["threads"], 1);
+            assert!((pts[0]["speedup"].as_f64().unwrap() - 1.0).abs() < 1e-9);
+            let usl = &s["usl"];
+            assert!(
+                usl["sigma"].is_number() && usl["kappa"].is_number() && usl["r2"].is_number(),
+                "{usl}"
+            );
+            assert!(!s["predicted"].as_array().unwrap().is_empty());
+        }
+        let svg = std::fs::read_to_string(out.join("scaling.svg")).unwrap();
+        assert!(svg.contains("<svg") && svg.contains("USL fit"));
+    }
+    let plots: Vec<&str> = v["plots"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p.as_str().unwrap())
+        .collect();
+    for p in &plots {
+        assert!(std::fs::metadata(out.join(p)).unwrap().len() > 1000, "{p}");
+    }
+    assert!(plots.iter().any(|p| p.starts_with("latency-")), "{plots:?}");
+}
+
+/// `run tenants`: B's p99 with a noisy neighbour against the interference target,
+/// and the latency plot.
+#[test]
+fn tenants_reports_interference_against_the_target() {
+    let _machine = exclusive();
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("tenants");
+    let v = json(&[
+        "run",
+        "tenants",
+        "--duration",
+        "0.1",
+        "--repetitions",
+        "3",
+        "--warmup",
+        "0",
+        "--json",
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    let c = &v["groups"][0]["comparison"];
+    assert_eq!(c["treatment"], "b-with-noisy-a");
+    assert_eq!(c["baseline"], "b-alone");
+    assert!(
+        c["definition"].as_str().unwrap().contains("p99 latency"),
+        "{c}"
+    );
+    assert!(c["target"].as_f64().unwrap() > 0.98);
+    assert!(
+        c["verdict"]["text"]
+            .as_str()
+            .unwrap()
+            .contains("interference target"),
+        "{c}"
+    );
+    for var in v["groups"][0]["variants"].as_array().unwrap() {
+        let p99 = var["metrics"]["latency_p99_ns"]["median"].as_f64().unwrap();
+        assert!(
+            p99 > 1000.0,
+            "{}: a recall takes microseconds, got {p99} ns",
+            var["name"]
+        );
+    }
+    assert!(out.join("latency-compact-x2.svg").is_file());
+}

@@ -100,7 +100,11 @@ pub fn run(o: &RunOptions, interrupted: Arc<AtomicBool>) -> anyhow::Result<Optio
             && r.cpus.is_none()
             && r.pairs.is_none() =>
         {
-            let counts = placement::default_sweep(topo.usable_cpus().len());
+            let n = topo.usable_cpus().len();
+            let mut counts = placement::default_sweep(n);
+            if r.oversubscribe {
+                counts.push(2 * n);
+            }
             match r.policy {
                 Some(_) => placement::plan_sweep(topo, exp.thread_shape(), r, &counts)?,
                 // Both policies; scatter groups only where they differ from compact.

@@ -34,10 +34,10 @@ pub struct ScalingSeries {
     pub source: String,
 }
 
-/// `compact x4` → ("compact", 4).
+/// `compact x4` → ("compact", 4); `compact x4 (oversubscribed 2.0x)` too.
 fn policy_of(label: &str) -> Option<(String, usize)> {
     let (p, n) = label.split_once(" x")?;
-    Some((p.to_string(), n.parse().ok()?))
+    Some((p.to_string(), n.split_whitespace().next()?.parse().ok()?))
 }
 
 pub fn analyse(groups: &[GroupResult]) -> Vec<ScalingSeries> {

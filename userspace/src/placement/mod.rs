@@ -26,6 +26,8 @@ pub struct Request {
     pub threads: Option<usize>,
     /// Several thread counts: one placement group each (`--threads 1,2,4`).
     pub thread_sweep: Option<Vec<usize>>,
+    /// Allow more threads than CPUs (workers share CPUs round-robin).
+    pub oversubscribe: bool,
     pub pairs: Option<Vec<PairClass>>,
     pub cpus: Option<Vec<usize>>,
     pub policy: Option<Policy>,
@@ -125,14 +127,14 @@ pub fn plan(topo: &Topology, shape: ThreadShape, req: &Request) -> anyhow::Resul
         } else {
             default_threads.min(order.len())
         });
-    if threads > order.len() {
+    if threads > order.len() && !req.oversubscribe {
         return Err(usage(format!(
-            "--threads {threads}: only {} CPU(s) available ({})",
+            "--threads {threads}: only {} CPU(s) available ({}); add --oversubscribe to share CPUs",
             order.len(),
             cpulist::format(&order)
         )));
     }
-    let cpus: Vec<usize> = order[..threads].to_vec();
+    let cpus: Vec<usize> = order.iter().copied().cycle().take(threads).collect();
     let pair_class = (cpus.len() == 2)
         .then(|| pairs::classify(topo, cpus[0], cpus[1]))
         .flatten();
@@ -140,6 +142,14 @@ pub fn plan(topo: &Topology, shape: ThreadShape, req: &Request) -> anyhow::Resul
         ("explicit", Some(c)) => format!("cpus {} ({})", cpulist::format(&cpus), c.name()),
         ("explicit", None) => format!("cpus {}", cpulist::format(&cpus)),
         (p, _) => format!("{p} x{threads}"),
+    };
+    let label = if threads > order.len() {
+        format!(
+            "{label} (oversubscribed {:.1}x)",
+            threads as f64 / order.len() as f64
+        )
+    } else {
+        label
     };
     Ok(Plan {
         policy: policy_name,
