@@ -393,6 +393,7 @@ mod counters {
         last: BTreeMap<u32, ThreadAccounting>,
         #[cfg(target_os = "linux")]
         hardware: Vec<(String, perf_event::Counter)>,
+        #[cfg_attr(not(target_os = "linux"), allow(dead_code))]
         pmu: bool,
     }
 
