@@ -29,6 +29,8 @@ pub enum Command {
     Run(RunArgs),
     /// List the registered experiments.
     List,
+    /// Run every registered experiment and write one combined report (JSON, Markdown, HTML index).
+    Suite(SuiteArgs),
     /// Attach eBPF probes and counters to a running process.
     Attach(AttachArgs),
     /// False sharing from address samples (PEBS/IBS), or from a recorded stream.
@@ -36,6 +38,19 @@ pub enum Command {
     /// PMU event maps and the metrics they provide.
     #[command(subcommand)]
     Events(EventsCommand),
+}
+
+#[derive(Debug, Args)]
+pub struct SuiteArgs {
+    /// Short runs (under 5 minutes here).
+    #[arg(long)]
+    pub quick: bool,
+    /// Directory for index.html, suite.json, suite.md and one folder per experiment.
+    #[arg(long, value_name = "DIR", default_value = "results/suite")]
+    pub out: PathBuf,
+    /// Print the combined JSON on stdout.
+    #[arg(long)]
+    pub json: bool,
 }
 
 #[derive(Debug, Args)]

@@ -15,6 +15,7 @@ pub mod placement;
 pub mod probes;
 pub mod report;
 pub mod stats;
+pub mod suite;
 pub mod symbols;
 #[cfg(target_os = "macos")]
 pub mod sysctl;

@@ -87,6 +87,15 @@ fn dispatch(cli: Cli, interrupted: Arc<AtomicBool>) -> anyhow::Result<ExitCode> 
     match cli.command {
         Command::Events(EventsCommand::List(a)) => events_list(a)?,
         Command::C2c(a) => return c2c(a, interrupted),
+        Command::Suite(a) => {
+            let r = hwprof::suite::run(a.quick, &a.out, a.json, Arc::clone(&interrupted))?;
+            if interrupted.load(std::sync::atomic::Ordering::Relaxed) {
+                return Ok(ExitCode::from(130));
+            }
+            if r.experiments.iter().any(|e| e.status.starts_with("failed")) {
+                return Ok(ExitCode::from(1));
+            }
+        }
         Command::Attach(a) => {
             let r = hwprof::attach::run(
                 &hwprof::attach::AttachOptions {
@@ -162,6 +171,7 @@ fn dispatch(cli: Cli, interrupted: Arc<AtomicBool>) -> anyhow::Result<ExitCode> 
                 membind: a.membind,
                 events: a.events,
                 probes: a.probes,
+                quiet: false,
                 json: a.json,
                 out: a.out,
                 plan_only: a.plan_only,

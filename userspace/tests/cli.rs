@@ -776,3 +776,53 @@ fn tenants_reports_interference_against_the_target() {
     }
     assert!(out.join("latency-compact-x2.svg").is_file());
 }
+
+/// `hwprof suite`: every registered experiment, one combined JSON/Markdown/HTML.
+#[test]
+fn suite_runs_every_registered_experiment() {
+    let _machine = exclusive();
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("suite");
+    // Tiny windows: this checks the plumbing, not the figures.
+    let status = hwprof()
+        .args(["suite", "--quick", "--json", "--out", out.to_str().unwrap()])
+        .env("HWPROF_SUITE_TEST_DURATION", "0.02")
+        .output()
+        .unwrap();
+    assert!(
+        status.status.success(),
+        "{}",
+        String::from_utf8_lossy(&status.stderr)
+    );
+    let v: Value = serde_json::from_slice(&status.stdout).unwrap();
+    let names: Vec<&str> = v["experiments"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["experiment"].as_str().unwrap())
+        .collect();
+    let listed = String::from_utf8_lossy(&run(&["list"]).stdout).into_owned();
+    for line in listed.lines() {
+        let name = line.split_whitespace().next().unwrap();
+        assert!(
+            names.contains(&name),
+            "{name} missing from the suite: {names:?}"
+        );
+    }
+    for e in v["experiments"].as_array().unwrap() {
+        assert_eq!(e["status"], "ok", "{e}");
+        assert!(!e["verdicts"].as_array().unwrap().is_empty(), "{e}");
+        assert!(out.join(e["report"].as_str().unwrap()).is_file());
+    }
+    let html = std::fs::read_to_string(out.join("index.html")).unwrap();
+    for n in &names {
+        assert!(
+            html.contains(&format!("id=\"{n}\"")),
+            "{n} not in index.html"
+        );
+    }
+    assert!(
+        html.contains("<img src=\"scaling/scaling.svg\""),
+        "plots are linked"
+    );
+}

@@ -36,6 +36,8 @@ pub struct RunOptions {
     pub events: Option<String>,
     /// `--probes`: eBPF probes on the experiment's own threads.
     pub probes: Option<String>,
+    /// Write files only (the suite prints its own summary).
+    pub quiet: bool,
     pub json: bool,
     pub out: Option<PathBuf>,
     pub plan_only: bool,
@@ -375,7 +377,13 @@ pub fn run(o: &RunOptions, interrupted: Arc<AtomicBool>) -> anyhow::Result<Optio
         warnings,
         machine: profile,
     };
-    emit(&report, o.json, out_dir.as_deref())?;
+    if o.quiet {
+        if let Some(dir) = out_dir.as_deref() {
+            write_files(&report, dir)?;
+        }
+    } else {
+        emit(&report, o.json, out_dir.as_deref())?;
+    }
     Ok(Some(report))
 }
 
@@ -467,14 +475,22 @@ fn now() -> String {
 }
 
 /// Print (table or JSON) and write --out files.
+/// report.json and summary.md into `dir`.
+pub fn write_files(report: &Report, dir: &std::path::Path) -> anyhow::Result<()> {
+    report::output::write_atomic(
+        &dir.join("report.json"),
+        report::json::to_string(report).as_bytes(),
+    )?;
+    report::output::write_atomic(
+        &dir.join("summary.md"),
+        report::markdown::render(report).as_bytes(),
+    )
+}
+
 pub fn emit(report: &Report, json: bool, out: Option<&std::path::Path>) -> anyhow::Result<()> {
     let text = report::json::to_string(report);
     if let Some(dir) = out {
-        report::output::write_atomic(&dir.join("report.json"), text.as_bytes())?;
-        report::output::write_atomic(
-            &dir.join("summary.md"),
-            report::markdown::render(report).as_bytes(),
-        )?;
+        write_files(report, dir)?;
     }
     if json {
         println!("{text}");
