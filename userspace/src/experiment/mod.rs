@@ -407,8 +407,16 @@ fn write_plots(
         Err(e) => warnings.push(format!("plot not written: {e}")),
     };
     if !scaling.is_empty() {
+        // A readable chart holds a handful of series: the first six (by variant order).
+        const MAX_SERIES: usize = 6;
+        let title = if scaling.len() > MAX_SERIES {
+            format!("hwprof {name}: throughput vs threads, USL fit (first {MAX_SERIES} of {} series; all in report.json)", scaling.len())
+        } else {
+            format!("hwprof {name}: throughput vs threads, USL fit")
+        };
         let series: Vec<plots::Series> = scaling
             .iter()
+            .take(MAX_SERIES)
             .map(|s| plots::Series {
                 name: format!("{} ({})", s.variant, s.policy),
                 points: s

@@ -59,12 +59,15 @@ pub fn ab_verdict(
         );
     }
     if ci.hi < 1.0 && ratio <= 1.0 - EQUIVALENCE_BAND {
+        // Speak in the speed-up's own terms: its CI is the inverted ratio CI.
         return v(
             "faster",
             true,
             format!(
-                "{treatment} is {:.2}x faster than {baseline} ({ci_text})",
-                1.0 / ratio
+                "{treatment} is {:.2}x faster than {baseline} (95% CI {:.2}–{:.2}, {n} repetitions each)",
+                1.0 / ratio,
+                1.0 / ci.hi,
+                1.0 / ci.lo
             ),
         );
     }
