@@ -432,11 +432,7 @@ fn write_plots(
                     .collect(),
             })
             .collect();
-        keep(plots::scaling(
-            &dir.join("scaling.svg"),
-            &format!("hwprof {name}: throughput vs threads, USL fit"),
-            &series,
-        ));
+        keep(plots::scaling(&dir.join("scaling.svg"), &title, &series));
     }
     for g in groups {
         let lat: Vec<(String, f64, f64, f64)> = g
