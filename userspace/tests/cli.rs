@@ -624,13 +624,19 @@ fn simd_reports_latency_and_the_dispatched_kernel() {
                 <= m["median"].as_f64().unwrap()
         );
     }
-    if names.len() > 2 {
-        assert_eq!(
-            g["comparison"]["verdict"]["outcome"], "slower",
-            "{}",
-            g["comparison"]["verdict"]["text"]
-        );
-    }
+    // Which kernel wins is a property of optimised builds (docs/benchmarks.md);
+    // tests run unoptimised, so only the comparison's shape is checked here.
+    let c = &g["comparison"];
+    assert_eq!(c["treatment"], "scalar-cosine");
+    let best = c["baseline"].as_str().unwrap();
+    assert!(best.ends_with("-cosine"), "{c}");
+    assert!(
+        notes.contains(&format!(
+            "dispatched kernel: {}",
+            best.trim_end_matches("-cosine")
+        )),
+        "{notes}"
+    );
 }
 
 /// `run contention`: every hot-spot scenario compared with uniform against its
