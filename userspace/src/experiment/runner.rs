@@ -132,8 +132,9 @@ pub fn run_trial(
 
     let start = Barrier::new(cpus.len() + 1);
     let stop = AtomicBool::new(false);
-    // Operations done so far by each worker, published after every batch, and its
-    // kernel thread id, for the watchdog's message.
+    // Batches finished so far by each worker (a batch may legitimately do no
+    // operation, e.g. an idle tenant; a stuck one never returns), and its kernel
+    // thread id, for the watchdog's message.
     let progress: Vec<std::sync::atomic::AtomicU64> =
         cpus.iter().map(|_| Default::default()).collect();
     let tids: Vec<std::sync::atomic::AtomicU32> = cpus.iter().map(|_| Default::default()).collect();
@@ -186,7 +187,7 @@ pub fn run_trial(
                             Some(rec) => trial.run_batch(worker, rec),
                             None => trial.run_batch(worker, &mut NoTimer),
                         };
-                        progress.store(r.ops, Ordering::Relaxed);
+                        progress.fetch_add(1, Ordering::Relaxed);
                         if let Some(c) = current_cpu() {
                             r.cpu_samples += 1;
                             if c != cpu {
