@@ -40,7 +40,7 @@ pub struct SuiteReport {
 }
 
 fn entry_from(name: &str, summary: &str, r: &Report, seconds: f64) -> SuiteEntry {
-    let verdicts = r
+    let mut verdicts: Vec<(String, String)> = r
         .groups
         .iter()
         .flat_map(|g| {
@@ -49,6 +49,9 @@ fn entry_from(name: &str, summary: &str, r: &Report, seconds: f64) -> SuiteEntry
                 .map(move |c| (g.label.clone(), c.verdict.text.clone()))
         })
         .collect();
+    if let Some(m) = &r.pair_matrix {
+        verdicts.push(("all pairs".into(), m.verdict.clone()));
+    }
     SuiteEntry {
         experiment: name.into(),
         summary: summary.into(),

@@ -351,6 +351,7 @@ fn bad_input_exits_2_with_one_line() {
         vec!["run", "false-sharing", "--events", "cpu/frob=1/"],
         vec!["run", "false-sharing", "--events", "no-such-event"],
         vec!["c2c"],
+        vec!["run", "c2c", "--cpus", "0"],
         vec!["c2c", "--pid", "999999999"],
         vec!["c2c", "--replay", "/nonexistent.jsonl"],
         vec!["c2c", "--duration", "0", "--replay", "/nonexistent.jsonl"],
@@ -831,4 +832,36 @@ fn suite_runs_every_registered_experiment() {
         html.contains("<img src=\"scaling/scaling.svg\""),
         "plots are linked"
     );
+}
+
+/// `run c2c`: one-way latency for every pair, per class, the heatmap.
+#[test]
+fn c2c_measures_every_pair() {
+    let _machine = exclusive();
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("c2c");
+    let v = json(&[
+        "run",
+        "c2c",
+        "--quick",
+        "--json",
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    let n = v["machine"]["topology"]["pus"].as_u64().unwrap() as usize;
+    let m = &v["pair_matrix"];
+    let pairs = m["pairs"].as_array().unwrap();
+    assert_eq!(pairs.len(), n * (n - 1) / 2);
+    for p in pairs {
+        let ns = p["one_way_ns"].as_f64().unwrap();
+        assert!(ns > 1.0 && ns < 100_000.0, "{p}");
+        assert!(p["ci95"]["lo"].as_f64().unwrap() <= ns);
+    }
+    assert!(m["verdict"]
+        .as_str()
+        .unwrap()
+        .starts_with("one-way latency by class"));
+    assert!(std::fs::read_to_string(out.join("c2c-heatmap.svg"))
+        .unwrap()
+        .contains("CPU 1"));
 }

@@ -296,3 +296,33 @@ fn hwloc_and_sysfs_agree_on_the_host() {
         }
     }
 }
+
+/// Pair-by-pair experiments plan every unordered pair of the selected CPUs, each
+/// labelled with its class, and refuse a single CPU.
+#[test]
+fn all_pairs_plans_every_pair() {
+    let t = load("24em64t-2n6c2t-pci.xml");
+    let plan = placement::plan(&t, ThreadShape::AllPairs, &Request::default()).unwrap();
+    assert_eq!(plan.groups.len(), 24 * 23 / 2);
+    for g in &plan.groups {
+        assert_eq!(g.pair_class, pairs::classify(&t, g.cpus[0], g.cpus[1]));
+    }
+    let some = Request {
+        cpus: Some(vec![0, 1, 12]),
+        ..Default::default()
+    };
+    let plan = placement::plan(&t, ThreadShape::AllPairs, &some).unwrap();
+    let classes: BTreeSet<_> = plan.groups.iter().filter_map(|g| g.pair_class).collect();
+    assert_eq!(plan.groups.len(), 3);
+    assert!(
+        classes.contains(&PairClass::SmtSiblings) && classes.contains(&PairClass::CrossPackage),
+        "{classes:?}"
+    );
+    let one = Request {
+        cpus: Some(vec![3]),
+        ..Default::default()
+    };
+    assert!(hwprof::error::is_usage(
+        &placement::plan(&t, ThreadShape::AllPairs, &one).unwrap_err()
+    ));
+}

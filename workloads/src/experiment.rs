@@ -15,6 +15,8 @@ pub enum ThreadShape {
     Pair,
     /// Any number of threads placed by a policy (compact, scatter, explicit list).
     Threads { default: usize },
+    /// Two threads on every pair of the selected CPUs (a pair-by-pair matrix).
+    AllPairs,
 }
 
 /// What a comparison compares.

@@ -7,6 +7,7 @@
 //! Adding an experiment = one new module here implementing [`Experiment`], plus one
 //! line in [`registry`].
 
+pub mod c2c_latency;
 pub mod contention;
 pub mod experiment;
 pub mod false_sharing;
@@ -23,8 +24,9 @@ pub use experiment::{
 
 /// Every experiment `hwprof run NAME` and `hwprof suite` know about, in suite order.
 pub fn registry() -> &'static [&'static dyn Experiment] {
-    static REGISTRY: [&dyn Experiment; 5] = [
+    static REGISTRY: [&dyn Experiment; 6] = [
         &false_sharing::FalseSharing,
+        &c2c_latency::CoreToCore,
         &simd_similarity::SimdSimilarity,
         &contention::Contention,
         &scaling::Scaling,

@@ -3,6 +3,7 @@
 //! statistics → report. Every `hwprof run NAME` goes through [`run`].
 
 pub mod analysis;
+pub mod c2c_matrix;
 pub mod runner;
 pub mod scaling;
 
@@ -328,8 +329,35 @@ pub fn run(o: &RunOptions, interrupted: Arc<AtomicBool>) -> anyhow::Result<Optio
     } else {
         vec![]
     };
+    let pair_matrix = if exp.thread_shape() == hwprof_workloads::ThreadShape::AllPairs {
+        c2c_matrix::analyse(&groups)
+    } else {
+        None
+    };
+    if let Some(m) = &pair_matrix {
+        warnings.extend(m.contradictions.iter().cloned());
+    }
     let plots = match &out_dir {
-        Some(dir) => write_plots(exp.name(), dir, &groups, &scaling, &mut warnings),
+        Some(dir) => {
+            let mut files = write_plots(exp.name(), dir, &groups, &scaling, &mut warnings);
+            if let Some(m) = &pair_matrix {
+                match crate::report::plots::heatmap(
+                    &dir.join("c2c-heatmap.svg"),
+                    &format!(
+                        "hwprof {}: one-way cache-line transfer latency (ns)",
+                        exp.name()
+                    ),
+                    &m.pairs
+                        .iter()
+                        .map(|p| (p.cpus.0, p.cpus.1, p.one_way_ns))
+                        .collect::<Vec<_>>(),
+                ) {
+                    Ok(_) => files.push("c2c-heatmap.svg".into()),
+                    Err(e) => warnings.push(format!("plot not written: {e}")),
+                }
+            }
+            files
+        }
         None => vec![],
     };
     let cmp = exp.comparison();
@@ -373,6 +401,7 @@ pub fn run(o: &RunOptions, interrupted: Arc<AtomicBool>) -> anyhow::Result<Optio
         groups,
         probes: probes_report,
         scaling,
+        pair_matrix,
         plots,
         warnings,
         machine: profile,
@@ -454,7 +483,16 @@ fn write_plots(
             })
             .collect();
         if !lat.is_empty() {
-            let file = format!("latency-{}.svg", g.label.replace(' ', "-"));
+            let slug: String = g
+                .label
+                .chars()
+                .map(|c| if c.is_ascii_alphanumeric() { c } else { '-' })
+                .collect::<String>()
+                .split('-')
+                .filter(|s| !s.is_empty())
+                .collect::<Vec<_>>()
+                .join("-");
+            let file = format!("latency-{slug}.svg");
             keep(plots::latency(
                 &dir.join(file),
                 &format!("hwprof {name} ({}): latency per operation", g.label),

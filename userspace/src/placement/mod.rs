@@ -91,9 +91,12 @@ pub fn plan(topo: &Topology, shape: ThreadShape, req: &Request) -> anyhow::Resul
         return Err(usage("the topology has no usable CPU"));
     }
 
+    if shape == ThreadShape::AllPairs {
+        return plan_all_pairs(topo, req, &usable);
+    }
     let pair_mode = match shape {
         ThreadShape::Pair => req.threads.is_none() || req.threads == Some(2) || req.pairs.is_some(),
-        ThreadShape::Threads { .. } => false,
+        ThreadShape::Threads { .. } | ThreadShape::AllPairs => false,
     };
     if req.pairs.is_some() && req.threads.is_some_and(|t| t != 2) {
         return Err(usage(
@@ -118,7 +121,7 @@ pub fn plan(topo: &Topology, shape: ThreadShape, req: &Request) -> anyhow::Resul
     };
     let default_threads = match shape {
         ThreadShape::Threads { default } => default,
-        ThreadShape::Pair => 2,
+        ThreadShape::Pair | ThreadShape::AllPairs => 2,
     };
     let threads = req
         .threads
@@ -191,6 +194,37 @@ pub fn default_sweep(max: usize) -> Vec<usize> {
         .collect();
     v.push(max.max(1));
     v
+}
+
+/// Every unordered pair of the selected CPUs (default: all usable), one group each.
+fn plan_all_pairs(topo: &Topology, req: &Request, usable: &[usize]) -> anyhow::Result<Plan> {
+    let cpus: Vec<usize> = req.cpus.clone().unwrap_or_else(|| usable.to_vec());
+    if cpus.len() < 2 {
+        return Err(usage(format!(
+            "a pair-by-pair experiment needs at least two CPUs; {} selected ({})",
+            cpus.len(),
+            cpulist::format(&cpus)
+        )));
+    }
+    let mut groups = Vec::new();
+    for (i, &a) in cpus.iter().enumerate() {
+        for &b in &cpus[i + 1..] {
+            let class = pairs::classify(topo, a, b);
+            groups.push(Group {
+                label: format!(
+                    "cpus {a},{b} ({})",
+                    class.map_or("unclassified", |c| c.name())
+                ),
+                pair_class: class,
+                cpus: vec![a, b],
+            });
+        }
+    }
+    Ok(Plan {
+        policy: "all-pairs".into(),
+        groups,
+        unavailable: vec![],
+    })
 }
 
 fn plan_pairs(topo: &Topology, req: &Request, usable: &[usize]) -> anyhow::Result<Plan> {

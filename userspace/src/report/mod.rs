@@ -73,6 +73,8 @@ pub struct Report {
     pub probes: Option<crate::probes::ProbesReport>,
     /// Thread sweeps: speedup, efficiency and USL fit per variant and policy.
     pub scaling: Vec<crate::experiment::scaling::ScalingSeries>,
+    /// Pair-by-pair experiments: one-way latency per pair, per class, contradictions.
+    pub pair_matrix: Option<crate::experiment::c2c_matrix::PairMatrix>,
     /// Plot files written next to report.json.
     pub plots: Vec<String>,
     pub warnings: Vec<String>,

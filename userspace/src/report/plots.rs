@@ -170,6 +170,72 @@ pub fn latency(
     Ok(path.to_path_buf())
 }
 
+/// A symmetric CPU x CPU matrix of values (e.g. one-way latency), shaded from
+/// light (lowest) to dark (highest), each cell labelled.
+pub fn heatmap(path: &Path, title: &str, cells: &[(usize, usize, f64)]) -> anyhow::Result<PathBuf> {
+    let mut cpus: Vec<usize> = cells.iter().flat_map(|c| [c.0, c.1]).collect();
+    cpus.sort_unstable();
+    cpus.dedup();
+    let n = cpus.len().max(1);
+    let idx = |c: usize| cpus.iter().position(|&x| x == c).unwrap_or(0) as f64;
+    let (lo, hi) = cells.iter().fold((f64::INFINITY, 0.0f64), |(l, h), c| {
+        (l.min(c.2), h.max(c.2))
+    });
+    let side = (60 * n as u32).clamp(300, 1200);
+    let name = |v: &f64| -> String {
+        let i = v.round();
+        if (v - i).abs() < 1e-6 && i >= 0.0 {
+            cpus.get(i as usize)
+                .map_or(String::new(), |c| format!("CPU {c}"))
+        } else {
+            String::new()
+        }
+    };
+    {
+        let root = SVGBackend::new(path, (side + 120, side + 120)).into_drawing_area();
+        root.fill(&WHITE).map_err(err)?;
+        // Cells centred on integer coordinates, so axis ticks name rows and columns.
+        let mut chart = ChartBuilder::on(&root)
+            .caption(title, ("sans-serif", 18))
+            .margin(10)
+            .x_label_area_size(40)
+            .y_label_area_size(60)
+            .build_cartesian_2d(-0.5f64..(n as f64 - 0.5), -0.5f64..(n as f64 - 0.5))
+            .map_err(err)?;
+        chart
+            .configure_mesh()
+            .disable_mesh()
+            .x_labels(n)
+            .y_labels(n)
+            .x_label_formatter(&name)
+            .y_label_formatter(&name)
+            .draw()
+            .map_err(err)?;
+        for &(a, b, v) in cells {
+            let t = if hi > lo { (v - lo) / (hi - lo) } else { 0.5 };
+            let shade = (230.0 - 180.0 * t) as u8;
+            let colour = RGBColor(shade, shade, 255);
+            for (x, y) in [(idx(a), idx(b)), (idx(b), idx(a))] {
+                chart
+                    .draw_series(std::iter::once(Rectangle::new(
+                        [(x - 0.5, y - 0.5), (x + 0.5, y + 0.5)],
+                        colour.filled(),
+                    )))
+                    .map_err(err)?;
+                chart
+                    .draw_series(std::iter::once(Text::new(
+                        format!("{v:.0}"),
+                        (x - 0.12, y + 0.08),
+                        ("sans-serif", 14),
+                    )))
+                    .map_err(err)?;
+            }
+        }
+        root.present().map_err(err)?;
+    }
+    Ok(path.to_path_buf())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -198,5 +264,16 @@ mod tests {
         .unwrap();
         let svg = std::fs::read_to_string(p).unwrap();
         assert!(svg.contains("p99.9") && svg.len() > 1000);
+        let p = heatmap(
+            &dir.path().join("h.svg"),
+            "c2c",
+            &[(0, 1, 62.0), (0, 2, 130.0), (1, 2, 128.0)],
+        )
+        .unwrap();
+        let svg = std::fs::read_to_string(p).unwrap();
+        assert!(
+            svg.contains("CPU 2") && svg.contains("\n130\n"),
+            "heatmap rows and cells are labelled"
+        );
     }
 }

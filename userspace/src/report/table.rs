@@ -91,6 +91,22 @@ pub fn render(r: &Report) -> String {
             );
         }
     }
+    if let Some(m) = &r.pair_matrix {
+        let _ = writeln!(s, "\npairs [timer]:");
+        for p in &m.pairs {
+            let _ = writeln!(
+                s,
+                "  CPUs {}-{} ({}): {:.1} ns one way [{:.1}–{:.1}]",
+                p.cpus.0,
+                p.cpus.1,
+                p.class.map_or("unclassified", |c| c.name()),
+                p.one_way_ns,
+                p.ci95.lo,
+                p.ci95.hi
+            );
+        }
+        let _ = writeln!(s, "  verdict: {}", m.verdict);
+    }
     for sc in &r.scaling {
         let pts: Vec<String> = sc
             .points
