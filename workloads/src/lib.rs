@@ -11,6 +11,7 @@ pub mod c2c_latency;
 pub mod contention;
 pub mod experiment;
 pub mod false_sharing;
+pub mod false_sharing_layout;
 pub mod keys;
 pub mod memstore;
 pub mod scaling;
@@ -24,8 +25,9 @@ pub use experiment::{
 
 /// Every experiment `hwprof run NAME` and `hwprof suite` know about, in suite order.
 pub fn registry() -> &'static [&'static dyn Experiment] {
-    static REGISTRY: [&dyn Experiment; 6] = [
+    static REGISTRY: [&dyn Experiment; 7] = [
         &false_sharing::FalseSharing,
+        &false_sharing_layout::FalseSharingLayout,
         &c2c_latency::CoreToCore,
         &simd_similarity::SimdSimilarity,
         &contention::Contention,
