@@ -44,6 +44,20 @@ pub struct Comparison {
     pub on: CompareOn,
 }
 
+impl Comparison {
+    /// The common case: `treatment` measured as a slowdown against `baseline`,
+    /// no target, on throughput.
+    pub const fn slowdown(treatment: &'static str, baseline: &'static str) -> Comparison {
+        Comparison {
+            treatment,
+            baseline,
+            effect: "slowdown",
+            target: None,
+            on: CompareOn::Throughput,
+        }
+    }
+}
+
 /// Times single operations for experiments that report per-operation latency.
 /// The runner supplies it (backed by its timer and an HdrHistogram); kernels only
 /// bracket the operation: `let t = timer.start(); op(); timer.stop(t);`. When the

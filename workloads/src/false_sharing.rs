@@ -88,6 +88,11 @@ pub fn padded_stride_bytes() -> usize {
     std::mem::size_of::<CachePadded<AtomicU64>>()
 }
 
+/// Counter metrics for false-sharing experiments. HITM loads are the direct
+/// signature of a line bouncing between writers.
+pub(crate) const FALSE_SHARING_METRICS: &[&str] =
+    &["hitm_loads_per_kilo_load", "l1d_miss_rate", "ipc"];
+
 pub struct FalseSharing;
 
 const VARIANTS: [Variant; 2] = [
@@ -115,13 +120,7 @@ impl Experiment for FalseSharing {
     }
 
     fn comparison(&self) -> Comparison {
-        Comparison {
-            treatment: "packed",
-            baseline: "padded",
-            effect: "slowdown",
-            target: None,
-            on: Default::default(),
-        }
+        Comparison::slowdown("packed", "padded")
     }
 
     fn thread_shape(&self) -> ThreadShape {
@@ -133,8 +132,7 @@ impl Experiment for FalseSharing {
     }
 
     fn metrics(&self) -> &'static [&'static str] {
-        // HITM loads are the direct signature of a line bouncing between writers.
-        &["hitm_loads_per_kilo_load", "l1d_miss_rate", "ipc"]
+        FALSE_SHARING_METRICS
     }
 
     fn notes(&self) -> Vec<String> {

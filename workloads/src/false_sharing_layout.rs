@@ -150,34 +150,16 @@ impl Experiment for FalseSharingLayout {
     }
 
     fn comparison(&self) -> Comparison {
-        Comparison {
-            treatment: "as-written",
-            baseline: "align64",
-            effect: "slowdown",
-            target: None,
-            on: Default::default(),
-        }
+        Comparison::slowdown("as-written", "align64")
     }
 
     fn comparisons(&self) -> Vec<Comparison> {
         vec![
             self.comparison(),
-            Comparison {
-                treatment: "as-written",
-                baseline: "cache-padded",
-                effect: "slowdown",
-                target: None,
-                on: Default::default(),
-            },
+            Comparison::slowdown("as-written", "cache-padded"),
             // Whether the second line CachePadded adds buys anything over align(64)
             // (the adjacent-line prefetcher): ~1.0 means align(64) is enough.
-            Comparison {
-                treatment: "align64",
-                baseline: "cache-padded",
-                effect: "slowdown",
-                target: None,
-                on: Default::default(),
-            },
+            Comparison::slowdown("align64", "cache-padded"),
         ]
     }
 
@@ -190,7 +172,7 @@ impl Experiment for FalseSharingLayout {
     }
 
     fn metrics(&self) -> &'static [&'static str] {
-        &["hitm_loads_per_kilo_load", "l1d_miss_rate", "ipc"]
+        crate::false_sharing::FALSE_SHARING_METRICS
     }
 
     fn notes(&self) -> Vec<String> {

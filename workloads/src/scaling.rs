@@ -94,13 +94,7 @@ impl Experiment for Scaling {
     }
 
     fn comparison(&self) -> Comparison {
-        Comparison {
-            treatment: "write-heavy",
-            baseline: "read-heavy",
-            effect: "slowdown",
-            target: None,
-            on: Default::default(),
-        }
+        Comparison::slowdown("write-heavy", "read-heavy")
     }
 
     fn thread_shape(&self) -> ThreadShape {

@@ -147,13 +147,7 @@ impl Experiment for SimdSimilarity {
     }
 
     fn comparison(&self) -> Comparison {
-        Comparison {
-            treatment: "scalar-cosine",
-            baseline: cosine_name(Kernel::dispatch().0),
-            effect: "slowdown",
-            target: None,
-            on: Default::default(),
-        }
+        Comparison::slowdown("scalar-cosine", cosine_name(Kernel::dispatch().0))
     }
 
     fn thread_shape(&self) -> ThreadShape {
