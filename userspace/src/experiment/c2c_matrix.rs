@@ -126,12 +126,12 @@ pub fn analyse(groups: &[GroupResult]) -> Option<PairMatrix> {
         .collect();
     let verdict = if contradictions.is_empty() {
         format!(
-            "one-way latency by class: {}; consistent with the declared topology",
+            "one-way latency by class (median of pair medians, timer): {}; consistent with the declared topology",
             summary.join(", ")
         )
     } else {
         format!(
-            "one-way latency by class: {}; {}",
+            "one-way latency by class (median of pair medians, timer): {}; {}",
             summary.join(", "),
             contradictions.join("; ")
         )
