@@ -42,11 +42,8 @@ impl Experiment for Stalling {
     fn summary(&self) -> &'static str {
         "test: one worker stalls"
     }
-    fn variants(&self) -> Vec<Variant> {
-        vec![Variant {
-            name: "only",
-            description: "",
-        }]
+    fn variants(&self, _machine: &MachineFacts) -> Result<Vec<Variant>, String> {
+        Ok(vec![Variant::new("only", "")])
     }
     fn comparison(&self) -> Comparison {
         Comparison {

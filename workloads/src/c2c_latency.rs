@@ -7,7 +7,9 @@
 use std::alloc::{alloc_zeroed, dealloc, Layout};
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use crate::experiment::{Comparison, Experiment, OpTimer, ThreadShape, Trial, Variant};
+use crate::experiment::{
+    Comparison, Experiment, MachineFacts, OpTimer, ThreadShape, Trial, Variant,
+};
 
 const ROUNDS_PER_BATCH: u64 = 500;
 /// Give up waiting for the partner after this many spins (it may have seen the
@@ -113,10 +115,10 @@ impl Trial for PingPong {
 
 pub struct CoreToCore;
 
-const VARIANTS: [Variant; 1] = [Variant {
-    name: "cas-round-trip",
-    description: "compare-and-swap ping-pong on one cache line of a fresh page",
-}];
+const VARIANTS: [Variant; 1] = [Variant::new(
+    "cas-round-trip",
+    "compare-and-swap ping-pong on one cache line of a fresh page",
+)];
 
 impl Experiment for CoreToCore {
     fn name(&self) -> &'static str {
@@ -127,8 +129,8 @@ impl Experiment for CoreToCore {
         "core-to-core cache-line transfer latency (CAS ping-pong) for every pair of CPUs, by pair class"
     }
 
-    fn variants(&self) -> Vec<Variant> {
-        VARIANTS.to_vec()
+    fn variants(&self, _machine: &MachineFacts) -> Result<Vec<Variant>, String> {
+        Ok(VARIANTS.to_vec())
     }
 
     fn comparison(&self) -> Comparison {
@@ -169,7 +171,7 @@ impl Experiment for CoreToCore {
         ]
     }
 
-    fn prepare(&self, _variant: &str, _threads: usize) -> Box<dyn Trial> {
+    fn prepare(&self, _variant: &Variant, _threads: usize) -> Box<dyn Trial> {
         Box::new(PingPong {
             line: Line::fresh(),
         })
@@ -183,7 +185,7 @@ mod tests {
 
     #[test]
     fn two_threads_complete_round_trips() {
-        let t = CoreToCore.prepare("cas-round-trip", 2);
+        let t = CoreToCore.prepare(&VARIANTS[0], 2);
         let (a, b) = std::thread::scope(|s| {
             let a = s.spawn(|| t.run_batch(0, &mut NoTimer));
             let b = s.spawn(|| t.run_batch(1, &mut NoTimer));

@@ -11,7 +11,9 @@ use dashmap::DashMap;
 use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
 
-use crate::experiment::{Comparison, Experiment, OpTimer, ThreadShape, Trial, Variant};
+use crate::experiment::{
+    Comparison, Experiment, MachineFacts, OpTimer, ThreadShape, Trial, Variant,
+};
 use crate::keys::{KeyDist, KeySampler};
 
 /// Keys in the map: enough that uniform access rarely collides, few enough to
@@ -263,14 +265,11 @@ impl Experiment for Contention {
         "DashMap hot tier under uniform, Zipf and celebrity keys at three read/write mixes, shard sweep, thread sweep"
     }
 
-    fn variants(&self) -> Vec<Variant> {
-        SPECS
+    fn variants(&self, _machine: &MachineFacts) -> Result<Vec<Variant>, String> {
+        Ok(SPECS
             .iter()
-            .map(|s| Variant {
-                name: s.name,
-                description: s.description,
-            })
-            .collect()
+            .map(|s| Variant::new(s.name, s.description))
+            .collect())
     }
 
     fn comparison(&self) -> Comparison {
@@ -336,7 +335,8 @@ impl Experiment for Contention {
         ]
     }
 
-    fn prepare(&self, variant: &str, threads: usize) -> Box<dyn Trial> {
+    fn prepare(&self, variant: &Variant, threads: usize) -> Box<dyn Trial> {
+        let variant = variant.name.as_ref();
         let spec = SPECS
             .iter()
             .find(|s| s.name == variant)
@@ -378,7 +378,8 @@ mod tests {
     #[test]
     fn every_comparison_has_both_variants_and_a_target() {
         let e = Contention;
-        let names: Vec<&str> = e.variants().iter().map(|v| v.name).collect();
+        let variants = e.variants(&MachineFacts::default()).unwrap();
+        let names: Vec<&str> = variants.iter().map(|v| v.name.as_ref()).collect();
         let cmps = e.comparisons();
         assert_eq!(
             cmps.len(),
@@ -404,7 +405,7 @@ mod tests {
     #[test]
     fn batches_touch_only_existing_keys_and_write_when_asked() {
         let e = Contention;
-        let t = e.prepare("celebrity-r10", 2);
+        let t = e.prepare(&Variant::new("celebrity-r10", ""), 2);
         assert_eq!(t.run_batch(0, &mut NoTimer), OPS_PER_BATCH as u64);
         assert_eq!(t.run_batch(1, &mut NoTimer), OPS_PER_BATCH as u64);
     }

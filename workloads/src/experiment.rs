@@ -1,10 +1,84 @@
 //! The contract between an experiment and the runner.
 
+use std::borrow::Cow;
+
+pub use crate::findings::{
+    Chart, Curve, CurvePoint, Estimate, Findings, GroupOutcome, Matrix, RatioOutcome,
+    VariantOutcome,
+};
+
+/// What an experiment may know of the machine before it runs: the cache sizes and
+/// NUMA nodes of the discovered topology (host, or an XML export for `--plan-only`).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct MachineFacts {
+    /// Per-core L1 data cache, bytes.
+    pub l1d_bytes: Option<u64>,
+    /// Per-core (or per-cluster) L2, bytes.
+    pub l2_bytes: Option<u64>,
+    /// Last-level cache of one domain (one L3, or the L2 where there is no L3), bytes.
+    pub llc_bytes: Option<u64>,
+    /// NUMA node os indexes.
+    pub numa_nodes: Vec<usize>,
+    /// Where the numbers above come from ("hwloc", "sysfs", an XML file, …), for messages.
+    pub source: String,
+}
+
+/// Where a trial's memory goes. NUMA experiments bind each variant's allocations
+/// to one node (or interleave them); the others inherit the run's `--membind`.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub enum VariantMemory {
+    #[default]
+    Inherit,
+    /// Allocate on this NUMA node (os index).
+    Node(usize),
+    /// Spread pages round-robin over every node.
+    Interleave,
+}
+
+/// A variant's position on a sweep: which curve it belongs to and its x value
+/// (working-set bytes, prefetch distance, …). Experiments read it in `prepare`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SweepPoint {
+    pub series: Cow<'static, str>,
+    pub x: f64,
+}
+
 /// One variant of a differential experiment (A or B, or one point of a sweep).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct Variant {
-    pub name: &'static str,
-    pub description: &'static str,
+    pub name: Cow<'static, str>,
+    pub description: Cow<'static, str>,
+    pub memory: VariantMemory,
+    /// Run only the first `n` workers of the group (e.g. a one-thread latency probe
+    /// in a group placed for a multi-threaded bandwidth kernel). None: all.
+    pub workers: Option<usize>,
+    pub point: Option<SweepPoint>,
+}
+
+impl Variant {
+    pub const fn new(name: &'static str, description: &'static str) -> Variant {
+        Variant {
+            name: Cow::Borrowed(name),
+            description: Cow::Borrowed(description),
+            memory: VariantMemory::Inherit,
+            workers: None,
+            point: None,
+        }
+    }
+
+    /// A point of a sweep, named `series-label`.
+    pub fn point(series: &'static str, x: f64, label: &str, description: String) -> Variant {
+        Variant {
+            name: Cow::Owned(format!("{series}-{label}")),
+            description: Cow::Owned(description),
+            memory: VariantMemory::Inherit,
+            workers: None,
+            point: Some(SweepPoint {
+                series: Cow::Borrowed(series),
+                x,
+            }),
+        }
+    }
 }
 
 /// How the experiment wants its threads placed.
@@ -17,6 +91,9 @@ pub enum ThreadShape {
     Threads { default: usize },
     /// Two threads on every pair of the selected CPUs (a pair-by-pair matrix).
     AllPairs,
+    /// One group per NUMA node, on that node's cores (one hardware thread per
+    /// core): node-by-node experiments (CPU node × memory node).
+    PerNode,
 }
 
 /// What a comparison compares.
@@ -95,8 +172,10 @@ pub trait Experiment: Sync {
     fn name(&self) -> &'static str;
     /// One line: what it measures.
     fn summary(&self) -> &'static str;
-    /// Variants, run interleaved (may depend on the machine, e.g. SIMD kernels).
-    fn variants(&self) -> Vec<Variant>;
+    /// Variants, run interleaved. They may depend on the machine (SIMD kernels,
+    /// working sets sized from the caches, one per NUMA node); an experiment that
+    /// cannot be planned for `machine` (cache sizes unknown, …) says why.
+    fn variants(&self, machine: &MachineFacts) -> Result<Vec<Variant>, String>;
     /// Whether trials time single operations (per-operation latency percentiles).
     fn records_latency(&self) -> bool {
         false
@@ -134,5 +213,11 @@ pub trait Experiment: Sync {
     /// workers. Called on the runner's thread before the workers start, under the
     /// memory policy in force. Unknown variant names are a programming error of the
     /// runner, so they may panic.
-    fn prepare(&self, variant: &str, threads: usize) -> Box<dyn Trial>;
+    fn prepare(&self, variant: &Variant, threads: usize) -> Box<dyn Trial>;
+    /// Read the finished measurements the experiment's own way: curves, matrices and
+    /// verdict lines beyond the A/B comparisons (the staircase's knees against the
+    /// cache sizes, the best prefetch distance, the NUMA penalty). Default: nothing.
+    fn interpret(&self, _machine: &MachineFacts, _groups: &[GroupOutcome]) -> Findings {
+        Findings::default()
+    }
 }

@@ -16,7 +16,9 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use crossbeam_utils::CachePadded;
 
-use crate::experiment::{Comparison, Experiment, OpTimer, ThreadShape, Trial, Variant};
+use crate::experiment::{
+    Comparison, Experiment, MachineFacts, OpTimer, ThreadShape, Trial, Variant,
+};
 
 /// Increments per batch: ~36 µs (padded, ~4.4 ns each here) to ~350 µs (packed,
 /// ~43 ns) of work, so the runner's per-batch stop-flag and getcpu() checks
@@ -96,14 +98,11 @@ pub(crate) const FALSE_SHARING_METRICS: &[&str] =
 pub struct FalseSharing;
 
 const VARIANTS: [Variant; 2] = [
-    Variant {
-        name: "packed",
-        description: "every thread's counter in one 64-byte cache line",
-    },
-    Variant {
-        name: "padded",
-        description: "each counter on its own line (crossbeam_utils::CachePadded)",
-    },
+    Variant::new("packed", "every thread's counter in one 64-byte cache line"),
+    Variant::new(
+        "padded",
+        "each counter on its own line (crossbeam_utils::CachePadded)",
+    ),
 ];
 
 impl Experiment for FalseSharing {
@@ -115,8 +114,8 @@ impl Experiment for FalseSharing {
         "threads increment their own counters, packed in one cache line vs padded apart"
     }
 
-    fn variants(&self) -> Vec<Variant> {
-        VARIANTS.to_vec()
+    fn variants(&self, _machine: &MachineFacts) -> Result<Vec<Variant>, String> {
+        Ok(VARIANTS.to_vec())
     }
 
     fn comparison(&self) -> Comparison {
@@ -147,7 +146,8 @@ impl Experiment for FalseSharing {
         ]
     }
 
-    fn prepare(&self, variant: &str, threads: usize) -> Box<dyn Trial> {
+    fn prepare(&self, variant: &Variant, threads: usize) -> Box<dyn Trial> {
+        let variant = variant.name.as_ref();
         match variant {
             "packed" => Box::new(Packed::new(threads)),
             "padded" => Box::new(Padded::new(threads)),
@@ -177,8 +177,8 @@ mod tests {
     #[test]
     fn batches_count_every_increment() {
         let fs = FalseSharing;
-        for v in fs.variants() {
-            let trial = fs.prepare(v.name, 3);
+        for v in fs.variants(&MachineFacts::default()).unwrap() {
+            let trial = fs.prepare(&v, 3);
             let mut ops = 0;
             for w in 0..3 {
                 ops += trial.run_batch(w, &mut crate::experiment::NoTimer);

@@ -13,7 +13,9 @@ use std::sync::atomic::AtomicU64;
 
 use crossbeam_utils::CachePadded;
 
-use crate::experiment::{Comparison, Experiment, OpTimer, ThreadShape, Trial, Variant};
+use crate::experiment::{
+    Comparison, Experiment, MachineFacts, OpTimer, ThreadShape, Trial, Variant,
+};
 use crate::false_sharing::increment_batch;
 
 /// The struct as it is usually written: both counters in 16 bytes.
@@ -121,19 +123,15 @@ pub fn field_distances() -> [(&'static str, usize, usize); 3] {
 pub struct FalseSharingLayout;
 
 const VARIANTS: [Variant; 3] = [
-    Variant {
-        name: "as-written",
-        description:
-            "#[repr(C)] struct { reads: AtomicU64, writes: AtomicU64 }: both fields in one line",
-    },
-    Variant {
-        name: "align64",
-        description: "each field wrapped in a #[repr(align(64))] newtype",
-    },
-    Variant {
-        name: "cache-padded",
-        description: "each field in crossbeam_utils::CachePadded",
-    },
+    Variant::new(
+        "as-written",
+        "#[repr(C)] struct { reads: AtomicU64, writes: AtomicU64 }: both fields in one line",
+    ),
+    Variant::new(
+        "align64",
+        "each field wrapped in a #[repr(align(64))] newtype",
+    ),
+    Variant::new("cache-padded", "each field in crossbeam_utils::CachePadded"),
 ];
 
 impl Experiment for FalseSharingLayout {
@@ -145,8 +143,8 @@ impl Experiment for FalseSharingLayout {
         "two threads update two fields of one struct: as written vs #[repr(align(64))] vs CachePadded"
     }
 
-    fn variants(&self) -> Vec<Variant> {
-        VARIANTS.to_vec()
+    fn variants(&self, _machine: &MachineFacts) -> Result<Vec<Variant>, String> {
+        Ok(VARIANTS.to_vec())
     }
 
     fn comparison(&self) -> Comparison {
@@ -189,7 +187,8 @@ impl Experiment for FalseSharingLayout {
         notes
     }
 
-    fn prepare(&self, variant: &str, threads: usize) -> Box<dyn Trial> {
+    fn prepare(&self, variant: &Variant, threads: usize) -> Box<dyn Trial> {
+        let variant = variant.name.as_ref();
         match variant {
             "as-written" => Box::new(Shared::<NodeStatsAsWritten>::new(threads)),
             "align64" => Box::new(Shared::<NodeStatsAligned64>::new(threads)),

@@ -12,6 +12,7 @@ pub mod contention;
 pub mod experiment;
 pub mod false_sharing;
 pub mod false_sharing_layout;
+pub mod findings;
 pub mod keys;
 pub mod memstore;
 pub mod scaling;
@@ -20,7 +21,8 @@ pub mod simd_similarity;
 pub mod tenants;
 
 pub use experiment::{
-    CompareOn, Comparison, Experiment, NoTimer, OpTimer, ThreadShape, Trial, Variant,
+    CompareOn, Comparison, Experiment, MachineFacts, NoTimer, OpTimer, SweepPoint, ThreadShape,
+    Trial, Variant, VariantMemory,
 };
 
 /// Every experiment `hwprof run NAME` and `hwprof suite` know about, in suite order.

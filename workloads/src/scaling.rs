@@ -8,7 +8,9 @@ use std::sync::{Mutex, OnceLock};
 use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
 
-use crate::experiment::{Comparison, Experiment, OpTimer, ThreadShape, Trial, Variant};
+use crate::experiment::{
+    Comparison, Experiment, MachineFacts, OpTimer, ThreadShape, Trial, Variant,
+};
 use crate::memstore::{MemStore, SpaceId, StoreConfig};
 
 /// Nodes in the store: 20,000 x 3 KiB embeddings = 60 MiB, beyond most L2s and
@@ -86,11 +88,11 @@ impl Experiment for Scaling {
         "memstore throughput vs threads (read-heavy, mixed, write-heavy; compact and scatter) with a USL fit"
     }
 
-    fn variants(&self) -> Vec<Variant> {
-        VARIANTS
+    fn variants(&self, _machine: &MachineFacts) -> Result<Vec<Variant>, String> {
+        Ok(VARIANTS
             .iter()
-            .map(|(name, description, _)| Variant { name, description })
-            .collect()
+            .map(|(name, description, _)| Variant::new(name, description))
+            .collect())
     }
 
     fn comparison(&self) -> Comparison {
@@ -120,7 +122,8 @@ impl Experiment for Scaling {
         ]
     }
 
-    fn prepare(&self, variant: &str, threads: usize) -> Box<dyn Trial> {
+    fn prepare(&self, variant: &Variant, threads: usize) -> Box<dyn Trial> {
+        let variant = variant.name.as_ref();
         let (_, _, recall_share) = *VARIANTS
             .iter()
             .find(|v| v.0 == variant)

@@ -4,7 +4,9 @@
 
 use std::hint::black_box;
 
-use crate::experiment::{Comparison, Experiment, OpTimer, ThreadShape, Trial, Variant};
+use crate::experiment::{
+    Comparison, Experiment, MachineFacts, OpTimer, ThreadShape, Trial, Variant,
+};
 use crate::simd::Kernel;
 
 /// Engram's embedding width.
@@ -139,11 +141,12 @@ impl Experiment for SimdSimilarity {
         "768-d f32 dot product and cosine similarity: scalar reference vs every SIMD kernel this CPU runs"
     }
 
-    fn variants(&self) -> Vec<Variant> {
-        ALL.iter()
+    fn variants(&self, _machine: &MachineFacts) -> Result<Vec<Variant>, String> {
+        Ok(ALL
+            .iter()
             .filter(|(_, _, k, _)| k.available())
-            .map(|(name, description, _, _)| Variant { name, description })
-            .collect()
+            .map(|(name, description, _, _)| Variant::new(name, description))
+            .collect())
     }
 
     fn comparison(&self) -> Comparison {
@@ -175,7 +178,8 @@ impl Experiment for SimdSimilarity {
         ]
     }
 
-    fn prepare(&self, variant: &str, _threads: usize) -> Box<dyn Trial> {
+    fn prepare(&self, variant: &Variant, _threads: usize) -> Box<dyn Trial> {
+        let variant = variant.name.as_ref();
         let (_, _, kernel, op) = *ALL
             .iter()
             .find(|e| e.0 == variant)
@@ -198,16 +202,17 @@ mod tests {
     #[test]
     fn variants_are_the_available_kernels_and_the_comparison_is_valid() {
         let e = SimdSimilarity;
-        let names: Vec<&str> = e.variants().iter().map(|v| v.name).collect();
+        let variants = e.variants(&MachineFacts::default()).unwrap();
+        let names: Vec<&str> = variants.iter().map(|v| v.name.as_ref()).collect();
         assert!(names.contains(&"scalar-dot") && names.contains(&"scalar-cosine"));
         let c = e.comparison();
         assert!(
             names.contains(&c.treatment) && names.contains(&c.baseline),
             "{c:?} in {names:?}"
         );
-        for v in e.variants() {
+        for v in &variants {
             assert_eq!(
-                e.prepare(v.name, 1).run_batch(0, &mut NoTimer),
+                e.prepare(v, 1).run_batch(0, &mut NoTimer),
                 CALLS_PER_BATCH as u64
             );
         }

@@ -11,7 +11,9 @@ use std::time::{Duration, Instant};
 use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
 
-use crate::experiment::{CompareOn, Comparison, Experiment, OpTimer, ThreadShape, Trial, Variant};
+use crate::experiment::{
+    CompareOn, Comparison, Experiment, MachineFacts, OpTimer, ThreadShape, Trial, Variant,
+};
 use crate::memstore::{MemStore, SpaceId, StoreConfig};
 
 pub const SPACES: u32 = 10;
@@ -141,11 +143,11 @@ impl Experiment for Tenants {
         "memory-space isolation on the memstore: noisy neighbour (B's p99 with A at 10x load vs alone) and ten balanced spaces"
     }
 
-    fn variants(&self) -> Vec<Variant> {
-        VARIANTS
+    fn variants(&self, _machine: &MachineFacts) -> Result<Vec<Variant>, String> {
+        Ok(VARIANTS
             .iter()
-            .map(|(name, description)| Variant { name, description })
-            .collect()
+            .map(|(name, description)| Variant::new(name, description))
+            .collect())
     }
 
     fn comparison(&self) -> Comparison {
@@ -180,7 +182,8 @@ impl Experiment for Tenants {
         ]
     }
 
-    fn prepare(&self, variant: &str, threads: usize) -> Box<dyn Trial> {
+    fn prepare(&self, variant: &Variant, threads: usize) -> Box<dyn Trial> {
+        let variant = variant.name.as_ref();
         let mode = match variant {
             "b-alone" => Mode::BAlone,
             "b-with-noisy-a" => Mode::BWithNoisyA,

@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 
 use serde::Serialize;
 
-use hwprof_workloads::{CompareOn, Experiment};
+use hwprof_workloads::{CompareOn, Experiment, Variant};
 
 use super::runner::TrialResult;
 use crate::capabilities::Capabilities;
@@ -295,6 +295,7 @@ fn variant_metrics(
 /// Analyse the trials of one placement group.
 pub fn analyse_group(
     exp: &dyn Experiment,
+    variants: &[Variant],
     group: &Group,
     trials: Vec<TrialResult>,
     caps: &Capabilities,
@@ -307,14 +308,13 @@ pub fn analyse_group(
             .filter(|t| !t.warmup && t.variant == name)
             .collect()
     };
-    let variants: Vec<VariantResult> = exp
-        .variants()
-        .into_iter()
+    let variants: Vec<VariantResult> = variants
+        .iter()
         .map(|v| VariantResult {
-            name: v.name.into(),
-            description: v.description.into(),
+            name: v.name.to_string(),
+            description: v.description.to_string(),
             metrics: {
-                let t = measured(v.name);
+                let t = measured(&v.name);
                 let mut m = variant_metrics(&t, caps, tsc_hz, exp.op_name());
                 m.extend(pmu_metrics(&t, selection, exp.op_name()));
                 m

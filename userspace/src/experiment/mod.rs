@@ -4,6 +4,7 @@
 
 pub mod analysis;
 pub mod c2c_matrix;
+pub mod findings;
 pub mod runner;
 pub mod scaling;
 
@@ -95,6 +96,10 @@ pub fn run(o: &RunOptions, interrupted: Arc<AtomicBool>) -> anyhow::Result<Optio
 
     let (profile, loaded) = machine::discover(&o.topology)?;
     let topo = &profile.topology;
+    let facts = findings::machine_facts(topo);
+    let variants = exp
+        .variants(&facts)
+        .map_err(|e| usage(format!("{}: {e}", exp.name())))?;
     let r = &o.placement;
     let plan = match &r.thread_sweep {
         Some(counts) => placement::plan_sweep(topo, exp.thread_shape(), r, counts)?,
@@ -154,6 +159,11 @@ pub fn run(o: &RunOptions, interrupted: Arc<AtomicBool>) -> anyhow::Result<Optio
                     "topology": { "source": topo.source, "backend": topo.backend },
                     "placement": plan,
                     "memory": memory,
+                    "variants": variants.iter().map(|v| serde_json::json!({
+                        "name": v.name,
+                        "memory": findings::variant_memory(v, &memory, &nodes),
+                        "workers": v.workers,
+                    })).collect::<Vec<_>>(),
                 }))
             );
         } else {
@@ -165,6 +175,14 @@ pub fn run(o: &RunOptions, interrupted: Arc<AtomicBool>) -> anyhow::Result<Optio
             );
             print!("{}", plan.render(topo));
             println!("memory: {memory}");
+            println!("variants ({}, each run on every group):", variants.len());
+            for v in &variants {
+                let m = findings::variant_memory(v, &memory, &nodes);
+                let w = v
+                    .workers
+                    .map_or(String::new(), |n| format!(", first {n} worker(s)"));
+                println!("  {:<28} memory {m}{w}", v.name);
+            }
         }
         return Ok(None);
     }
@@ -222,7 +240,6 @@ pub fn run(o: &RunOptions, interrupted: Arc<AtomicBool>) -> anyhow::Result<Optio
     let timer = &profile.timer;
     let tsc_hz = (timer.kind == TimerKind::Tsc).then_some(timer.ticks_per_second);
 
-    let variants = exp.variants();
     let total = plan.groups.len() * (settings.warmup + settings.repetitions) * variants.len();
     eprintln!(
         "hwprof: running {}: {} group(s) x {} variants x {} repetitions (+{} warm-up), about {:.0} s",
@@ -263,7 +280,6 @@ pub fn run(o: &RunOptions, interrupted: Arc<AtomicBool>) -> anyhow::Result<Optio
         timer,
         binder: binder.as_ref(),
         counters: &counters,
-        memory: &memory,
         duration: Duration::from_secs_f64(settings.duration_s),
         interrupted: &interrupted,
         probes: probe_session.as_ref(),
@@ -287,13 +303,14 @@ pub fn run(o: &RunOptions, interrupted: Arc<AtomicBool>) -> anyhow::Result<Optio
             for v in &variants {
                 if interrupted.load(Ordering::Relaxed) {
                     groups.push(analysis::analyse_group(
-                        exp, g, trials, caps, tsc_hz, &selection,
+                        exp, &variants, g, trials, caps, tsc_hz, &selection,
                     ));
                     break 'groups;
                 }
                 bar.set_message(format!("{} {}", g.label, v.name));
                 let warm = rep < settings.warmup;
-                let t = runner::run_trial(exp, v.name, &g.cpus, rep, warm, &ctx)?;
+                let mem = findings::variant_memory(v, &memory, &nodes);
+                let t = runner::run_trial(exp, v, &mem, &g.cpus, rep, warm, &ctx)?;
                 // A window cut short by a signal is not a comparable repetition.
                 if !t.cut_short {
                     trials.push(t);
@@ -301,7 +318,7 @@ pub fn run(o: &RunOptions, interrupted: Arc<AtomicBool>) -> anyhow::Result<Optio
                 bar.inc(1);
             }
         }
-        let r = analysis::analyse_group(exp, g, trials, caps, tsc_hz, &selection);
+        let r = analysis::analyse_group(exp, &variants, g, trials, caps, tsc_hz, &selection);
         if r.off_cpu_samples > 0 {
             warnings.push(format!(
                 "{}: workers were seen off their planned CPUs {} time(s): pinning did not hold",
@@ -337,6 +354,8 @@ pub fn run(o: &RunOptions, interrupted: Arc<AtomicBool>) -> anyhow::Result<Optio
     if let Some(m) = &pair_matrix {
         warnings.extend(m.contradictions.iter().cloned());
     }
+    let found = exp.interpret(&facts, &findings::outcomes(&groups, topo));
+    warnings.extend(found.warnings.iter().cloned());
     let plots = match &out_dir {
         Some(dir) => {
             let mut files = write_plots(exp.name(), dir, &groups, &scaling, &mut warnings);
@@ -352,10 +371,11 @@ pub fn run(o: &RunOptions, interrupted: Arc<AtomicBool>) -> anyhow::Result<Optio
                         .map(|p| (p.cpus.0, p.cpus.1, p.one_way_ns))
                         .collect::<Vec<_>>(),
                 ) {
-                    Ok(_) => files.push("c2c-heatmap.svg".into()),
+                    Ok(_) => files.extend(["c2c-heatmap.svg".into(), "c2c-heatmap.png".into()]),
                     Err(e) => warnings.push(format!("plot not written: {e}")),
                 }
             }
+            findings::write_plots(&found, dir, &mut files, &mut warnings);
             files
         }
         None => vec![],
@@ -402,6 +422,7 @@ pub fn run(o: &RunOptions, interrupted: Arc<AtomicBool>) -> anyhow::Result<Optio
         probes: probes_report,
         scaling,
         pair_matrix,
+        findings: (!found.is_empty()).then_some(found),
         plots,
         warnings,
         machine: profile,
@@ -427,11 +448,12 @@ fn write_plots(
 ) -> Vec<String> {
     use crate::report::plots;
     let mut files = Vec::new();
-    let mut keep = |r: anyhow::Result<std::path::PathBuf>| match r {
-        Ok(p) => files.push(
-            p.file_name()
-                .map(|f| f.to_string_lossy().into_owned())
-                .unwrap_or_default(),
+    let mut keep = |r: anyhow::Result<Vec<std::path::PathBuf>>| match r {
+        Ok(paths) => files.extend(
+            paths
+                .iter()
+                .filter_map(|p| p.file_name())
+                .map(|f| f.to_string_lossy().into_owned()),
         ),
         Err(e) => warnings.push(format!("plot not written: {e}")),
     };

@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 use serde::Serialize;
 
 use hdrhistogram::Histogram;
-use hwprof_workloads::{Experiment, NoTimer, OpTimer};
+use hwprof_workloads::{Experiment, NoTimer, OpTimer, Variant};
 
 use crate::measure::counters::ThreadCounters;
 use crate::measure::timer::Timer;
@@ -20,7 +20,6 @@ pub struct Context<'a> {
     pub timer: &'a Timer,
     pub binder: Option<&'a Binder>,
     pub counters: &'a CounterPlan,
-    pub memory: &'a MemoryPolicy,
     pub duration: Duration,
     /// Set by SIGINT/SIGTERM: end the current window early and stop.
     pub interrupted: &'a AtomicBool,
@@ -112,17 +111,22 @@ impl TrialResult {
 }
 
 /// Run `variant` of `exp` with worker i on `cpus[i]`.
+/// `memory` is where the trial's allocations go (the run's `--membind`, or the
+/// variant's own node for NUMA experiments). A variant that runs fewer workers
+/// than the group has uses the group's first CPUs.
 pub fn run_trial(
     exp: &dyn Experiment,
-    variant: &str,
+    variant: &Variant,
+    memory: &MemoryPolicy,
     cpus: &[usize],
     repetition: usize,
     warmup: bool,
     ctx: &Context<'_>,
 ) -> anyhow::Result<TrialResult> {
+    let cpus = &cpus[..variant.workers.unwrap_or(cpus.len()).clamp(1, cpus.len())];
     // Allocate under the requested memory policy, on this thread, then restore.
     if let Some(b) = ctx.binder {
-        b.bind_memory(ctx.memory)
+        b.bind_memory(memory)
             .map_err(|e| anyhow::anyhow!("memory policy: {e}"))?;
     }
     let trial = exp.prepare(variant, cpus.len());
@@ -304,7 +308,7 @@ pub fn run_trial(
         .map(|w| w.ops as f64 * 1e9 / w.elapsed_ns)
         .sum();
     Ok(TrialResult {
-        variant: variant.to_string(),
+        variant: variant.name.to_string(),
         repetition,
         warmup,
         ops,

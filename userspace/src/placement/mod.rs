@@ -94,9 +94,12 @@ pub fn plan(topo: &Topology, shape: ThreadShape, req: &Request) -> anyhow::Resul
     if shape == ThreadShape::AllPairs {
         return plan_all_pairs(topo, req, &usable);
     }
+    if shape == ThreadShape::PerNode {
+        return plan_per_node(topo, req, &usable);
+    }
     let pair_mode = match shape {
         ThreadShape::Pair => req.threads.is_none() || req.threads == Some(2) || req.pairs.is_some(),
-        ThreadShape::Threads { .. } | ThreadShape::AllPairs => false,
+        ThreadShape::Threads { .. } | ThreadShape::AllPairs | ThreadShape::PerNode => false,
     };
     if req.pairs.is_some() && req.threads.is_some_and(|t| t != 2) {
         return Err(usage(
@@ -121,7 +124,7 @@ pub fn plan(topo: &Topology, shape: ThreadShape, req: &Request) -> anyhow::Resul
     };
     let default_threads = match shape {
         ThreadShape::Threads { default } => default,
-        ThreadShape::Pair | ThreadShape::AllPairs => 2,
+        ThreadShape::Pair | ThreadShape::AllPairs | ThreadShape::PerNode => 2,
     };
     let threads = req
         .threads
@@ -194,6 +197,54 @@ pub fn default_sweep(max: usize) -> Vec<usize> {
         .collect();
     v.push(max.max(1));
     v
+}
+
+/// One group per NUMA node that has CPUs: one hardware thread per core of that
+/// node (SMT siblings would share the core's load/store units and halve what each
+/// thread sees), at most `--threads` of them, restricted to `--cpus` when given.
+fn plan_per_node(topo: &Topology, req: &Request, usable: &[usize]) -> anyhow::Result<Plan> {
+    let among: Vec<usize> = match &req.cpus {
+        Some(c) => usable.iter().copied().filter(|u| c.contains(u)).collect(),
+        None => usable.to_vec(),
+    };
+    let mut groups = Vec::new();
+    let mut unavailable = Vec::new();
+    for node in &topo.numa {
+        let mut seen_cores = std::collections::BTreeSet::new();
+        let cpus: Vec<usize> = Policy::Compact
+            .order(topo, Some(&among))
+            .into_iter()
+            .filter(|c| node.cpus.contains(c))
+            .filter(|&c| topo.pu(c).is_some_and(|p| seen_cores.insert(p.core)))
+            .take(req.threads.unwrap_or(usize::MAX))
+            .collect();
+        if cpus.is_empty() {
+            unavailable.push(Unavailable {
+                label: format!("node {}", node.os_index),
+                reason: if node.cpus.is_empty() {
+                    "memory-only node (no CPUs): measured as a memory column only".into()
+                } else {
+                    "none of its CPUs is selected or usable".into()
+                },
+            });
+            continue;
+        }
+        groups.push(Group {
+            label: format!("node {} x{}", node.os_index, cpus.len()),
+            pair_class: None,
+            cpus,
+        });
+    }
+    if groups.is_empty() {
+        return Err(usage(
+            "no NUMA node has a usable CPU among those selected (--cpus)",
+        ));
+    }
+    Ok(Plan {
+        policy: "per-node".into(),
+        groups,
+        unavailable,
+    })
 }
 
 /// Every unordered pair of the selected CPUs (default: all usable), one group each.

@@ -68,29 +68,25 @@ pub fn render(r: &Report) -> String {
     }
     for g in &r.groups {
         let _ = writeln!(s, "\n## {}\n", g.label);
-        let _ = writeln!(
-            s,
-            "| metric | {} |",
-            g.variants
-                .iter()
-                .map(|v| v.name.as_str())
-                .collect::<Vec<_>>()
-                .join(" | ")
-        );
-        let _ = writeln!(s, "|---|{}", "---|".repeat(g.variants.len()));
+        // One row per variant: sweeps have dozens of variants and a handful of metrics.
         if let Some(first) = g.variants.first() {
-            for name in first.metrics.keys() {
-                let cells: Vec<String> = g
-                    .variants
+            let names: Vec<&String> = first.metrics.keys().collect();
+            let _ = writeln!(
+                s,
+                "| variant | {} |",
+                names
                     .iter()
-                    .map(|v| v.metrics.get(name).map_or("–".into(), metric_cell))
+                    .map(|n| format!("{n} ({})", first.metrics[*n].unit))
+                    .collect::<Vec<_>>()
+                    .join(" | ")
+            );
+            let _ = writeln!(s, "|---|{}", "---|".repeat(names.len()));
+            for v in &g.variants {
+                let cells: Vec<String> = names
+                    .iter()
+                    .map(|n| v.metrics.get(*n).map_or("–".into(), metric_cell))
                     .collect();
-                let _ = writeln!(
-                    s,
-                    "| {name} ({}) | {} |",
-                    first.metrics[name].unit,
-                    cells.join(" | ")
-                );
+                let _ = writeln!(s, "| {} | {} |", v.name, cells.join(" | "));
             }
         }
         let _ = writeln!(
@@ -138,8 +134,48 @@ pub fn render(r: &Report) -> String {
             );
         }
     }
+    if let Some(f) = &r.findings {
+        let _ = writeln!(s, "\n## Findings\n");
+        for v in &f.verdict {
+            let _ = writeln!(s, "- {v}");
+        }
+        for m in &f.matrices {
+            let _ = writeln!(s, "\n### {} ({})\n", m.title, m.unit);
+            let _ = writeln!(
+                s,
+                "| {} \\ {} | {} |",
+                m.row_label,
+                m.col_label,
+                m.cols.join(" | ")
+            );
+            let _ = writeln!(s, "|---|{}", "---|".repeat(m.cols.len()));
+            for (row, cells) in m.rows.iter().zip(&m.cells) {
+                let cells: Vec<String> = cells
+                    .iter()
+                    .map(|c| {
+                        c.map_or("–".into(), |e| {
+                            format!("{:.3} [{:.3}–{:.3}]", e.median, e.lo, e.hi)
+                        })
+                    })
+                    .collect();
+                let _ = writeln!(s, "| {row} | {} |", cells.join(" | "));
+            }
+        }
+    }
+    // SVG inline; the PNG twins are for pasting elsewhere.
     for p in &r.plots {
-        let _ = writeln!(s, "\n![{p}]({p})");
+        if p.ends_with(".png") {
+            continue;
+        }
+        let png = p.strip_suffix(".svg").map(|stem| format!("{stem}.png"));
+        match png.filter(|png| r.plots.contains(png)) {
+            Some(png) => {
+                let _ = writeln!(s, "\n![{p}]({p}) ([PNG]({png}))");
+            }
+            None => {
+                let _ = writeln!(s, "\n![{p}]({p})");
+            }
+        }
     }
     for w in &r.warnings {
         let _ = writeln!(s, "\n> warning: {w}");

@@ -75,6 +75,10 @@ pub struct Report {
     pub scaling: Vec<crate::experiment::scaling::ScalingSeries>,
     /// Pair-by-pair experiments: one-way latency per pair, per class, contradictions.
     pub pair_matrix: Option<crate::experiment::c2c_matrix::PairMatrix>,
+    /// The experiment's own reading: verdict lines, curves, matrices (staircase,
+    /// prefetch distance, NUMA node x node).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub findings: Option<hwprof_workloads::findings::Findings>,
     /// Plot files written next to report.json.
     pub plots: Vec<String>,
     pub warnings: Vec<String>,

@@ -1,9 +1,48 @@
-//! Plots as SVG (plotters): scaling curves with their fitted model, and latency
-//! percentiles per variant. Each function writes one file and returns its path.
+//! Plots (plotters), each written twice: SVG for the HTML index and PNG for
+//! everything else (chat, tickets, slides). Scaling curves with their fitted model,
+//! latency percentiles per variant, CPU x CPU heatmaps, and the charts and matrices
+//! experiments return as findings. Each function returns the paths it wrote.
 
 use std::path::{Path, PathBuf};
+use std::sync::Once;
 
 use plotters::prelude::*;
+
+use hwprof_workloads::findings::{Chart, Matrix};
+
+/// Text is laid out with an embedded DejaVu Sans (ab_glyph), so plots look the
+/// same on every machine and need no fontconfig or system fonts.
+fn ensure_font() {
+    static FONT: Once = Once::new();
+    FONT.call_once(|| {
+        for style in [FontStyle::Normal, FontStyle::Bold] {
+            // The embedded font is valid TrueType; a failure here is a build defect.
+            plotters::style::register_font("sans-serif", style, dejavu::sans::regular())
+                .unwrap_or_else(|_| panic!("embedded DejaVu Sans is not a valid font"));
+        }
+    });
+}
+
+/// Draw the same picture into `path` (SVG) and beside it as PNG; evaluates to the
+/// two paths. The body draws on `$root` and may use `?` with [`err`].
+macro_rules! svg_and_png {
+    ($path:expr, $size:expr, |$root:ident| $body:block) => {{
+        ensure_font();
+        let svg: &Path = $path;
+        let png = svg.with_extension("png");
+        {
+            let $root = SVGBackend::new(svg, $size).into_drawing_area();
+            $body
+            $root.present().map_err(err)?;
+        }
+        {
+            let $root = BitMapBackend::new(&png, $size).into_drawing_area();
+            $body
+            $root.present().map_err(err)?;
+        }
+        vec![svg.to_path_buf(), png]
+    }};
+}
 
 /// One series: name, measured points, optional fitted curve.
 pub struct Series {
@@ -29,7 +68,7 @@ fn err(e: impl std::fmt::Display) -> anyhow::Error {
 }
 
 /// Throughput vs threads: measured points, and the fitted curve dashed.
-pub fn scaling(path: &Path, title: &str, series: &[Series]) -> anyhow::Result<PathBuf> {
+pub fn scaling(path: &Path, title: &str, series: &[Series]) -> anyhow::Result<Vec<PathBuf>> {
     let xs = series
         .iter()
         .flat_map(|s| s.points.iter().chain(&s.fitted))
@@ -40,8 +79,7 @@ pub fn scaling(path: &Path, title: &str, series: &[Series]) -> anyhow::Result<Pa
         .map(|p| p.1);
     let x_max = xs.fold(1.0f64, f64::max) + 0.5;
     let y_max = ys.fold(1.0f64, f64::max) * 1.1;
-    {
-        let root = SVGBackend::new(path, (900, 560)).into_drawing_area();
+    Ok(svg_and_png!(path, (900, 560), |root| {
         root.fill(&WHITE).map_err(err)?;
         let mut chart = ChartBuilder::on(&root)
             .caption(title, ("sans-serif", 20))
@@ -86,9 +124,7 @@ pub fn scaling(path: &Path, title: &str, series: &[Series]) -> anyhow::Result<Pa
             .border_style(BLACK)
             .draw()
             .map_err(err)?;
-        root.present().map_err(err)?;
-    }
-    Ok(path.to_path_buf())
+    }))
 }
 
 /// Latency percentiles (p50, p99, p99.9) per variant, one line each, log scale.
@@ -96,7 +132,7 @@ pub fn latency(
     path: &Path,
     title: &str,
     variants: &[(String, f64, f64, f64)],
-) -> anyhow::Result<PathBuf> {
+) -> anyhow::Result<Vec<PathBuf>> {
     let n = variants.len().max(1);
     let y_max = variants
         .iter()
@@ -109,8 +145,7 @@ pub fn latency(
         .fold(f64::INFINITY, f64::min)
         .clamp(1.0, y_max)
         / 1.5;
-    {
-        let root = SVGBackend::new(path, (1000, 560)).into_drawing_area();
+    Ok(svg_and_png!(path, (1000, 560), |root| {
         root.fill(&WHITE).map_err(err)?;
         let names: Vec<String> = variants.iter().map(|v| v.0.clone()).collect();
         let mut chart = ChartBuilder::on(&root)
@@ -165,14 +200,16 @@ pub fn latency(
             .border_style(BLACK)
             .draw()
             .map_err(err)?;
-        root.present().map_err(err)?;
-    }
-    Ok(path.to_path_buf())
+    }))
 }
 
 /// A symmetric CPU x CPU matrix of values (e.g. one-way latency), shaded from
 /// light (lowest) to dark (highest), each cell labelled.
-pub fn heatmap(path: &Path, title: &str, cells: &[(usize, usize, f64)]) -> anyhow::Result<PathBuf> {
+pub fn heatmap(
+    path: &Path,
+    title: &str,
+    cells: &[(usize, usize, f64)],
+) -> anyhow::Result<Vec<PathBuf>> {
     let mut cpus: Vec<usize> = cells.iter().flat_map(|c| [c.0, c.1]).collect();
     cpus.sort_unstable();
     cpus.dedup();
@@ -191,8 +228,7 @@ pub fn heatmap(path: &Path, title: &str, cells: &[(usize, usize, f64)]) -> anyho
             String::new()
         }
     };
-    {
-        let root = SVGBackend::new(path, (side + 120, side + 120)).into_drawing_area();
+    Ok(svg_and_png!(path, (side + 120, side + 120), |root| {
         root.fill(&WHITE).map_err(err)?;
         // Cells centred on integer coordinates, so axis ticks name rows and columns.
         let mut chart = ChartBuilder::on(&root)
@@ -231,17 +267,287 @@ pub fn heatmap(path: &Path, title: &str, cells: &[(usize, usize, f64)]) -> anyho
                     .map_err(err)?;
             }
         }
-        root.present().map_err(err)?;
+    }))
+}
+
+/// A findings chart: curves with 95% CI bars, log axes where asked, and dashed
+/// vertical markers (cache sizes). Writes `dir/<id>.svg` and `.png`; returns file names.
+pub fn chart(dir: &Path, c: &Chart) -> anyhow::Result<Vec<String>> {
+    let pts = || c.curves.iter().flat_map(|k| k.points.iter());
+    if pts().next().is_none() {
+        anyhow::bail!("chart {} has no points", c.id);
     }
-    Ok(path.to_path_buf())
+    let xs = pts().map(|p| p.x).chain(c.markers.iter().map(|m| m.1));
+    let (x_lo, x_hi) = xs.fold((f64::INFINITY, f64::NEG_INFINITY), |(l, h), x| {
+        (l.min(x), h.max(x))
+    });
+    let (y_lo, y_hi) = pts().fold((f64::INFINITY, f64::NEG_INFINITY), |(l, h), p| {
+        (l.min(p.y.lo.min(p.y.median)), h.max(p.y.hi.max(p.y.median)))
+    });
+    // Log axes need positive bounds; linear ones start at zero.
+    let (x_lo, x_hi) = if c.log_x {
+        ((x_lo / 1.3).max(1e-9), x_hi * 1.3)
+    } else {
+        (x_lo - 0.5, x_hi + 0.5)
+    };
+    let (y_lo, y_hi) = if c.log_y {
+        ((y_lo / 1.5).max(1e-9), y_hi * 1.5)
+    } else {
+        (0.0, y_hi * 1.1)
+    };
+    // Byte axes tick at powers of two (32 KiB, 1 MiB), others at powers of ten.
+    let x_base = if c.x_bytes { 2.0 } else { 10.0 };
+    let fmt_x = |x: &f64| {
+        if c.x_bytes {
+            hwprof_workloads::findings::format_bytes(*x)
+        } else {
+            format!("{x}")
+        }
+    };
+    let path = dir.join(format!("{}.svg", c.id));
+    let files = svg_and_png!(&path, (1000, 600), |root| {
+        root.fill(&WHITE).map_err(err)?;
+        let mut b = ChartBuilder::on(&root);
+        b.caption(&c.title, ("sans-serif", 20))
+            .margin(14)
+            .x_label_area_size(45)
+            .y_label_area_size(75);
+        // The four axis combinations are distinct types in plotters.
+        macro_rules! draw {
+            ($chart:expr) => {{
+                let mut chart = $chart.map_err(err)?;
+                chart
+                    .configure_mesh()
+                    .x_desc(c.x_label.as_str())
+                    .y_desc(c.y_label.as_str())
+                    .x_label_formatter(&fmt_x)
+                    .draw()
+                    .map_err(err)?;
+                for (label, x) in &c.markers {
+                    chart
+                        .draw_series(DashedLineSeries::new(
+                            [(*x, y_lo), (*x, y_hi)],
+                            6,
+                            4,
+                            BLACK.mix(0.5).stroke_width(1),
+                        ))
+                        .map_err(err)?;
+                    chart
+                        .draw_series(std::iter::once(Text::new(
+                            label.clone(),
+                            (*x, y_hi),
+                            ("sans-serif", 14),
+                        )))
+                        .map_err(err)?;
+                }
+                for (i, k) in c.curves.iter().enumerate() {
+                    let col = palette(i);
+                    let line: Vec<(f64, f64)> =
+                        k.points.iter().map(|p| (p.x, p.y.median)).collect();
+                    chart
+                        .draw_series(LineSeries::new(line.clone(), col.stroke_width(2)))
+                        .map_err(err)?
+                        .label(k.name.as_str())
+                        .legend(move |(x, y)| {
+                            PathElement::new(vec![(x, y), (x + 20, y)], col.stroke_width(2))
+                        });
+                    chart
+                        .draw_series(line.iter().map(|&p| Circle::new(p, 3, col.filled())))
+                        .map_err(err)?;
+                    chart
+                        .draw_series(k.points.iter().map(|p| {
+                            PathElement::new(
+                                vec![(p.x, p.y.lo), (p.x, p.y.hi)],
+                                col.stroke_width(1),
+                            )
+                        }))
+                        .map_err(err)?;
+                }
+                chart
+                    .configure_series_labels()
+                    .position(SeriesLabelPosition::UpperLeft)
+                    .background_style(WHITE.mix(0.8))
+                    .border_style(BLACK)
+                    .draw()
+                    .map_err(err)?;
+            }};
+        }
+        match (c.log_x, c.log_y) {
+            (true, true) => draw!(b.build_cartesian_2d(
+                (x_lo..x_hi).log_scale().base(x_base),
+                (y_lo..y_hi).log_scale()
+            )),
+            (true, false) => {
+                draw!(b.build_cartesian_2d((x_lo..x_hi).log_scale().base(x_base), y_lo..y_hi))
+            }
+            (false, true) => draw!(b.build_cartesian_2d(x_lo..x_hi, (y_lo..y_hi).log_scale())),
+            (false, false) => draw!(b.build_cartesian_2d(x_lo..x_hi, y_lo..y_hi)),
+        }
+    });
+    Ok(file_names(&files))
+}
+
+/// A findings matrix (CPU node x memory node, …): one labelled cell per value,
+/// shaded light (lowest) to dark (highest); unmeasured cells left blank.
+pub fn matrix(dir: &Path, m: &Matrix) -> anyhow::Result<Vec<String>> {
+    let (rows, cols) = (m.rows.len().max(1), m.cols.len().max(1));
+    let values = m.cells.iter().flatten().flatten().map(|e| e.median);
+    let (lo, hi) = values.fold((f64::INFINITY, f64::NEG_INFINITY), |(l, h), v| {
+        (l.min(v), h.max(v))
+    });
+    if !lo.is_finite() {
+        anyhow::bail!("matrix {} has no measured cell", m.id);
+    }
+    let w = (150 * cols as u32).clamp(400, 1400) + 160;
+    let h = (90 * rows as u32).clamp(260, 1000) + 140;
+    let label = |names: &[String], v: &f64| -> String {
+        let i = v.round();
+        if (v - i).abs() < 1e-6 && i >= 0.0 {
+            names.get(i as usize).cloned().unwrap_or_default()
+        } else {
+            String::new()
+        }
+    };
+    let path = dir.join(format!("{}.svg", m.id));
+    let files = svg_and_png!(&path, (w, h), |root| {
+        root.fill(&WHITE).map_err(err)?;
+        let mut chart = ChartBuilder::on(&root)
+            .caption(format!("{} ({})", m.title, m.unit), ("sans-serif", 18))
+            .margin(12)
+            .x_label_area_size(45)
+            .y_label_area_size(110)
+            .build_cartesian_2d(-0.5f64..(cols as f64 - 0.5), (rows as f64 - 0.5)..-0.5f64)
+            .map_err(err)?;
+        chart
+            .configure_mesh()
+            .disable_mesh()
+            .x_labels(cols)
+            .y_labels(rows)
+            .x_label_formatter(&|v| label(&m.cols, v))
+            .y_label_formatter(&|v| label(&m.rows, v))
+            .x_desc(m.col_label.as_str())
+            .y_desc(m.row_label.as_str())
+            .draw()
+            .map_err(err)?;
+        for (r, row) in m.cells.iter().enumerate() {
+            for (k, cell) in row.iter().enumerate() {
+                let Some(e) = cell else { continue };
+                let t = if hi > lo {
+                    (e.median - lo) / (hi - lo)
+                } else {
+                    0.5
+                };
+                let shade = (230.0 - 170.0 * t) as u8;
+                let (x, y) = (k as f64, r as f64);
+                chart
+                    .draw_series(std::iter::once(Rectangle::new(
+                        [(x - 0.5, y - 0.5), (x + 0.5, y + 0.5)],
+                        RGBColor(shade, shade, 255).filled(),
+                    )))
+                    .map_err(err)?;
+                chart
+                    .draw_series(std::iter::once(Text::new(
+                        format!("{:.3}", e.median)
+                            .trim_end_matches('0')
+                            .trim_end_matches('.')
+                            .to_string(),
+                        (x - 0.2, y),
+                        ("sans-serif", 16),
+                    )))
+                    .map_err(err)?;
+            }
+        }
+    });
+    Ok(file_names(&files))
+}
+
+fn file_names(paths: &[PathBuf]) -> Vec<String> {
+    paths
+        .iter()
+        .filter_map(|p| p.file_name().map(|f| f.to_string_lossy().into_owned()))
+        .collect()
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
+    /// The SVG's text, after checking that its PNG twin is a real, non-trivial PNG.
+    fn read_pair(paths: &[PathBuf]) -> String {
+        assert_eq!(paths.len(), 2, "{paths:?}");
+        let png = std::fs::read(&paths[1]).unwrap();
+        assert!(
+            png.starts_with(b"\x89PNG\r\n\x1a\n"),
+            "{:?} is not a PNG",
+            paths[1]
+        );
+        assert!(png.len() > 2000, "{:?} is nearly empty", paths[1]);
+        std::fs::read_to_string(&paths[0]).unwrap()
+    }
+
     #[test]
-    fn writes_non_empty_svgs() {
+    fn findings_charts_and_matrices_become_svg_and_png() {
+        use hwprof_workloads::findings::{Curve, CurvePoint, Estimate};
+        let dir = tempfile::tempdir().unwrap();
+        let e = |m: f64| Estimate {
+            median: m,
+            lo: m * 0.95,
+            hi: m * 1.05,
+        };
+        let c = Chart {
+            id: "staircase".into(),
+            title: "latency staircase".into(),
+            x_label: "working set".into(),
+            y_label: "ns per access".into(),
+            x_bytes: true,
+            log_x: true,
+            log_y: true,
+            curves: vec![Curve {
+                name: "random".into(),
+                points: [
+                    (16384.0, 1.2),
+                    (65536.0, 4.0),
+                    (1048576.0, 12.0),
+                    (67108864.0, 90.0),
+                ]
+                .iter()
+                .map(|&(x, y)| CurvePoint { x, y: e(y) })
+                .collect(),
+            }],
+            markers: vec![("L1d 32 KiB".into(), 32768.0)],
+        };
+        let files = chart(dir.path(), &c).unwrap();
+        assert_eq!(files, ["staircase.svg", "staircase.png"]);
+        let svg = read_pair(&[dir.path().join(&files[0]), dir.path().join(&files[1])]);
+        assert!(svg.contains("L1d 32 KiB") && svg.contains("random") && svg.contains("64 MiB"));
+        let m = Matrix {
+            id: "numa-read".into(),
+            title: "read bandwidth".into(),
+            row_label: "CPU node".into(),
+            col_label: "memory node".into(),
+            unit: "GB/s".into(),
+            rows: vec!["node 0".into(), "node 1".into()],
+            cols: vec!["node 0".into(), "node 1".into()],
+            cells: vec![
+                vec![Some(e(20.5)), Some(e(11.25))],
+                vec![Some(e(11.0)), None],
+            ],
+        };
+        let files = matrix(dir.path(), &m).unwrap();
+        let svg = read_pair(&[dir.path().join(&files[0]), dir.path().join(&files[1])]);
+        assert!(svg.contains("20.5") && svg.contains("11.25") && svg.contains("node 1"));
+        let empty = Matrix {
+            cells: vec![vec![None, None], vec![None, None]],
+            ..m
+        };
+        assert!(
+            matrix(dir.path(), &empty).is_err(),
+            "a matrix with no value is not drawn"
+        );
+    }
+
+    #[test]
+    fn writes_non_empty_svgs_and_pngs() {
         let dir = tempfile::tempdir().unwrap();
         let s = Series {
             name: "read-heavy".into(),
@@ -251,7 +557,7 @@ mod tests {
                 .collect(),
         };
         let p = scaling(&dir.path().join("s.svg"), "scaling", &[s]).unwrap();
-        let svg = std::fs::read_to_string(p).unwrap();
+        let svg = read_pair(&p);
         assert!(svg.contains("<svg") && svg.contains("read-heavy"));
         let p = latency(
             &dir.path().join("l.svg"),
@@ -262,7 +568,7 @@ mod tests {
             ],
         )
         .unwrap();
-        let svg = std::fs::read_to_string(p).unwrap();
+        let svg = read_pair(&p);
         assert!(svg.contains("p99.9") && svg.len() > 1000);
         let p = heatmap(
             &dir.path().join("h.svg"),
@@ -270,7 +576,7 @@ mod tests {
             &[(0, 1, 62.0), (0, 2, 130.0), (1, 2, 128.0)],
         )
         .unwrap();
-        let svg = std::fs::read_to_string(p).unwrap();
+        let svg = read_pair(&p);
         assert!(
             svg.contains("CPU 2") && svg.contains("\n130\n"),
             "heatmap rows and cells are labelled"

@@ -107,6 +107,11 @@ pub fn render(r: &Report) -> String {
         }
         let _ = writeln!(s, "  verdict: {}", m.verdict);
     }
+    if let Some(f) = &r.findings {
+        for v in &f.verdict {
+            let _ = writeln!(s, "\nfinding: {v}");
+        }
+    }
     for sc in &r.scaling {
         let pts: Vec<String> = sc
             .points

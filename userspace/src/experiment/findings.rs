@@ -1,0 +1,120 @@
+//! The bridge between the runner's results and an experiment's own reading of
+//! them ([`hwprof_workloads::Experiment::interpret`]): what the experiment may know
+//! of the machine, the per-group outcomes it reads, the memory each variant asks
+//! for, and the plots of its charts and matrices.
+
+use std::path::Path;
+
+use hwprof_workloads::findings::{Estimate, Findings, GroupOutcome, RatioOutcome, VariantOutcome};
+use hwprof_workloads::{MachineFacts, Variant, VariantMemory};
+
+use super::analysis::GroupResult;
+use crate::placement::MemoryPolicy;
+use crate::topology::Topology;
+
+/// Cache sizes (as CPU `cpu` sees them, the first usable one by default) and NUMA
+/// nodes of `topo`.
+pub fn machine_facts(topo: &Topology) -> MachineFacts {
+    let cpu = topo.usable_cpus().first().copied().unwrap_or(0);
+    let l1d = topo.cache_size_for(1, cpu);
+    let l2 = topo.cache_size_for(2, cpu);
+    let l3 = topo.cache_size_for(3, cpu);
+    MachineFacts {
+        l1d_bytes: l1d,
+        l2_bytes: l2,
+        llc_bytes: l3.or(l2),
+        numa_nodes: topo.numa.iter().map(|n| n.os_index).collect(),
+        source: format!("{} ({})", topo.source, topo.backend),
+    }
+}
+
+/// The memory policy one trial of `v` runs under: the variant's own binding if it
+/// has one, else the run's.
+pub fn variant_memory(v: &Variant, run: &MemoryPolicy, nodes: &[usize]) -> MemoryPolicy {
+    match v.memory {
+        VariantMemory::Inherit => run.clone(),
+        VariantMemory::Node(n) => MemoryPolicy::Bind(vec![n]),
+        VariantMemory::Interleave => MemoryPolicy::Interleave(nodes.to_vec()),
+    }
+}
+
+fn estimate(r: &GroupResult, variant: &str, metric: &str) -> Option<Estimate> {
+    let v = r.variants.iter().find(|v| v.name == variant)?;
+    let s = v.metrics.get(metric)?.summary.as_ref()?;
+    Some(Estimate {
+        median: s.median,
+        lo: s.ci95.lo,
+        hi: s.ci95.hi,
+    })
+}
+
+/// What `interpret` reads: medians and CIs per variant, the comparisons, and the
+/// NUMA node of each group's CPUs.
+pub fn outcomes(groups: &[GroupResult], topo: &Topology) -> Vec<GroupOutcome> {
+    groups
+        .iter()
+        .map(|g| {
+            let nodes: Vec<Option<usize>> = g
+                .cpus
+                .iter()
+                .map(|&c| topo.pu(c).and_then(|p| p.numa))
+                .collect();
+            let cpu_node = match nodes.first() {
+                Some(&Some(n)) if nodes.iter().all(|&m| m == Some(n)) => Some(n),
+                _ => None,
+            };
+            GroupOutcome {
+                label: g.label.clone(),
+                cpus: g.cpus.clone(),
+                pair_class: g.pair_class.map(|c| c.name().to_string()),
+                cpu_node,
+                variants: g
+                    .variants
+                    .iter()
+                    .filter_map(|v| {
+                        Some(VariantOutcome {
+                            name: v.name.clone(),
+                            ops_per_sec: estimate(g, &v.name, "ops_per_sec")?,
+                            ns_per_op: estimate(g, &v.name, "ns_per_op")?,
+                        })
+                    })
+                    .collect(),
+                ratios: g
+                    .comparisons
+                    .iter()
+                    .map(|c| RatioOutcome {
+                        treatment: c.treatment.clone(),
+                        baseline: c.baseline.clone(),
+                        ratio: Estimate {
+                            median: c.ratio,
+                            lo: c.ci95.lo,
+                            hi: c.ci95.hi,
+                        },
+                    })
+                    .collect(),
+            }
+        })
+        .collect()
+}
+
+/// One plot per chart and per matrix, SVG and PNG; file names into the report.
+pub fn write_plots(
+    findings: &Findings,
+    dir: &Path,
+    files: &mut Vec<String>,
+    warnings: &mut Vec<String>,
+) {
+    use crate::report::plots;
+    for c in &findings.charts {
+        match plots::chart(dir, c) {
+            Ok(names) => files.extend(names),
+            Err(e) => warnings.push(format!("plot {} not written: {e}", c.id)),
+        }
+    }
+    for m in &findings.matrices {
+        match plots::matrix(dir, m) {
+            Ok(names) => files.extend(names),
+            Err(e) => warnings.push(format!("plot {} not written: {e}", m.id)),
+        }
+    }
+}
