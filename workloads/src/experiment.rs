@@ -53,6 +53,8 @@ pub struct Variant {
     /// in a group placed for a multi-threaded bandwidth kernel). None: all.
     pub workers: Option<usize>,
     pub point: Option<SweepPoint>,
+    /// Bytes of memory the variant works on, for experiments sized from the caches.
+    pub working_set: Option<u64>,
 }
 
 impl Variant {
@@ -63,6 +65,7 @@ impl Variant {
             memory: VariantMemory::Inherit,
             workers: None,
             point: None,
+            working_set: None,
         }
     }
 
@@ -77,6 +80,7 @@ impl Variant {
                 series: Cow::Borrowed(series),
                 x,
             }),
+            working_set: None,
         }
     }
 }
@@ -214,6 +218,9 @@ pub trait Experiment: Sync {
     /// memory policy in force. Unknown variant names are a programming error of the
     /// runner, so they may panic.
     fn prepare(&self, variant: &Variant, threads: usize) -> Box<dyn Trial>;
+    /// Drop whatever the experiment kept across repetitions (large lists built
+    /// once per run). Called when the run ends.
+    fn release(&self) {}
     /// Read the finished measurements the experiment's own way: curves, matrices and
     /// verdict lines beyond the A/B comparisons (the staircase's knees against the
     /// cache sizes, the best prefetch distance, the NUMA penalty). Default: nothing.

@@ -15,6 +15,7 @@ pub mod false_sharing_layout;
 pub mod findings;
 pub mod keys;
 pub mod memstore;
+pub mod prefetch;
 pub mod scaling;
 pub mod simd;
 pub mod simd_similarity;
@@ -27,10 +28,11 @@ pub use experiment::{
 
 /// Every experiment `hwprof run NAME` and `hwprof suite` know about, in suite order.
 pub fn registry() -> &'static [&'static dyn Experiment] {
-    static REGISTRY: [&dyn Experiment; 7] = [
+    static REGISTRY: [&dyn Experiment; 8] = [
         &false_sharing::FalseSharing,
         &false_sharing_layout::FalseSharingLayout,
         &c2c_latency::CoreToCore,
+        &prefetch::Prefetch,
         &simd_similarity::SimdSimilarity,
         &contention::Contention,
         &scaling::Scaling,

@@ -328,6 +328,7 @@ pub fn run(o: &RunOptions, interrupted: Arc<AtomicBool>) -> anyhow::Result<Optio
         groups.push(r);
     }
     bar.finish_and_clear();
+    exp.release();
     let probes_report = probe_session.map(|m| {
         let mut s = m.into_inner().unwrap_or_else(|e| e.into_inner());
         s.collect(&crate::probes::CollectContext {
