@@ -168,6 +168,10 @@ pub trait Trial: Send + Sync {
     /// batch should take roughly 10–100 µs. Experiments that report latency time
     /// each operation with `timer`.
     fn run_batch(&self, worker: usize, timer: &mut dyn OpTimer) -> u64;
+    /// Called once on each worker's own, already pinned thread before the window
+    /// opens (not timed): per-thread first-touch initialisation, so pages land on
+    /// the node of the thread that will use them.
+    fn setup(&self, _worker: usize) {}
 }
 
 /// A differential experiment.

@@ -15,6 +15,7 @@ pub mod false_sharing_layout;
 pub mod findings;
 pub mod keys;
 pub mod memstore;
+pub mod numa;
 pub mod prefetch;
 pub mod scaling;
 pub mod simd;
@@ -28,11 +29,12 @@ pub use experiment::{
 
 /// Every experiment `hwprof run NAME` and `hwprof suite` know about, in suite order.
 pub fn registry() -> &'static [&'static dyn Experiment] {
-    static REGISTRY: [&dyn Experiment; 8] = [
+    static REGISTRY: [&dyn Experiment; 9] = [
         &false_sharing::FalseSharing,
         &false_sharing_layout::FalseSharingLayout,
         &c2c_latency::CoreToCore,
         &prefetch::Prefetch,
+        &numa::Numa,
         &simd_similarity::SimdSimilarity,
         &contention::Contention,
         &scaling::Scaling,

@@ -162,6 +162,9 @@ pub fn run_trial(
                             p.track(crate::probes::gettid(), std::process::id());
                         }
                     }
+                    if bound.is_ok() {
+                        trial.setup(worker);
+                    }
                     // Wait even on failure so the coordinator is never left hanging.
                     start.wait();
                     bound.map_err(|e| anyhow::anyhow!("worker {worker}: {e}"))?;

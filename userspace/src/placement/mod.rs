@@ -201,7 +201,8 @@ pub fn default_sweep(max: usize) -> Vec<usize> {
 
 /// One group per NUMA node that has CPUs: one hardware thread per core of that
 /// node (SMT siblings would share the core's load/store units and halve what each
-/// thread sees), at most `--threads` of them, restricted to `--cpus` when given.
+/// thread sees), at most `--threads` of them, restricted to `--cpus` when given;
+/// plus, where there are several, one group of all of them.
 fn plan_per_node(topo: &Topology, req: &Request, usable: &[usize]) -> anyhow::Result<Plan> {
     let among: Vec<usize> = match &req.cpus {
         Some(c) => usable.iter().copied().filter(|u| c.contains(u)).collect(),
@@ -239,6 +240,15 @@ fn plan_per_node(topo: &Topology, req: &Request, usable: &[usize]) -> anyhow::Re
         return Err(usage(
             "no NUMA node has a usable CPU among those selected (--cpus)",
         ));
+    }
+    // With several nodes, one more group spans them all (whole-machine scans).
+    if groups.len() > 1 {
+        let cpus: Vec<usize> = groups.iter().flat_map(|g| g.cpus.clone()).collect();
+        groups.push(Group {
+            label: format!("all nodes x{}", cpus.len()),
+            pair_class: None,
+            cpus,
+        });
     }
     Ok(Plan {
         policy: "per-node".into(),
