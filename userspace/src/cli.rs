@@ -145,6 +145,10 @@ pub struct RunArgs {
     /// Explicit CPUs, e.g. 0,2,4-7: worker i runs on the i-th CPU.
     #[arg(long, value_parser = parse_cpus)]
     pub cpus: Option<CpuList>,
+    /// false-sharing only: measure a real two-field struct as written vs
+    /// #[repr(align(64))] vs CachePadded (the false-sharing-layout experiment).
+    #[arg(long)]
+    pub layout: bool,
     /// Allow more threads than CPUs (thread sweeps then add 2x the CPU count).
     #[arg(long)]
     pub oversubscribe: bool,

@@ -154,8 +154,17 @@ fn dispatch(cli: Cli, interrupted: Arc<AtomicBool>) -> anyhow::Result<ExitCode> 
                 Some(v) => (None, Some(v)),
                 None => (None, None),
             };
+            let experiment = match (a.layout, a.experiment.as_str()) {
+                (false, _) => a.experiment,
+                (true, "false-sharing") => "false-sharing-layout".to_string(),
+                (true, other) => {
+                    return Err(hwprof::error::usage(format!(
+                        "--layout applies to false-sharing only, not {other}"
+                    )))
+                }
+            };
             let opts = RunOptions {
-                experiment: a.experiment,
+                experiment,
                 placement: placement::Request {
                     threads,
                     thread_sweep,

@@ -91,6 +91,9 @@ pub enum ThreadShape {
     /// Two parties whose relative placement is the point (SMT siblings, same L3, …):
     /// the runner runs one placement group per pair class the machine has.
     Pair,
+    /// As `Pair`, then more threads per class (4, 8, … all the class's domain
+    /// holds): the same L3, split over two L3s, split over two packages.
+    PairSweep,
     /// Any number of threads placed by a policy (compact, scatter, explicit list).
     Threads { default: usize },
     /// Two threads on every pair of the selected CPUs (a pair-by-pair matrix).

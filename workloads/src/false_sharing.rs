@@ -19,6 +19,72 @@ use crossbeam_utils::CachePadded;
 use crate::experiment::{
     Comparison, Experiment, MachineFacts, OpTimer, ThreadShape, Trial, Variant,
 };
+use crate::findings::{Chart, Curve, CurvePoint, Findings, GroupOutcome};
+
+/// The slowdown of `treatment` against `baseline` per pair class and thread
+/// count: one curve per class (the group label where there is no class) and one
+/// verdict line each.
+pub(crate) fn slowdown_by_class(
+    groups: &[GroupOutcome],
+    treatment: &str,
+    baseline: &str,
+) -> Findings {
+    let mut curves: Vec<Curve> = Vec::new();
+    for g in groups {
+        let Some(r) = g
+            .ratios
+            .iter()
+            .find(|r| r.treatment == treatment && r.baseline == baseline)
+        else {
+            continue;
+        };
+        let class = g.pair_class.clone().unwrap_or_else(|| g.label.clone());
+        let point = CurvePoint {
+            x: g.cpus.len() as f64,
+            y: r.ratio,
+        };
+        match curves.iter_mut().find(|c| c.name == class) {
+            Some(c) => c.points.push(point),
+            None => curves.push(Curve {
+                name: class,
+                points: vec![point],
+            }),
+        }
+    }
+    let mut f = Findings::default();
+    for c in &mut curves {
+        c.points.sort_by(|a, b| a.x.total_cmp(&b.x));
+        let pts: Vec<String> = c
+            .points
+            .iter()
+            .map(|p| {
+                format!(
+                    "{} threads {:.2}x [{:.2}-{:.2}]",
+                    p.x, p.y.median, p.y.lo, p.y.hi
+                )
+            })
+            .collect();
+        f.verdict.push(format!(
+            "{}: {treatment} vs {baseline} slowdown {} [timer]",
+            c.name,
+            pts.join(", ")
+        ));
+    }
+    if !curves.is_empty() {
+        f.charts.push(Chart {
+            id: "false-sharing-by-class".into(),
+            title: format!("hwprof: {treatment} vs {baseline} slowdown by pair class and threads"),
+            x_label: "threads".into(),
+            y_label: format!("slowdown ({baseline} throughput / {treatment} throughput)"),
+            x_bytes: false,
+            log_x: false,
+            log_y: false,
+            curves,
+            markers: vec![],
+        });
+    }
+    f
+}
 
 /// Increments per batch: ~36 µs (padded, ~4.4 ns each here) to ~350 µs (packed,
 /// ~43 ns) of work, so the runner's per-batch stop-flag and getcpu() checks
@@ -123,11 +189,15 @@ impl Experiment for FalseSharing {
     }
 
     fn thread_shape(&self) -> ThreadShape {
-        ThreadShape::Pair
+        ThreadShape::PairSweep
     }
 
     fn op_name(&self) -> &'static str {
         "increment"
+    }
+
+    fn interpret(&self, _machine: &MachineFacts, groups: &[GroupOutcome]) -> Findings {
+        slowdown_by_class(groups, "packed", "padded")
     }
 
     fn metrics(&self) -> &'static [&'static str] {

@@ -165,6 +165,14 @@ impl Experiment for FalseSharingLayout {
         ThreadShape::Pair
     }
 
+    fn interpret(
+        &self,
+        _machine: &MachineFacts,
+        groups: &[crate::findings::GroupOutcome],
+    ) -> crate::findings::Findings {
+        crate::false_sharing::slowdown_by_class(groups, "as-written", "align64")
+    }
+
     fn op_name(&self) -> &'static str {
         "field update"
     }

@@ -98,7 +98,9 @@ pub fn plan(topo: &Topology, shape: ThreadShape, req: &Request) -> anyhow::Resul
         return plan_per_node(topo, req, &usable);
     }
     let pair_mode = match shape {
-        ThreadShape::Pair => req.threads.is_none() || req.threads == Some(2) || req.pairs.is_some(),
+        ThreadShape::Pair | ThreadShape::PairSweep => {
+            req.threads.is_none() || req.threads == Some(2) || req.pairs.is_some()
+        }
         ThreadShape::Threads { .. } | ThreadShape::AllPairs | ThreadShape::PerNode => false,
     };
     if req.pairs.is_some() && req.threads.is_some_and(|t| t != 2) {
@@ -106,12 +108,13 @@ pub fn plan(topo: &Topology, shape: ThreadShape, req: &Request) -> anyhow::Resul
             "--pairs places exactly two threads; drop --threads or use --placement",
         ));
     }
-    if req.pairs.is_some() && !matches!(shape, ThreadShape::Pair) {
+    if req.pairs.is_some() && !matches!(shape, ThreadShape::Pair | ThreadShape::PairSweep) {
         return Err(usage("--pairs applies to two-party experiments only"));
     }
 
     if pair_mode && req.policy.is_none() {
-        return plan_pairs(topo, req, &usable);
+        let sweep = shape == ThreadShape::PairSweep && req.threads.is_none();
+        return plan_pairs(topo, req, &usable, sweep);
     }
 
     // Thread-count placement: explicit list, or a policy over the usable CPUs.
@@ -124,7 +127,10 @@ pub fn plan(topo: &Topology, shape: ThreadShape, req: &Request) -> anyhow::Resul
     };
     let default_threads = match shape {
         ThreadShape::Threads { default } => default,
-        ThreadShape::Pair | ThreadShape::AllPairs | ThreadShape::PerNode => 2,
+        ThreadShape::Pair
+        | ThreadShape::PairSweep
+        | ThreadShape::AllPairs
+        | ThreadShape::PerNode => 2,
     };
     let threads = req
         .threads
@@ -288,7 +294,14 @@ fn plan_all_pairs(topo: &Topology, req: &Request, usable: &[usize]) -> anyhow::R
     })
 }
 
-fn plan_pairs(topo: &Topology, req: &Request, usable: &[usize]) -> anyhow::Result<Plan> {
+/// One group per pair class; with `sweep`, more groups per class with 4, 8, …
+/// threads inside the class's domain (see [`pairs::grow`]).
+fn plan_pairs(
+    topo: &Topology,
+    req: &Request,
+    usable: &[usize],
+    sweep: bool,
+) -> anyhow::Result<Plan> {
     let explicit = req.pairs.is_some();
     let classes = req.pairs.clone().unwrap_or_else(|| PairClass::ALL.to_vec());
     let among = Policy::Compact.order(topo, req.cpus.as_deref().or(Some(usable)));
@@ -296,11 +309,25 @@ fn plan_pairs(topo: &Topology, req: &Request, usable: &[usize]) -> anyhow::Resul
     let mut unavailable = Vec::new();
     for class in classes {
         match pairs::find_pair(topo, class, &among) {
-            Some((a, b)) => groups.push(Group {
-                label: class.name().to_string(),
-                pair_class: Some(class),
-                cpus: vec![a, b],
-            }),
+            Some((a, b)) => {
+                groups.push(Group {
+                    label: class.name().to_string(),
+                    pair_class: Some(class),
+                    cpus: vec![a, b],
+                });
+                if sweep {
+                    let all = pairs::grow(topo, class, (a, b), &among);
+                    let mut counts = default_sweep(all.len());
+                    counts.retain(|&n| n > 2 && n % 2 == 0);
+                    for n in counts {
+                        groups.push(Group {
+                            label: format!("{} x{n}", class.name()),
+                            pair_class: Some(class),
+                            cpus: all[..n].to_vec(),
+                        });
+                    }
+                }
+            }
             None => {
                 let reason = pairs::why_unavailable(topo, class, req.cpus.is_some());
                 if explicit {

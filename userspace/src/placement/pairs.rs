@@ -106,6 +106,54 @@ pub fn why_unavailable(topo: &Topology, class: PairClass, restricted: bool) -> S
     }
 }
 
+/// Every CPU a many-thread group of `class` can use, grown from the pair (a, b):
+/// the first two are a and b, then alternately one more core from a's side and
+/// one from b's side (one hardware thread per core), so any even prefix is
+/// balanced. Sides: same L3 = both a's L3; cross L3 = a's L3 and b's L3; cross
+/// package = a's package and b's package. SMT siblings stay a pair.
+pub fn grow(
+    topo: &Topology,
+    class: PairClass,
+    pair: (usize, usize),
+    among: &[usize],
+) -> Vec<usize> {
+    let (a, b) = pair;
+    let (Some(pa), Some(pb)) = (topo.pu(a), topo.pu(b)) else {
+        return vec![a, b];
+    };
+    // One PU per core, in `among` order, excluding a's and b's cores.
+    let mut cores_seen = std::collections::BTreeSet::from([pa.core, pb.core]);
+    let mut side = |pred: &dyn Fn(&crate::topology::Pu) -> bool| -> Vec<usize> {
+        among
+            .iter()
+            .copied()
+            .filter(|&c| {
+                topo.pu(c)
+                    .is_some_and(|p| pred(p) && cores_seen.insert(p.core))
+            })
+            .collect()
+    };
+    let (side_a, side_b) = match class {
+        PairClass::SmtSiblings => return vec![a, b],
+        PairClass::SameL3 => (side(&|p| p.l3 == pa.l3), vec![]),
+        PairClass::CrossL3 => {
+            let sa = side(&|p| p.l3 == pa.l3);
+            (sa, side(&|p| p.l3 == pb.l3))
+        }
+        PairClass::CrossPackage => {
+            let sa = side(&|p| p.package == pa.package);
+            (sa, side(&|p| p.package == pb.package))
+        }
+    };
+    let mut out = vec![a, b];
+    if class == PairClass::SameL3 {
+        out.extend(side_a);
+        return out;
+    }
+    out.extend(side_a.iter().zip(&side_b).flat_map(|(&x, &y)| [x, y]));
+    out
+}
+
 /// The first pair of `class` among `cpus`, trying CPUs in the given order.
 pub fn find_pair(topo: &Topology, class: PairClass, cpus: &[usize]) -> Option<(usize, usize)> {
     for (i, &a) in cpus.iter().enumerate() {
