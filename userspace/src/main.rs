@@ -164,6 +164,7 @@ fn dispatch(cli: Cli, interrupted: Arc<AtomicBool>) -> anyhow::Result<ExitCode> 
                 }
             };
             let opts = RunOptions {
+                progress: None,
                 experiment,
                 placement: placement::Request {
                     threads,

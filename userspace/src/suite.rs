@@ -21,8 +21,11 @@ pub struct SuiteEntry {
     /// `ok`, `failed: …`, or `interrupted`.
     pub status: String,
     pub seconds: f64,
-    /// Every comparison's verdict, per placement group: (group, text).
+    /// Every comparison's verdict, per placement group: (group, text); then the
+    /// experiment's own findings as ("finding", text).
     pub verdicts: Vec<(String, String)>,
+    /// What the reader must know to trust them (VM, single NUMA node, …).
+    pub warnings: Vec<String>,
     /// Paths relative to the suite directory.
     pub report: Option<String>,
     pub plots: Vec<String>,
@@ -52,6 +55,9 @@ fn entry_from(name: &str, summary: &str, r: &Report, seconds: f64) -> SuiteEntry
     if let Some(m) = &r.pair_matrix {
         verdicts.push(("all pairs".into(), m.verdict.clone()));
     }
+    if let Some(f) = &r.findings {
+        verdicts.extend(f.verdict.iter().map(|v| ("finding".to_string(), v.clone())));
+    }
     SuiteEntry {
         experiment: name.into(),
         summary: summary.into(),
@@ -62,6 +68,7 @@ fn entry_from(name: &str, summary: &str, r: &Report, seconds: f64) -> SuiteEntry
         },
         seconds,
         verdicts,
+        warnings: r.warnings.clone(),
         report: Some(format!("{name}/report.json")),
         plots: r.plots.iter().map(|p| format!("{name}/{p}")).collect(),
     }
@@ -80,17 +87,37 @@ pub fn run(
     let registry = hwprof_workloads::registry();
     let mut entries = Vec::new();
     let mut machine = None;
+    // One bar for the suite (which experiment, how many done) and, under it, the
+    // running experiment's own (variants x repetitions). Hidden off a terminal.
+    let bars = indicatif::MultiProgress::new();
+    if json {
+        bars.set_draw_target(indicatif::ProgressDrawTarget::hidden());
+    }
+    let overall = bars.add(indicatif::ProgressBar::new(registry.len() as u64));
+    overall.set_style(
+        indicatif::ProgressStyle::with_template(
+            "suite [{bar:30}] {pos}/{len} experiments, {elapsed} {msg}",
+        )
+        .expect("static template")
+        .progress_chars("=> "),
+    );
     for (i, exp) in registry.iter().enumerate() {
         if interrupted.load(Ordering::Relaxed) {
             break;
         }
-        eprintln!(
+        overall.set_message(exp.name());
+        let line = format!(
             "hwprof suite: [{}/{}] {} — {}",
             i + 1,
             registry.len(),
             exp.name(),
             exp.summary()
         );
+        if bars.is_hidden() {
+            eprintln!("{line}");
+        } else {
+            let _ = bars.println(line);
+        }
         let dir: PathBuf = out.join(exp.name());
         let t = std::time::Instant::now();
         // Tests shrink every window to check the plumbing quickly.
@@ -113,6 +140,7 @@ pub fn run(
             plan_only: false,
             topology: TopologySource::Host,
             command: std::env::args().collect(),
+            progress: Some(bars.clone()),
         };
         match experiment::run(&opts, Arc::clone(&interrupted)) {
             Ok(Some(r)) => {
@@ -133,11 +161,14 @@ pub fn run(
                 status: format!("failed: {e}"),
                 seconds: t.elapsed().as_secs_f64(),
                 verdicts: vec![],
+                warnings: vec![],
                 report: None,
                 plots: vec![],
             }),
         }
+        overall.inc(1);
     }
+    overall.finish_and_clear();
     let suite = SuiteReport {
         schema_version: 1,
         kind: "suite".into(),
@@ -269,8 +300,24 @@ pub fn html(s: &SuiteReport) -> String {
                 esc(&e.experiment)
             );
         }
-        for p in &e.plots {
-            let _ = writeln!(h, "<div><img src=\"{0}\" alt=\"{0}\"></div>", esc(p));
+        if !e.verdicts.is_empty() {
+            let _ = writeln!(h, "<ul>");
+            for (g, t) in &e.verdicts {
+                let _ = writeln!(h, "<li><b>{}</b>: {}</li>", esc(g), esc(t));
+            }
+            let _ = writeln!(h, "</ul>");
+        }
+        for w in &e.warnings {
+            let _ = writeln!(h, "<p class=\"bad\">warning: {}</p>", esc(w));
+        }
+        // SVGs inline; each PNG twin is linked under its picture.
+        for p in e.plots.iter().filter(|p| !p.ends_with(".png")) {
+            let png = p.strip_suffix(".svg").map(|s| format!("{s}.png"));
+            let link = match png.filter(|png| e.plots.contains(png)) {
+                Some(png) => format!(" <a href=\"{0}\">PNG</a>", esc(&png)),
+                None => String::new(),
+            };
+            let _ = writeln!(h, "<div><img src=\"{0}\" alt=\"{0}\">{link}</div>", esc(p));
         }
     }
     h.push_str("</body></html>\n");

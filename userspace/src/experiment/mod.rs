@@ -45,6 +45,8 @@ pub struct RunOptions {
     pub plan_only: bool,
     pub topology: TopologySource,
     pub command: Vec<String>,
+    /// Draw the run's progress bar under these (the suite's overall bar).
+    pub progress: Option<indicatif::MultiProgress>,
 }
 
 /// Defaults: a full run, or `--quick` for CI and a first look.
@@ -285,7 +287,10 @@ pub fn run(o: &RunOptions, interrupted: Arc<AtomicBool>) -> anyhow::Result<Optio
         probes: probe_session.as_ref(),
         watchdog: runner::WATCHDOG,
     };
-    let bar = ProgressBar::new(total as u64);
+    let bar = match &o.progress {
+        Some(all) => all.add(ProgressBar::new(total as u64)),
+        None => ProgressBar::new(total as u64),
+    };
     if o.json {
         bar.set_draw_target(indicatif::ProgressDrawTarget::hidden());
     }
