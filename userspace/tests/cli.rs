@@ -352,6 +352,15 @@ fn bad_input_exits_2_with_one_line() {
         vec!["run", "false-sharing", "--events", "no-such-event"],
         vec!["c2c"],
         vec!["run", "c2c", "--cpus", "0"],
+        vec!["run", "c2c", "--layout"],
+        // No caches in the description: the staircase cannot be sized.
+        vec![
+            "run",
+            "prefetch",
+            "--plan-only",
+            "--topology",
+            "synthetic:pack:1 core:2 pu:1",
+        ],
         vec!["c2c", "--pid", "999999999"],
         vec!["c2c", "--replay", "/nonexistent.jsonl"],
         vec!["c2c", "--duration", "0", "--replay", "/nonexistent.jsonl"],
@@ -864,4 +873,203 @@ fn c2c_measures_every_pair() {
     assert!(std::fs::read_to_string(out.join("c2c-heatmap.svg"))
         .unwrap()
         .contains("CPU 1"));
+}
+
+fn assert_plot_pair(dir: &Path, stem: &str) {
+    let svg = std::fs::read_to_string(dir.join(format!("{stem}.svg")))
+        .unwrap_or_else(|e| panic!("{stem}.svg: {e}"));
+    assert!(svg.contains("<svg") && svg.len() > 1000, "{stem}.svg");
+    let png = std::fs::read(dir.join(format!("{stem}.png"))).unwrap();
+    assert!(
+        png.starts_with(b"\x89PNG") && png.len() > 2000,
+        "{stem}.png"
+    );
+}
+
+/// `run prefetch`: the staircase over every layout and size, the distance
+/// sweeps, their verdicts and plots. Short windows: the shape, not the figures
+/// (those are in the closing note and docs/benchmarks.md).
+#[test]
+fn prefetch_staircase_and_distance_sweeps() {
+    let _machine = exclusive();
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("prefetch");
+    let v = json(&[
+        "run",
+        "prefetch",
+        "--quick",
+        "--duration",
+        "0.01",
+        "--repetitions",
+        "3",
+        "--json",
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    let f = &v["findings"];
+    let stair = &f["charts"][0];
+    assert_eq!(stair["id"], "staircase");
+    let curves = stair["curves"].as_array().unwrap();
+    let names: Vec<&str> = curves.iter().map(|c| c["name"].as_str().unwrap()).collect();
+    assert_eq!(names, ["seq", "stride", "random"]);
+    let random: Vec<(f64, f64)> = curves[2]["points"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| (p["x"].as_f64().unwrap(), p["y"]["median"].as_f64().unwrap()))
+        .collect();
+    assert!(random.len() >= 10, "{random:?}");
+    assert!(random.windows(2).all(|w| w[1].0 > w[0].0), "sizes ascend");
+    // From inside L1d to far beyond the LLC a dependent load gets much slower
+    // on any real memory hierarchy.
+    let (first, last) = (random[0].1, random[random.len() - 1].1);
+    assert!(last > 5.0 * first, "random chase {first} ns -> {last} ns");
+    let markers = stair["markers"].as_array().unwrap();
+    assert!(
+        markers[0][0].as_str().unwrap().starts_with("L1d"),
+        "{markers:?}"
+    );
+    let dist = &f["charts"][1];
+    assert_eq!(dist["id"], "prefetch-distance");
+    for c in dist["curves"].as_array().unwrap() {
+        assert_eq!(c["points"].as_array().unwrap().len(), 7, "{c}");
+    }
+    let verdict: Vec<&str> = f["verdict"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|l| l.as_str().unwrap())
+        .collect();
+    assert!(
+        verdict.iter().any(|l| l.starts_with("declared caches:")),
+        "{verdict:?}"
+    );
+    assert!(
+        verdict.iter().any(|l| l.contains("random list")),
+        "{verdict:?}"
+    );
+    assert!(
+        verdict.iter().any(|l| l.contains("neighbour scan")),
+        "{verdict:?}"
+    );
+    assert_eq!(v["groups"][0]["comparisons"].as_array().unwrap().len(), 12);
+    assert_plot_pair(&out, "staircase");
+    assert_plot_pair(&out, "prefetch-distance");
+    let md = std::fs::read_to_string(out.join("summary.md")).unwrap();
+    assert!(md.contains("## Findings") && md.contains("![staircase.svg](staircase.svg)"));
+}
+
+/// `run numa` here: the local column of every matrix, and the plain statement
+/// that there is no remote node when there is none.
+#[test]
+fn numa_measures_the_local_column_and_says_what_is_missing() {
+    let _machine = exclusive();
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("numa");
+    let v = json(&[
+        "run",
+        "numa",
+        "--quick",
+        "--duration",
+        "0.05",
+        "--repetitions",
+        "3",
+        "--json",
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    let nodes = v["machine"]["topology"]["numa_nodes"].as_u64().unwrap() as usize;
+    let f = &v["findings"];
+    let ids: Vec<&str> = f["matrices"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["id"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        ids,
+        ["numa-latency", "numa-read", "numa-write", "numa-copy"]
+    );
+    for m in f["matrices"].as_array().unwrap() {
+        assert_eq!(m["cols"].as_array().unwrap().len(), nodes, "{m}");
+        let id = m["id"].as_str().unwrap();
+        assert_plot_pair(&out, id);
+        for cell in m["cells"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .flat_map(|r| r.as_array().unwrap())
+        {
+            let x = cell["median"].as_f64().unwrap();
+            // ns per access, or GB/s: both positive and physically plausible.
+            assert!(x > 0.1 && x < 10_000.0, "{id}: {x}");
+        }
+    }
+    let warnings: Vec<&str> = v["warnings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|w| w.as_str().unwrap())
+        .collect();
+    if nodes == 1 {
+        assert!(
+            warnings.iter().any(|w| w.contains("one NUMA node")),
+            "{warnings:?}"
+        );
+        let verdict = f["verdict"].to_string();
+        assert!(verdict.contains("local read bandwidth"), "{verdict}");
+    }
+}
+
+/// `--plan-only` on every multi-node export plans the whole node x node matrix:
+/// a group per CPU node and, for every kernel, a variant bound to every node.
+#[test]
+fn numa_plans_the_full_matrix_on_lab_exports() {
+    let mut planned = 0;
+    for entry in std::fs::read_dir(topologies()).unwrap() {
+        let path = entry.unwrap().path();
+        if path.extension().is_none_or(|e| e != "xml") {
+            continue;
+        }
+        let topo = format!("xml:{}", path.display());
+        let info = json(&["info", "--json", "--topology", &topo]);
+        let nodes: Vec<u64> = info["topology"]["numa"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|n| n["os_index"].as_u64().unwrap())
+            .collect();
+        if nodes.len() < 2 {
+            continue;
+        }
+        let plan = json(&["run", "numa", "--plan-only", "--json", "--topology", &topo]);
+        let variants = plan["variants"].as_array().unwrap();
+        for kernel in ["latency", "read", "write", "copy"] {
+            for n in &nodes {
+                let name = format!("{kernel}-node{n}");
+                let v = variants
+                    .iter()
+                    .find(|v| v["name"] == name.as_str())
+                    .unwrap_or_else(|| panic!("{}: no {name}", path.display()));
+                assert_eq!(v["memory"]["policy"], "bind", "{v}");
+                assert_eq!(v["memory"]["nodes"][0].as_u64(), Some(*n), "{v}");
+            }
+        }
+        assert!(variants.iter().any(|v| v["name"] == "scan-interleave"));
+        let groups = plan["placement"]["groups"].as_array().unwrap();
+        let with_cpus = info["topology"]["numa"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|n| !n["cpus"].as_array().unwrap().is_empty())
+            .count();
+        assert_eq!(
+            groups.len(),
+            with_cpus + 1,
+            "{}: {groups:?}",
+            path.display()
+        );
+        planned += 1;
+    }
+    assert!(planned >= 3, "only {planned} multi-node exports");
 }

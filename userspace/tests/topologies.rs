@@ -326,3 +326,137 @@ fn all_pairs_plans_every_pair() {
         &placement::plan(&t, ThreadShape::AllPairs, &one).unwrap_err()
     ));
 }
+
+/// False-sharing's thread sweep per pair class, on every export: each group is
+/// one hardware thread per core, inside its class's domain, balanced across the
+/// two sides of a cross-L3 or cross-package class.
+#[test]
+fn class_sweeps_stay_in_their_domain_on_every_export() {
+    for (file, ..) in expected() {
+        let t = load(&file);
+        let plan = placement::plan(&t, ThreadShape::PairSweep, &Request::default()).unwrap();
+        for g in &plan.groups {
+            let class = g.pair_class.unwrap();
+            let pus: Vec<_> = g.cpus.iter().map(|&c| t.pu(c).unwrap()).collect();
+            let cores: BTreeSet<usize> = pus.iter().map(|p| p.core).collect();
+            assert_eq!(g.cpus.len() % 2, 0, "{file} {}", g.label);
+            if class != PairClass::SmtSiblings {
+                assert_eq!(
+                    cores.len(),
+                    g.cpus.len(),
+                    "{file} {}: one thread per core",
+                    g.label
+                );
+            }
+            let count = |f: &dyn Fn(&hwprof::topology::Pu) -> Option<usize>| {
+                let mut m = std::collections::BTreeMap::new();
+                for p in &pus {
+                    *m.entry(f(p)).or_insert(0usize) += 1;
+                }
+                m
+            };
+            match class {
+                PairClass::SmtSiblings => assert_eq!(cores.len(), 1),
+                PairClass::SameL3 => assert_eq!(count(&|p| p.l3).len(), 1, "{file} {}", g.label),
+                PairClass::CrossL3 => {
+                    let l3 = count(&|p| p.l3);
+                    assert_eq!(l3.len(), 2, "{file} {}", g.label);
+                    assert!(
+                        l3.values().all(|&n| n == g.cpus.len() / 2),
+                        "{file} {}: {l3:?}",
+                        g.label
+                    );
+                    assert_eq!(count(&|p| p.package).len(), 1);
+                }
+                PairClass::CrossPackage => {
+                    let pk = count(&|p| p.package);
+                    assert_eq!(pk.len(), 2, "{file} {}", g.label);
+                    assert!(
+                        pk.values().all(|&n| n == g.cpus.len() / 2),
+                        "{file} {}: {pk:?}",
+                        g.label
+                    );
+                }
+            }
+        }
+    }
+    // 2 packages x 6 cores x 2 threads: pairs, then up to all 6 cores of one L3
+    // and all 12 cores split over the two packages.
+    let t = load("24em64t-2n6c2t-pci.xml");
+    let plan = placement::plan(&t, ThreadShape::PairSweep, &Request::default()).unwrap();
+    let labels: Vec<&str> = plan.groups.iter().map(|g| g.label.as_str()).collect();
+    assert_eq!(
+        labels,
+        [
+            "smt-siblings",
+            "same-l3",
+            "same-l3 x4",
+            "same-l3 x6",
+            "cross-package",
+            "cross-package x4",
+            "cross-package x8",
+            "cross-package x12"
+        ]
+    );
+    // --threads 2 keeps it to the pairs.
+    let two = Request {
+        threads: Some(2),
+        ..Default::default()
+    };
+    let plan = placement::plan(&t, ThreadShape::PairSweep, &two).unwrap();
+    assert!(plan.groups.iter().all(|g| g.cpus.len() == 2));
+}
+
+/// NUMA experiments: one group per node with CPUs (one thread per core of that
+/// node), one more over all of them, and memory-only nodes named as such.
+#[test]
+fn per_node_groups_on_every_export() {
+    for (file, _, _, _, numa, _) in expected() {
+        let t = load(&file);
+        let plan = placement::plan(&t, ThreadShape::PerNode, &Request::default()).unwrap();
+        let per_node: Vec<_> = plan
+            .groups
+            .iter()
+            .filter(|g| !g.label.starts_with("all nodes"))
+            .collect();
+        assert_eq!(
+            per_node.len() + plan.unavailable.len(),
+            numa.max(1),
+            "{file}"
+        );
+        for (g, node) in per_node
+            .iter()
+            .zip(t.numa.iter().filter(|n| !n.cpus.is_empty()))
+        {
+            assert!(
+                g.label.starts_with(&format!("node {} ", node.os_index)),
+                "{file}: {}",
+                g.label
+            );
+            let cores: BTreeSet<usize> = node.cpus.iter().map(|&c| t.pu(c).unwrap().core).collect();
+            assert_eq!(
+                g.cpus.len(),
+                cores.len(),
+                "{file} {}: one thread per core",
+                g.label
+            );
+            assert!(
+                g.cpus.iter().all(|c| node.cpus.contains(c)),
+                "{file} {}",
+                g.label
+            );
+        }
+        let all = plan
+            .groups
+            .iter()
+            .find(|g| g.label.starts_with("all nodes"));
+        assert_eq!(all.is_some(), per_node.len() > 1, "{file}");
+        if let Some(all) = all {
+            let n: usize = per_node.iter().map(|g| g.cpus.len()).sum();
+            assert_eq!(all.cpus.len(), n, "{file}");
+        }
+        for u in &plan.unavailable {
+            assert!(u.reason.contains("memory-only"), "{file}: {u:?}");
+        }
+    }
+}

@@ -128,8 +128,8 @@ impl Trial for ChaseTrial {
 
 /// Lists are costly to build (a random cycle over 512 MiB takes about a second):
 /// one per memory node per run, shared by the repetitions. Released at the end.
-static LISTS: std::sync::LazyLock<Mutex<HashMap<(usize, u64), Arc<List>>>> =
-    std::sync::LazyLock::new(Default::default);
+type ListCache = Mutex<HashMap<(usize, u64), Arc<List>>>;
+static LISTS: std::sync::LazyLock<ListCache> = std::sync::LazyLock::new(Default::default);
 
 // ---- the bandwidth kernels --------------------------------------------------
 

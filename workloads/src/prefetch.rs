@@ -332,7 +332,7 @@ pub fn staircase_sizes(l1d: u64, llc: u64) -> Vec<u64> {
 }
 
 fn size_label(b: u64) -> String {
-    if b % (1 << 20) == 0 {
+    if b & ((1 << 20) - 1) == 0 {
         format!("{}M", b >> 20)
     } else {
         format!("{}K", b >> 10)
