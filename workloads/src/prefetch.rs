@@ -772,7 +772,9 @@ fn interpret(m: &MachineFacts, groups: &[GroupOutcome]) -> Findings {
     for k in &found {
         if !declared.iter().any(|&(_, b)| agrees(k.bytes, b as f64)) {
             f.warnings.push(format!(
-                "the random chase shows a knee at {} ({:.1} -> {:.1} ns) where the topology declares no cache",
+                "the random chase shows a knee at {} ({:.1} -> {:.1} ns) where the topology declares no cache: \
+                 a cache level it does not report (or reports at another size), or the reach of the TLB \
+                 (random pages; 4 KiB unless transparent huge pages apply)",
                 format_bytes(k.bytes),
                 k.before_ns,
                 k.after_ns
