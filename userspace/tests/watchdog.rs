@@ -9,7 +9,9 @@ use hwprof::experiment::runner::{run_trial, Context};
 use hwprof::measure::timer::Timer;
 use hwprof::measure::CounterPlan;
 use hwprof::placement::MemoryPolicy;
-use hwprof_workloads::{Comparison, Experiment, OpTimer, ThreadShape, Trial, Variant};
+use hwprof_workloads::{
+    Comparison, Experiment, MachineFacts, OpTimer, ThreadShape, Trial, Variant,
+};
 
 /// Worker 1 blocks for `stall` on its first batch; everyone else spins.
 struct Stalling {
@@ -63,7 +65,7 @@ impl Experiment for Stalling {
     fn notes(&self) -> Vec<String> {
         vec![]
     }
-    fn prepare(&self, _: &str, _: usize) -> Box<dyn Trial> {
+    fn prepare(&self, _: &Variant, _: usize) -> Box<dyn Trial> {
         Box::new(StallTrial {
             stall: self.stall,
             stalled: AtomicBool::new(false),
@@ -79,13 +81,22 @@ fn run(exp: &Stalling, watchdog: Duration) -> anyhow::Result<()> {
         timer: &timer,
         binder: None,
         counters: &counters,
-        memory: &MemoryPolicy::FirstTouch,
         duration: Duration::from_millis(800),
         interrupted: &interrupted,
         probes: None,
         watchdog,
     };
-    run_trial(exp, "only", &[0, 0], 0, false, &ctx).map(|_| ())
+    let only = Variant::new("only", "");
+    run_trial(
+        exp,
+        &only,
+        &MemoryPolicy::FirstTouch,
+        &[0, 0],
+        0,
+        false,
+        &ctx,
+    )
+    .map(|_| ())
 }
 
 #[test]
