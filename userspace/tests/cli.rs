@@ -250,11 +250,20 @@ fn false_sharing_quick_detects_the_effect() {
         md.contains("## Verdicts") && md.contains("slower than padded"),
         "{md}"
     );
-    let names: Vec<String> = std::fs::read_dir(&out)
+    let mut names: Vec<String> = std::fs::read_dir(&out)
         .unwrap()
         .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
         .collect();
-    assert_eq!(names.len(), 2, "{names:?}");
+    names.sort();
+    assert_eq!(
+        names,
+        [
+            "false-sharing-by-class.png",
+            "false-sharing-by-class.svg",
+            "report.json",
+            "summary.md"
+        ]
+    );
 }
 
 /// Under sudo (root with SUDO_UID/SUDO_GID), written files belong to the invoking user.
