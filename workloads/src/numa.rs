@@ -89,16 +89,22 @@ impl List {
         for i in (1..n).rev() {
             order.swap(i, rng.random_range(0..i));
         }
-        let mut nodes: Vec<Node> = (0..n)
-            .map(|_| Node {
-                next: std::ptr::null(),
-            })
-            .collect();
-        let base = nodes.as_ptr();
+        let mut nodes: Vec<Node> = Vec::with_capacity(n);
+        // Every write and every stored pointer derives from this one raw pointer
+        // (no reference to an element is made while linking), so the pointers stay
+        // valid for the reads of the chase.
+        let base = nodes.as_mut_ptr();
         for k in 0..n {
-            // SAFETY: indexes < n.
-            nodes[order[k] as usize].next = unsafe { base.add(order[(k + 1) % n] as usize) };
+            // SAFETY: indexes < n = capacity; each slot is written exactly once
+            // (order is a permutation) before set_len.
+            unsafe {
+                base.add(order[k] as usize).write(Node {
+                    next: base.add(order[(k + 1) % n] as usize),
+                });
+            }
         }
+        // SAFETY: all n slots were initialised above.
+        unsafe { nodes.set_len(n) };
         List { nodes }
     }
 }
@@ -135,20 +141,58 @@ static LISTS: std::sync::LazyLock<ListCache> = std::sync::LazyLock::new(Default:
 
 /// A zeroed buffer whose pages are not touched until someone writes them (calloc
 /// maps fresh zero pages), so where they land depends on who touches them first.
+///
+/// Workers write their own disjoint shares concurrently through a shared trial,
+/// so the buffer is a raw allocation (never a `&Vec` written through).
 struct Buffer {
-    data: Vec<f64>,
+    ptr: *mut f64,
+    len: usize,
 }
+
+// SAFETY: workers only touch disjoint ranges (see `share`), through `range_mut`.
+unsafe impl Send for Buffer {}
+unsafe impl Sync for Buffer {}
 
 impl Buffer {
     fn untouched(bytes: usize) -> Buffer {
+        let b: Box<[f64]> = vec![0.0; bytes / 8].into_boxed_slice();
+        let len = b.len();
         Buffer {
-            data: vec![0.0; bytes / 8],
+            ptr: Box::into_raw(b) as *mut f64,
+            len,
         }
+    }
+
+    fn len(&self) -> usize {
+        self.len
     }
 
     /// Touch every page now, on this thread (under its memory policy).
     fn touch_all(&mut self) {
-        self.data.fill(1.0);
+        // SAFETY: &mut self: nobody else holds a range.
+        unsafe { self.range_mut(0..self.len) }.fill(1.0);
+    }
+
+    /// # Safety
+    /// No mutable range overlapping `r` may be alive.
+    unsafe fn range(&self, r: std::ops::Range<usize>) -> &[f64] {
+        assert!(r.end <= self.len);
+        std::slice::from_raw_parts(self.ptr.add(r.start), r.len())
+    }
+
+    /// # Safety
+    /// No other range overlapping `r` may be alive.
+    #[allow(clippy::mut_from_ref)]
+    unsafe fn range_mut(&self, r: std::ops::Range<usize>) -> &mut [f64] {
+        assert!(r.end <= self.len);
+        std::slice::from_raw_parts_mut(self.ptr.add(r.start), r.len())
+    }
+}
+
+impl Drop for Buffer {
+    fn drop(&mut self) {
+        // SAFETY: ptr/len came from Box::into_raw of a boxed slice of this length.
+        drop(unsafe { Box::from_raw(std::ptr::slice_from_raw_parts_mut(self.ptr, self.len)) });
     }
 }
 
@@ -168,10 +212,6 @@ struct StreamTrial {
     /// Pages are first-touched by the workers in `setup` (else already placed).
     first_touch: bool,
 }
-
-// SAFETY: workers write only inside their own disjoint share (see `share`), and
-// `setup` runs before any batch.
-unsafe impl Sync for StreamTrial {}
 
 /// Sum with 8 independent accumulators: no loop-carried dependency on one add, so
 /// the compiler vectorises it and the loads, not the adds, set the pace.
@@ -203,7 +243,7 @@ fn copy_kernel(dst: &mut [f64], src: &[f64]) {
 impl StreamTrial {
     /// The next BATCH_BYTES window of worker `w`'s share, wrapping around.
     fn window(&self, w: usize) -> std::ops::Range<usize> {
-        let s = share(self.src.data.len(), w, self.threads);
+        let s = share(self.src.len(), w, self.threads);
         let len = (BATCH_BYTES / 8).min(s.len());
         let mut off = self.at[w].load(Ordering::Relaxed);
         if off + len > s.len() {
@@ -212,23 +252,16 @@ impl StreamTrial {
         self.at[w].store(off + len, Ordering::Relaxed);
         (s.start + off)..(s.start + off + len)
     }
-
-    /// # Safety
-    /// Only worker `w` may call this with `range` inside its own share.
-    #[allow(clippy::mut_from_ref)]
-    unsafe fn slice_mut(buf: &Buffer, range: std::ops::Range<usize>) -> &mut [f64] {
-        std::slice::from_raw_parts_mut(buf.data.as_ptr().add(range.start) as *mut f64, range.len())
-    }
 }
 
 impl Trial for StreamTrial {
     fn setup(&self, worker: usize) {
         if self.first_touch {
-            let r = share(self.src.data.len(), worker, self.threads);
+            let r = share(self.src.len(), worker, self.threads);
             // SAFETY: the worker's own share; no batch runs yet.
-            unsafe { Self::slice_mut(&self.src, r.clone()) }.fill(1.0);
-            if !self.dst.data.is_empty() {
-                unsafe { Self::slice_mut(&self.dst, r) }.fill(0.0);
+            unsafe { self.src.range_mut(r.clone()) }.fill(1.0);
+            if self.dst.len() > 0 {
+                unsafe { self.dst.range_mut(r) }.fill(0.0);
             }
         }
     }
@@ -237,22 +270,18 @@ impl Trial for StreamTrial {
         let r = self.window(worker);
         let bytes = (r.len() * 8) as u64;
         match self.kernel {
+            // SAFETY (all three): the window lies in this worker's own share.
             Kernel::Read => {
-                std::hint::black_box(read_kernel(&self.src.data[r]));
+                std::hint::black_box(read_kernel(unsafe { self.src.range(r) }));
                 bytes
             }
             Kernel::Write => {
-                // SAFETY: the window lies in this worker's share.
-                write_kernel(
-                    unsafe { Self::slice_mut(&self.src, r) },
-                    (worker + 2) as f64,
-                );
+                write_kernel(unsafe { self.src.range_mut(r) }, (worker + 2) as f64);
                 bytes
             }
             Kernel::Copy => {
-                // SAFETY: as above; src and dst are different buffers.
-                let dst = unsafe { Self::slice_mut(&self.dst, r.clone()) };
-                copy_kernel(dst, &self.src.data[r]);
+                let dst = unsafe { self.dst.range_mut(r.clone()) };
+                copy_kernel(dst, unsafe { self.src.range(r) });
                 2 * bytes
             }
             Kernel::Latency => unreachable!("latency runs a ChaseTrial"),
@@ -643,16 +672,18 @@ mod tests {
             for _ in 0..5 {
                 assert_eq!(t.run_batch(1, &mut NoTimer), per_batch as u64);
             }
+            // SAFETY: no batch runs any more.
+            let (src, dst) = unsafe { (t.src.range(0..t.src.len()), t.dst.range(0..t.dst.len())) };
             if kernel == Kernel::Write {
                 // Worker 1 wrote its value (3.0) only into its half.
-                let half = t.src.data.len() / 2;
-                assert!(t.src.data[..half].iter().all(|&x| x == 1.0));
-                assert!(t.src.data[half..].contains(&3.0));
+                let half = src.len() / 2;
+                assert!(src[..half].iter().all(|&x| x == 1.0));
+                assert!(src[half..].contains(&3.0));
             }
             if kernel == Kernel::Copy {
-                assert!(t.dst.data.iter().all(|&x| x == 1.0 || x == 0.0));
-                assert!(t.dst.data[t.dst.data.len() / 2..].contains(&1.0));
-                assert!(!t.dst.data[..t.dst.data.len() / 2].contains(&1.0));
+                assert!(dst.iter().all(|&x| x == 1.0 || x == 0.0));
+                assert!(dst[dst.len() / 2..].contains(&1.0));
+                assert!(!dst[..dst.len() / 2].contains(&1.0));
             }
         }
         assert_eq!(read_kernel(&[1.0; 37]), 37.0);

@@ -123,24 +123,29 @@ impl List {
                 v
             }
         };
-        let mut nodes: Vec<Node> = (0..n)
-            .map(|_| Node {
-                next: std::ptr::null(),
-                ahead: [std::ptr::null(); 6],
-            })
-            .collect();
-        let base = nodes.as_ptr();
+        let mut nodes: Vec<Node> = Vec::with_capacity(n);
+        // All writes and stored pointers derive from this one raw pointer (no
+        // element reference is made while linking), so they stay valid for reads.
+        let base = nodes.as_mut_ptr();
         let at = |k: usize| -> *const Node {
-            // SAFETY: order holds indexes < n.
+            // SAFETY: order holds indexes < n = capacity.
             unsafe { base.add(order[k % n] as usize) }
         };
         for k in 0..n {
-            let node = &mut nodes[order[k] as usize];
-            node.next = at(k + 1);
-            for (slot, d) in node.ahead.iter_mut().zip(&DISTANCES[1..]) {
+            let mut ahead = [std::ptr::null(); 6];
+            for (slot, d) in ahead.iter_mut().zip(&DISTANCES[1..]) {
                 *slot = at(k + d);
             }
+            // SAFETY: order is a permutation of 0..n: each slot written once.
+            unsafe {
+                base.add(order[k] as usize).write(Node {
+                    next: at(k + 1),
+                    ahead,
+                });
+            }
         }
+        // SAFETY: all n slots were initialised above.
+        unsafe { nodes.set_len(n) };
         List { nodes }
     }
 
@@ -163,14 +168,18 @@ impl List {
             }
         };
         let mut nodes: Vec<Node> = Vec::with_capacity(n);
-        let base = nodes.as_ptr();
+        let base = nodes.as_mut_ptr();
         for i in 0..n {
-            nodes.push(Node {
-                // SAFETY: succ(i) < n = capacity; the buffer never moves (no realloc).
-                next: unsafe { base.add(succ(i)) },
-                ahead: [std::ptr::null(); 6],
-            });
+            // SAFETY: i, succ(i) < n = capacity; written through `base` only.
+            unsafe {
+                base.add(i).write(Node {
+                    next: base.add(succ(i)),
+                    ahead: [std::ptr::null(); 6],
+                });
+            }
         }
+        // SAFETY: all n slots were initialised above.
+        unsafe { nodes.set_len(n) };
         List { nodes }
     }
 
@@ -414,31 +423,25 @@ impl Experiment for Prefetch {
                 v.push(p);
             }
         }
-        for (i, d) in DISTANCES.into_iter().enumerate() {
-            let mut list = Variant::new(LIST_NAMES[i], "");
-            list.description = format!(
-                "random chase over {}, prefetching the node {d} ahead (0: none)",
-                format_bytes(top as f64)
-            )
-            .into();
-            list.point = Some(crate::experiment::SweepPoint {
-                series: "list".into(),
-                x: d as f64,
-            });
-            let mut scan = Variant::new(SCAN_NAMES[i], "");
-            scan.description = format!(
-                "HNSW-like scan of {DIMS}-d vectors (degree {DEGREE}) over {}, prefetching the vector {d} neighbours ahead",
-                format_bytes(top as f64)
-            )
-            .into();
-            scan.point = Some(crate::experiment::SweepPoint {
-                series: "scan".into(),
-                x: d as f64,
-            });
-            list.working_set = Some(top);
-            scan.working_set = Some(top);
-            v.push(list);
-            v.push(scan);
+        let top_text = format_bytes(top as f64);
+        for d in DISTANCES {
+            for (series, description) in [
+                (
+                    "list",
+                    format!("random chase over {top_text}, prefetching the node {d} ahead (0: none)"),
+                ),
+                (
+                    "scan",
+                    format!(
+                        "HNSW-like scan of {DIMS}-d vectors (degree {DEGREE}) over {top_text}, prefetching the vector {d} neighbours ahead"
+                    ),
+                ),
+            ] {
+                // Named `list-pfD` / `scan-pfD`, as LIST_NAMES / SCAN_NAMES.
+                let mut p = Variant::point(series, d as f64, &format!("pf{d}"), description);
+                p.working_set = Some(top);
+                v.push(p);
+            }
         }
         Ok(v)
     }
