@@ -358,13 +358,20 @@ pub fn run(o: &RunOptions, interrupted: Arc<AtomicBool>) -> anyhow::Result<Optio
         None
     };
     if let Some(m) = &pair_matrix {
-        warnings.extend(m.contradictions.iter().cloned());
+        warnings.extend(m.warnings.iter().cloned());
     }
     let found = exp.interpret(&facts, &findings::outcomes(&groups, topo));
     warnings.extend(found.warnings.iter().cloned());
     let plots = match &out_dir {
         Some(dir) => {
-            let mut files = write_plots(exp.name(), dir, &groups, &scaling, &mut warnings);
+            // Pair-by-pair runs have one group per pair: the heatmap is their plot.
+            let latency_groups: &[analysis::GroupResult] =
+                if exp.thread_shape() == hwprof_workloads::ThreadShape::AllPairs {
+                    &[]
+                } else {
+                    &groups
+                };
+            let mut files = write_plots(exp.name(), dir, latency_groups, &scaling, &mut warnings);
             if let Some(m) = &pair_matrix {
                 match crate::report::plots::heatmap(
                     &dir.join("c2c-heatmap.svg"),
