@@ -840,28 +840,36 @@ fn interpret(m: &MachineFacts, groups: &[GroupOutcome]) -> Findings {
                 Some((d, r))
             })
             .collect();
-        let Some(top) = by_distance
+        let Some(&(top_d, top)) = by_distance
             .iter()
-            .map(|(_, r)| r.ratio)
-            .max_by(|a, b| a.median.total_cmp(&b.median))
+            .max_by(|a, b| a.1.ratio.median.total_cmp(&b.1.ratio.median))
         else {
             continue;
         };
         let Some(&(d, best)) = by_distance
             .iter()
-            .find(|(_, r)| r.ratio.median >= 0.95 * top.median)
+            .find(|(_, r)| r.ratio.median >= 0.95 * top.ratio.median)
         else {
             continue;
         };
-        if best.ratio.lo > 1.05 {
+        // Whether prefetch pays is the best distance's call (its CI above 1.05);
+        // the recommendation is the shortest distance within 5% of it.
+        let ci = |r: &Estimate| format!("{:.2}x [{:.2}-{:.2}]", r.median, r.lo, r.hi);
+        if top.ratio.lo <= 1.05 {
             f.verdict.push(format!(
-                "software prefetch {d} ahead: {:.2}x [{:.2}-{:.2}] on {what} (the shortest distance within 5% of the best of 1-32) [timer]",
-                best.ratio.median, best.ratio.lo, best.ratio.hi
+                "software prefetch does not pay on {what}: the best distance, {top_d} ahead, gives {} [timer]",
+                ci(&top.ratio)
+            ));
+        } else if d == top_d {
+            f.verdict.push(format!(
+                "software prefetch {d} ahead: {} on {what} (best of distances 1-32) [timer]",
+                ci(&best.ratio)
             ));
         } else {
             f.verdict.push(format!(
-                "software prefetch does not pay on {what}: best distance {d} gives {:.2}x [{:.2}-{:.2}] [timer]",
-                best.ratio.median, best.ratio.lo, best.ratio.hi
+                "software prefetch {d} ahead: {} on {what} (within 5% of the best, {top_d} ahead: {}) [timer]",
+                ci(&best.ratio),
+                ci(&top.ratio)
             ));
         }
     }
@@ -1153,5 +1161,39 @@ mod tests {
         assert_eq!(f.charts.len(), 2);
         assert_eq!(f.charts[0].curves.len(), 3);
         assert_eq!(f.charts[0].markers.len(), 3);
+    }
+
+    #[test]
+    fn prefetch_verdict_names_the_shortest_distance_near_the_best() {
+        let r = |t: &str, b: &str, m: f64, lo: f64, hi: f64| crate::findings::RatioOutcome {
+            treatment: t.into(),
+            baseline: b.into(),
+            ratio: Estimate { median: m, lo, hi },
+        };
+        // The device run: scan pf1 1.33x with a wide CI, pf2 1.38x the best.
+        let g = GroupOutcome {
+            label: "compact x1".into(),
+            cpus: vec![0],
+            pair_class: None,
+            cpu_node: None,
+            variants: vec![],
+            ratios: vec![
+                r("scan-pf0", "scan-pf1", 1.33, 1.03, 1.51),
+                r("scan-pf0", "scan-pf2", 1.38, 1.20, 1.50),
+                r("scan-pf0", "scan-pf4", 1.36, 1.25, 1.45),
+                r("list-pf0", "list-pf1", 0.98, 0.95, 1.01),
+                r("list-pf0", "list-pf2", 1.02, 0.99, 1.04),
+            ],
+        };
+        let f = Prefetch.interpret(&facts(), &[g]);
+        let text = f.verdict.join("\n");
+        assert!(
+            text.contains("software prefetch 1 ahead: 1.33x [1.03-1.51] on the 768-d neighbour scan (within 5% of the best, 2 ahead: 1.38x [1.20-1.50])"),
+            "{text}"
+        );
+        assert!(
+            text.contains("software prefetch does not pay on the random list: the best distance, 2 ahead, gives 1.02x"),
+            "{text}"
+        );
     }
 }
