@@ -29,10 +29,12 @@ pub fn machine_facts(topo: &Topology) -> MachineFacts {
 }
 
 /// The memory policy one trial of `v` runs under: the variant's own binding if it
-/// has one, else the run's.
+/// has one, else the run's. With a single node a binding changes nothing, so the
+/// run's policy stands (and builds without hwloc, which cannot bind, still run).
 pub fn variant_memory(v: &Variant, run: &MemoryPolicy, nodes: &[usize]) -> MemoryPolicy {
     match v.memory {
         VariantMemory::Inherit => run.clone(),
+        _ if nodes.len() <= 1 => run.clone(),
         VariantMemory::Node(n) => MemoryPolicy::Bind(vec![n]),
         VariantMemory::Interleave => MemoryPolicy::Interleave(nodes.to_vec()),
     }
@@ -116,5 +118,32 @@ pub fn write_plots(
             Ok(names) => files.extend(names),
             Err(e) => warnings.push(format!("plot {} not written: {e}", m.id)),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn variants_bind_memory_only_where_there_is_a_choice() {
+        let mut v = Variant::new("read-node1", "");
+        v.memory = VariantMemory::Node(1);
+        let run = MemoryPolicy::FirstTouch;
+        assert_eq!(
+            variant_memory(&v, &run, &[0, 1]),
+            MemoryPolicy::Bind(vec![1])
+        );
+        v.memory = VariantMemory::Interleave;
+        assert_eq!(
+            variant_memory(&v, &run, &[0, 1, 2]),
+            MemoryPolicy::Interleave(vec![0, 1, 2])
+        );
+        // One node: binding changes nothing, the run's policy stands.
+        v.memory = VariantMemory::Node(0);
+        assert_eq!(variant_memory(&v, &run, &[0]), run);
+        v.memory = VariantMemory::Inherit;
+        let bound = MemoryPolicy::Bind(vec![0]);
+        assert_eq!(variant_memory(&v, &bound, &[0, 1]), bound);
     }
 }
