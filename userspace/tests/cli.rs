@@ -299,12 +299,22 @@ fn files_written_under_sudo_belong_to_the_invoking_user() {
         .status()
         .unwrap();
     assert!(status.success());
-    for p in [
-        out.join("report.json"),
-        out.join("summary.md"),
-        out.clone(),
-        dir.path().join("owned"),
-    ] {
+    // Every file written (report, summary, plots as SVG and PNG) and every
+    // directory created.
+    let written: Vec<PathBuf> = std::fs::read_dir(&out)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    assert!(
+        written
+            .iter()
+            .any(|p| p.extension().is_some_and(|e| e == "png")),
+        "{written:?}"
+    );
+    for p in written
+        .into_iter()
+        .chain([out.clone(), dir.path().join("owned")])
+    {
         let m = std::fs::metadata(&p).unwrap();
         assert_eq!((m.uid(), m.gid()), (65534, 65534), "{}", p.display());
     }

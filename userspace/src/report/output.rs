@@ -24,7 +24,10 @@ pub fn invoking_owner() -> Option<(u32, u32)> {
     None
 }
 
-fn chown(path: &Path) -> std::io::Result<()> {
+/// Under sudo, give a file hwprof wrote to the invoking user (SUDO_UID/SUDO_GID);
+/// otherwise nothing. For files written in place (plots) rather than by
+/// [`write_atomic`], which does this itself.
+pub fn chown(path: &Path) -> std::io::Result<()> {
     #[cfg(unix)]
     if let Some((uid, gid)) = invoking_owner() {
         std::os::unix::fs::chown(path, Some(uid), Some(gid))?;

@@ -40,6 +40,10 @@ macro_rules! svg_and_png {
             $body
             $root.present().map_err(err)?;
         }
+        // Under sudo the plots, like the reports, belong to the invoking user.
+        for p in [svg, png.as_path()] {
+            crate::report::output::chown(p).map_err(|e| err(format!("{}: {e}", p.display())))?;
+        }
         vec![svg.to_path_buf(), png]
     }};
 }
