@@ -20,12 +20,21 @@ struct Log {
     setup: Mutex<Vec<usize>>,
     batches: [AtomicU64; 3],
     batch_before_setup: AtomicBool,
+    /// A worker's setup saw another worker's batch already done: setup ran
+    /// inside the window instead of before it.
+    setup_after_start: AtomicBool,
 }
 
 struct Probe(&'static Log);
 
 impl Trial for Probe {
     fn setup(&self, worker: usize) {
+        // Later workers take longer to set up: were setup inside the window, worker
+        // 0 would have run batches by the time worker 2 looks.
+        std::thread::sleep(Duration::from_millis(15 * worker as u64));
+        if self.0.batches.iter().any(|b| b.load(Ordering::Relaxed) > 0) {
+            self.0.setup_after_start.store(true, Ordering::Relaxed);
+        }
         self.0.setup.lock().unwrap().push(worker);
     }
     fn run_batch(&self, worker: usize, _t: &mut dyn OpTimer) -> u64 {
@@ -113,4 +122,8 @@ fn a_variant_runs_only_the_workers_it_asks_for() {
     assert_eq!(set, [0, 1, 2], "every worker set up once");
     assert!(log.batches.iter().all(|b| b.load(Ordering::Relaxed) > 0));
     assert!(!log.batch_before_setup.load(Ordering::Relaxed));
+    assert!(
+        !log.setup_after_start.load(Ordering::Relaxed),
+        "every setup finishes before any worker's first batch"
+    );
 }

@@ -541,17 +541,25 @@ fn interpret(m: &MachineFacts, groups: &[GroupOutcome]) -> Findings {
             });
             match (k, worst) {
                 (Kernel::Latency, Some((n, r))) => f.verdict.push(format!(
-                    "latency from CPU node {cpu_node}: local {:.0} ns, node {n} {:.0} ns: remote costs {:.2}x [timer]",
+                    "latency from CPU node {cpu_node}: local {:.0} ns, node {n} {:.0} ns: remote costs {:.2}x (95% CIs: local {:.0}-{:.0}, remote {:.0}-{:.0}) [timer]",
                     local.median,
                     r.median,
-                    r.median / local.median
+                    r.median / local.median,
+                    local.lo,
+                    local.hi,
+                    r.lo,
+                    r.hi
                 )),
                 (_, Some((n, r))) => f.verdict.push(format!(
-                    "{} bandwidth from CPU node {cpu_node}: local {:.1} GB/s, node {n} {:.1} GB/s: remote keeps {:.0}% [timer]",
+                    "{} bandwidth from CPU node {cpu_node}: local {:.1} GB/s, node {n} {:.1} GB/s: remote keeps {:.0}% (95% CIs: local {:.1}-{:.1}, remote {:.1}-{:.1}) [timer]",
                     k.name(),
                     local.median,
                     r.median,
-                    100.0 * r.median / local.median
+                    100.0 * r.median / local.median,
+                    local.lo,
+                    local.hi,
+                    r.lo,
+                    r.hi
                 )),
                 (Kernel::Latency, None) => f.verdict.push(format!(
                     "local latency (CPU node {cpu_node}): {:.0} ns [{:.0}-{:.0}] per dependent access [timer]",
@@ -593,7 +601,7 @@ fn interpret(m: &MachineFacts, groups: &[GroupOutcome]) -> Findings {
             bw("scan-interleave"),
         ) {
             f.verdict.push(format!(
-                "multi-threaded scan on {} threads over every node: parallel first-touch {:.1} GB/s, interleaved {:.1} GB/s ({:.0}%), serial init {:.1} GB/s ({:.0}%): {} [timer]",
+                "multi-threaded scan on {} threads over every node: parallel first-touch {:.1} GB/s, interleaved {:.1} GB/s ({:.0}%), serial init {:.1} GB/s ({:.0}%): {} (95% CIs: parallel {:.1}-{:.1}, interleaved {:.1}-{:.1}, serial {:.1}-{:.1}) [timer]",
                 all.cpus.len(),
                 par.median,
                 il.median,
@@ -604,7 +612,13 @@ fn interpret(m: &MachineFacts, groups: &[GroupOutcome]) -> Findings {
                     "initialise data on the threads that will use it"
                 } else {
                     "placement did not matter for this scan"
-                }
+                },
+                par.lo,
+                par.hi,
+                il.lo,
+                il.hi,
+                ser.lo,
+                ser.hi
             ));
         }
     }

@@ -378,7 +378,8 @@ fn size_label(b: u64) -> String {
 pub struct Prefetch;
 
 impl Prefetch {
-    fn sizes(m: &MachineFacts) -> Result<(u64, u64, u64, Vec<u64>), String> {
+    /// The staircase's sizes and the largest of them (the distance sweeps' working set).
+    fn sizes(m: &MachineFacts) -> Result<(Vec<u64>, u64), String> {
         let (Some(l1d), Some(llc)) = (m.l1d_bytes, m.llc_bytes) else {
             return Err(format!(
                 "the topology ({}) reports no {} size; the staircase is sized from the caches \
@@ -395,7 +396,7 @@ impl Prefetch {
         let top = *sizes
             .last()
             .ok_or_else(|| format!("cache sizes L1d {l1d} B / LLC {llc} B give no sweep"))?;
-        Ok((l1d, llc, top, sizes))
+        Ok((sizes, top))
     }
 }
 
@@ -409,7 +410,7 @@ impl Experiment for Prefetch {
     }
 
     fn variants(&self, m: &MachineFacts) -> Result<Vec<Variant>, String> {
-        let (_, _, top, sizes) = Prefetch::sizes(m)?;
+        let (sizes, top) = Prefetch::sizes(m)?;
         let mut v = Vec::new();
         for layout in Layout::ALL {
             for &s in &sizes {
@@ -786,7 +787,7 @@ fn interpret(m: &MachineFacts, groups: &[GroupOutcome]) -> Findings {
     }
     if !checks.is_empty() {
         f.verdict
-            .push(format!("declared caches: {}", checks.join("; ")));
+            .push(format!("declared caches: {} [timer]", checks.join("; ")));
     }
     if (4 * m.llc_bytes.unwrap_or(0)) > MAX_WORKING_SET {
         f.warnings.push(format!(
@@ -798,12 +799,16 @@ fn interpret(m: &MachineFacts, groups: &[GroupOutcome]) -> Findings {
     // Hardware prefetch: sequential vs random at the largest size.
     if let (Some(s), Some(r)) = (curves[0].points.last(), random.points.last()) {
         f.verdict.push(format!(
-            "hardware prefetch: at {} a sequential chase costs {:.1} ns per access, a random one {:.1} ns ({:.0}x); stride {:.1} ns",
+            "hardware prefetch: at {} a sequential chase costs {:.1} ns per access, a random one {:.1} ns ({:.0}x); stride {:.1} ns (95% CIs: sequential {:.1}-{:.1}, random {:.1}-{:.1}) [timer]",
             format_bytes(r.x),
             s.y.median,
             r.y.median,
             r.y.median / s.y.median,
-            curves[1].points.last().map_or(f64::NAN, |p| p.y.median)
+            curves[1].points.last().map_or(f64::NAN, |p| p.y.median),
+            s.y.lo,
+            s.y.hi,
+            r.y.lo,
+            r.y.hi,
         ));
     }
 

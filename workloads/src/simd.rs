@@ -85,14 +85,20 @@ impl Kernel {
         self.dot_f64(a, b) as f32
     }
 
-    /// Σ aᵢbᵢ in f64 (before the final rounding to f32).
-    pub fn dot_f64(self, a: &[f32], b: &[f32]) -> f64 {
+    /// Both kernels' preconditions: equal lengths, and a kernel this CPU runs (the
+    /// unsafe target-feature calls below rely on it).
+    fn check(self, a: &[f32], b: &[f32]) {
         assert_eq!(a.len(), b.len(), "vectors of different lengths");
         assert!(
             self.available(),
             "kernel {} is not available on this CPU",
             self.name()
         );
+    }
+
+    /// Σ aᵢbᵢ in f64 (before the final rounding to f32).
+    pub fn dot_f64(self, a: &[f32], b: &[f32]) -> f64 {
+        self.check(a, b);
         match self {
             Kernel::Scalar => scalar::dot(a, b),
             // SAFETY: availability of the target features was checked above.
@@ -111,12 +117,7 @@ impl Kernel {
 
     /// (a·b, a·a, b·b) in one pass over both vectors.
     pub fn dot3(self, a: &[f32], b: &[f32]) -> (f64, f64, f64) {
-        assert_eq!(a.len(), b.len(), "vectors of different lengths");
-        assert!(
-            self.available(),
-            "kernel {} is not available on this CPU",
-            self.name()
-        );
+        self.check(a, b);
         match self {
             Kernel::Scalar => scalar::dot3(a, b),
             // SAFETY: availability of the target features was checked above.
