@@ -118,7 +118,7 @@ pub fn run(o: &AttachOptions, interrupted: &AtomicBool) -> anyhow::Result<Attach
     let out_dir = o
         .out
         .as_deref()
-        .map(report::output::prepare_dir)
+        .map(|d| report::output::prepare_dir("--out", d))
         .transpose()?;
     let (profile, _loaded) = machine::discover(&TopologySource::Host)?;
 

@@ -56,19 +56,19 @@ pub struct SuiteArgs {
 #[derive(Debug, Args)]
 pub struct AttachArgs {
     /// Process to attach to.
-    #[arg(long)]
+    #[arg(long, allow_negative_numbers = true, value_parser = parse_pid)]
     pub pid: u32,
     /// Probes: sched, futex, locks, memory, profile (comma-separated) or all.
-    #[arg(long, default_value = "sched,futex,memory")]
+    #[arg(long, default_value = "sched,futex,memory", value_parser = parse_probe_list)]
     pub probes: String,
     /// Entry+return probe on a function: BINARY:SYMBOL (repeatable, up to 4).
     #[arg(long)]
     pub uprobe: Vec<String>,
-    /// Seconds to stay attached (Ctrl-C or the target exiting end it earlier).
-    #[arg(long, default_value_t = 10.0, allow_negative_numbers = true)]
+    /// How long to stay attached: seconds, or 30s, 5m, 2h (Ctrl-C or the target exiting end it earlier).
+    #[arg(long, default_value = "10", allow_negative_numbers = true, value_parser = parse_seconds)]
     pub duration: f64,
-    /// Sampling frequency of the profile probe, Hz.
-    #[arg(long, default_value_t = 99)]
+    /// Sampling frequency of the profile probe, Hz (1 to 10000).
+    #[arg(long, default_value_t = 99, allow_negative_numbers = true, value_parser = parse_frequency)]
     pub frequency: u64,
     /// Print one JSON document on stdout.
     #[arg(long)]
@@ -81,16 +81,16 @@ pub struct AttachArgs {
 #[derive(Debug, Args)]
 pub struct C2cArgs {
     /// Sample a running process.
-    #[arg(long, conflicts_with = "replay")]
+    #[arg(long, conflicts_with = "replay", allow_negative_numbers = true, value_parser = parse_pid)]
     pub pid: Option<u32>,
     /// Analyse a recorded JSON-lines stream of memory samples instead of sampling.
     #[arg(long)]
     pub replay: Option<PathBuf>,
-    /// Seconds to sample (with --pid; with a command, until it exits or this long).
-    #[arg(long, default_value_t = 10.0, allow_negative_numbers = true)]
+    /// How long to sample: seconds, or 30s, 5m (with --pid; with a command, until it exits or this long).
+    #[arg(long, default_value = "10", allow_negative_numbers = true, value_parser = parse_seconds)]
     pub duration: f64,
     /// Lines to show.
-    #[arg(long, default_value_t = 10)]
+    #[arg(long, default_value_t = 10, allow_negative_numbers = true, value_parser = parse_top)]
     pub top: usize,
     /// Print one JSON document on stdout.
     #[arg(long)]
@@ -137,13 +137,13 @@ pub struct RunArgs {
     /// Experiment name, e.g. false-sharing.
     pub experiment: String,
     /// Worker threads (placed by --placement); a list (1,2,4 or 1-8) sweeps thread counts.
-    #[arg(long, value_parser = parse_threads)]
+    #[arg(long, allow_negative_numbers = true, value_parser = parse_threads)]
     pub threads: Option<CpuList>,
     /// Pair classes to run: smt-siblings, same-l3, cross-l3, cross-package (comma-separated) or all.
     #[arg(long, value_parser = parse_pairs)]
     pub pairs: Option<PairList>,
     /// Explicit CPUs, e.g. 0,2,4-7: worker i runs on the i-th CPU.
-    #[arg(long, value_parser = parse_cpus)]
+    #[arg(long, allow_negative_numbers = true, value_parser = parse_cpus)]
     pub cpus: Option<CpuList>,
     /// false-sharing only: measure a real two-field struct as written vs
     /// #[repr(align(64))] vs CachePadded (the false-sharing-layout experiment).
@@ -163,16 +163,16 @@ pub struct RunArgs {
     #[arg(long)]
     pub events: Option<String>,
     /// eBPF probes on the experiment's threads: sched, futex, locks, memory, profile.
-    #[arg(long)]
+    #[arg(long, value_parser = parse_probe_list)]
     pub probes: Option<String>,
-    /// Seconds per repetition per variant.
-    #[arg(long, allow_negative_numbers = true)]
+    /// Seconds per repetition per variant (or 500ms, 2s).
+    #[arg(long, allow_negative_numbers = true, value_parser = parse_seconds)]
     pub duration: Option<f64>,
     /// Measured repetitions per variant.
     #[arg(long, allow_negative_numbers = true, value_parser = parse_count)]
     pub repetitions: Option<usize>,
     /// Warm-up repetitions per variant (not measured).
-    #[arg(long, value_parser = parse_count)]
+    #[arg(long, allow_negative_numbers = true, value_parser = parse_count)]
     pub warmup: Option<usize>,
     /// Short run: fewer, shorter repetitions.
     #[arg(long)]
@@ -191,20 +191,77 @@ pub struct RunArgs {
     pub topology: TopologySource,
 }
 
+/// A clap error as one line: bad input is one line on stderr everywhere in
+/// hwprof. A missing subcommand names the ones there are; a missing argument
+/// names the argument (clap puts it on the next line).
+pub fn one_line_error(e: &clap::Error) -> String {
+    use clap::error::ErrorKind;
+    if e.kind() == ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand
+        || e.kind() == ErrorKind::MissingSubcommand
+    {
+        // Which command lacks its subcommand: walk argv down the command tree.
+        use clap::CommandFactory;
+        let mut cmd = Cli::command();
+        let mut path = vec!["hwprof".to_string()];
+        for a in std::env::args().skip(1) {
+            match cmd.find_subcommand(&a) {
+                Some(sub) => {
+                    path.push(a.clone());
+                    let sub = sub.clone();
+                    cmd = sub;
+                }
+                None => break,
+            }
+        }
+        let subs: Vec<String> = cmd
+            .get_subcommands()
+            .filter(|c| c.get_name() != "help")
+            .map(|c| c.get_name().to_string())
+            .collect();
+        return format!(
+            "{} needs a subcommand: {} (try '{} --help')",
+            path.join(" "),
+            subs.join(", "),
+            path.join(" ")
+        );
+    }
+    let text = e.render().to_string();
+    let mut parts = Vec::new();
+    for line in text.lines() {
+        let l = line.trim();
+        if l.starts_with("Usage:") || l.starts_with("For more information") {
+            break;
+        }
+        if l.is_empty() || l.starts_with("tip:") {
+            continue;
+        }
+        parts.push(l.strip_prefix("error: ").unwrap_or(l).to_string());
+    }
+    let mut msg = parts.join(" ");
+    if msg.is_empty() {
+        msg = "invalid arguments".into();
+    }
+    msg
+}
+
 fn parse_topology(s: &str) -> Result<TopologySource, String> {
     TopologySource::parse(s).map_err(|e| e.to_string())
 }
 
 /// `--pairs` value (a newtype: clap would take a bare Vec for repeated flags).
+/// None is `all`: every class this machine has (the same as no `--pairs`).
 #[derive(Debug, Clone)]
-pub struct PairList(pub Vec<PairClass>);
+pub struct PairList(pub Option<Vec<PairClass>>);
 
 /// `--cpus` value.
 #[derive(Debug, Clone)]
 pub struct CpuList(pub Vec<usize>);
 
 fn parse_pairs(s: &str) -> Result<PairList, String> {
-    PairClass::parse_list(s).map(PairList)
+    if s.trim() == "all" {
+        return Ok(PairList(None));
+    }
+    PairClass::parse_list(s).map(|v| PairList(Some(v)))
 }
 
 fn parse_cpus(s: &str) -> Result<CpuList, String> {
@@ -212,7 +269,7 @@ fn parse_cpus(s: &str) -> Result<CpuList, String> {
 }
 
 fn parse_threads(s: &str) -> Result<CpuList, String> {
-    let v = cpulist::parse(s).map_err(|e| e.replace("CPU", "thread count"))?;
+    let v = cpulist::parse_list(s, "thread count")?;
     if v.contains(&0) {
         return Err("thread counts start at 1".into());
     }
@@ -224,7 +281,123 @@ fn parse_policy(s: &str) -> Result<Policy, String> {
 }
 
 fn parse_count(s: &str) -> Result<usize, String> {
-    s.parse::<i64>()
-        .map_err(|_| format!("{s:?} is not a whole number"))
-        .and_then(|v| usize::try_from(v).map_err(|_| format!("{v} is negative; expected a count")))
+    whole_number(s, "a count", 0, u32::MAX as u64).map(|v| v as usize)
+}
+
+fn parse_pid(s: &str) -> Result<u32, String> {
+    whole_number(s, "a process id", 1, i32::MAX as u64).map(|v| v as u32)
+}
+
+fn parse_top(s: &str) -> Result<usize, String> {
+    whole_number(s, "a number of lines", 1, 100_000).map(|v| v as usize)
+}
+
+fn parse_frequency(s: &str) -> Result<u64, String> {
+    whole_number(s, "a frequency in Hz", 1, 10_000)
+}
+
+fn parse_probe_list(s: &str) -> Result<String, String> {
+    crate::probes::ProbeKind::parse_list(s).map(|_| s.to_string())
+}
+
+/// A whole number in `min..=max`, with a message that says what was wrong:
+/// negative, too large, or not a number at all.
+pub fn whole_number(s: &str, what: &str, min: u64, max: u64) -> Result<u64, String> {
+    let t = s.trim();
+    let digits = t.strip_prefix('+').unwrap_or(t);
+    if let Some(d) = t.strip_prefix('-') {
+        if !d.is_empty() && d.bytes().all(|b| b.is_ascii_digit()) {
+            return Err(format!(
+                "{s} is negative; expected {what} of at least {min}"
+            ));
+        }
+    }
+    if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
+        return Err(format!("{s:?} is not a whole number (expected {what})"));
+    }
+    match digits.parse::<u64>() {
+        Ok(v) if v > max => Err(format!("{v} is too large for {what} (at most {max})")),
+        Ok(v) if v < min => Err(format!("{v} is too small for {what} (at least {min})")),
+        Ok(v) => Ok(v),
+        Err(_) => Err(format!("{s} is too large for {what} (at most {max})")),
+    }
+}
+
+/// Longest duration any option accepts: 30 days (a soak runs for days; a
+/// larger value is a typo, and 1e30 s would overflow a `Duration`).
+pub const MAX_DURATION_S: f64 = 30.0 * 86_400.0;
+
+/// The one validator for durations: plain seconds (`2.5`) or with a unit
+/// (`500ms`, `30s`, `5m`, `24h`, `1d`), positive, finite and at most
+/// [`MAX_DURATION_S`]. Returns seconds.
+pub fn parse_seconds(s: &str) -> Result<f64, String> {
+    let t = s.trim();
+    let secs = match t.parse::<f64>() {
+        Ok(v) => v,
+        Err(_) => {
+            let split = t
+                .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+                .unwrap_or(t.len());
+            let (num, unit) = t.split_at(split);
+            let n: f64 = num.parse().map_err(|_| {
+                format!("{s:?} is not a duration (seconds, or e.g. 500ms, 30s, 5m, 2h)")
+            })?;
+            let scale = match unit.trim() {
+                "ms" => 1e-3,
+                "s" | "sec" => 1.0,
+                "m" | "min" => 60.0,
+                "h" => 3600.0,
+                "d" => 86_400.0,
+                other => {
+                    return Err(format!(
+                        "{s:?}: unknown unit {other:?} (use ms, s, m, h or d)"
+                    ))
+                }
+            };
+            n * scale
+        }
+    };
+    if !secs.is_finite() || secs <= 0.0 {
+        return Err(format!("{s} is not a positive duration"));
+    }
+    if secs > MAX_DURATION_S {
+        return Err(format!(
+            "{s} s is longer than the {} days hwprof accepts",
+            MAX_DURATION_S / 86_400.0
+        ));
+    }
+    Ok(secs)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations_are_bounded_and_take_units() {
+        assert_eq!(parse_seconds("2.5").unwrap(), 2.5);
+        assert_eq!(parse_seconds("500ms").unwrap(), 0.5);
+        assert_eq!(parse_seconds("5m").unwrap(), 300.0);
+        assert_eq!(parse_seconds("24h").unwrap(), 86_400.0);
+        for bad in ["0", "-1", "1e30", "inf", "NaN", "", "5y", "abc", "31d"] {
+            assert!(parse_seconds(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn whole_numbers_say_what_is_wrong() {
+        assert!(whole_number("-1", "a count", 0, 10)
+            .unwrap_err()
+            .contains("negative"));
+        assert!(whole_number("99999999999999999999999", "a count", 0, 10)
+            .unwrap_err()
+            .contains("too large"));
+        assert!(whole_number("11", "a count", 0, 10)
+            .unwrap_err()
+            .contains("too large"));
+        assert!(whole_number("x", "a count", 0, 10)
+            .unwrap_err()
+            .contains("not a whole number"));
+        assert_eq!(whole_number("7", "a count", 0, 10).unwrap(), 7);
+    }
 }

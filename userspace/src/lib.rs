@@ -9,6 +9,8 @@ pub mod cpu;
 pub mod error;
 pub mod events;
 pub mod experiment;
+pub mod input;
+pub mod interrupt;
 pub mod machine;
 pub mod measure;
 pub mod placement;

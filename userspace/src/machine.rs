@@ -25,6 +25,8 @@ pub struct MachineProfile {
 
 /// Discover everything about this machine (topology from `source`).
 pub fn discover(source: &TopologySource) -> anyhow::Result<(MachineProfile, Loaded)> {
+    // Nothing to write yet: Ctrl-C during discovery exits at once.
+    let _discovering = crate::interrupt::Discovering::begin();
     let loaded = topology::load(source)?;
     let virtualization = crate::virt::detect();
     let capabilities = capabilities::probe(virtualization.as_deref());

@@ -35,35 +35,18 @@ fn main() -> ExitCode {
         Ok(c) => c,
         Err(e) => {
             use clap::error::ErrorKind;
-            if matches!(
-                e.kind(),
-                ErrorKind::DisplayHelp
-                    | ErrorKind::DisplayVersion
-                    | ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand
-            ) {
+            if matches!(e.kind(), ErrorKind::DisplayHelp | ErrorKind::DisplayVersion) {
                 let _ = e.print();
-                return if e.kind() == ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand {
-                    ExitCode::from(2)
-                } else {
-                    ExitCode::SUCCESS
-                };
+                return ExitCode::SUCCESS;
             }
-            let text = e.render().to_string();
-            let first = text.lines().next().unwrap_or("invalid arguments");
-            let first = first.strip_prefix("error: ").unwrap_or(first);
-            eprintln!("hwprof: error: {first}");
+            eprintln!("hwprof: error: {}", hwprof::cli::one_line_error(&e));
             return ExitCode::from(2);
         }
     };
 
     // SIGINT/SIGTERM end the run early; the report is still written. A second
-    // signal exits at once.
-    let interrupted = Arc::new(AtomicBool::new(false));
-    for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
-        let _ =
-            signal_hook::flag::register_conditional_shutdown(sig, 130, Arc::clone(&interrupted));
-        let _ = signal_hook::flag::register(sig, Arc::clone(&interrupted));
-    }
+    // signal, or one during discovery, exits at once.
+    let interrupted = hwprof::interrupt::install();
 
     match dispatch(cli, interrupted) {
         Ok(code) => code,
@@ -122,7 +105,7 @@ fn dispatch(cli: Cli, interrupted: Arc<AtomicBool>) -> anyhow::Result<ExitCode> 
             let save_dir = a
                 .save
                 .as_deref()
-                .map(report::output::prepare_dir)
+                .map(|d| report::output::prepare_dir("--save", d))
                 .transpose()?;
             let (profile, loaded) = machine::discover(&a.topology)?;
             let json = report::json::to_string(&profile);
@@ -170,7 +153,7 @@ fn dispatch(cli: Cli, interrupted: Arc<AtomicBool>) -> anyhow::Result<ExitCode> 
                     threads,
                     thread_sweep,
                     oversubscribe: a.oversubscribe,
-                    pairs: a.pairs.map(|p| p.0),
+                    pairs: a.pairs.and_then(|p| p.0),
                     cpus: a.cpus.map(|c| c.0),
                     policy: a.placement,
                 },
@@ -296,7 +279,7 @@ fn c2c(a: hwprof::cli::C2cArgs, interrupted: Arc<AtomicBool>) -> anyhow::Result<
     let out_dir = a
         .out
         .as_deref()
-        .map(report::output::prepare_dir)
+        .map(|d| report::output::prepare_dir("--out", d))
         .transpose()?;
     let line_bytes = 64;
     let r = if let Some(path) = &a.replay {

@@ -81,7 +81,7 @@ pub fn run(
     json: bool,
     interrupted: Arc<AtomicBool>,
 ) -> anyhow::Result<SuiteReport> {
-    let out = report::output::prepare_dir(out)?;
+    let out = report::output::prepare_dir("--out", out)?;
     let started = std::time::Instant::now();
     let started_at = humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string();
     let registry = hwprof_workloads::registry();

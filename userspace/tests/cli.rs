@@ -36,7 +36,7 @@ fn json(args: &[&str]) -> Value {
 fn topologies() -> PathBuf {
     std::env::var_os("HWPROF_TOPOLOGIES")
         .map(PathBuf::from)
-        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/topologies"))
+        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/topologies"))
 }
 
 fn tool_output(cmd: &str, args: &[&str]) -> Option<String> {

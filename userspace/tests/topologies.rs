@@ -1,4 +1,4 @@
-//! Discovery and placement on real machines' hwloc exports (../shared/topologies)
+//! Discovery and placement on real machines' hwloc exports (tests/data/topologies, copied from the hwloc project's test data)
 //! and on synthetic descriptions. Expected counts are read from the README that
 //! ships with the exports (lstopo's counts), and cross-checked against lstopo
 //! itself when it is installed.
@@ -15,7 +15,7 @@ use hwprof_workloads::ThreadShape;
 fn topologies_dir() -> PathBuf {
     let dir = std::env::var_os("HWPROF_TOPOLOGIES")
         .map(PathBuf::from)
-        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/topologies"));
+        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/topologies"));
     assert!(
         dir.join("README.md").is_file(),
         "topology exports not found at {} (set HWPROF_TOPOLOGIES)",

@@ -12,7 +12,6 @@ pub mod spe;
 pub mod spe_linux;
 
 use std::collections::BTreeMap;
-use std::io::BufRead;
 use std::path::Path;
 
 use serde::{Deserialize, Serialize};
@@ -32,32 +31,46 @@ pub struct RecordingHeader {
 
 /// Read a JSON-lines recording: optional header, then one [`MemSample`] per line.
 pub fn read_recording(path: &Path) -> anyhow::Result<(Option<RecordingHeader>, Vec<MemSample>)> {
-    let f = std::fs::File::open(path)
-        .map_err(|e| usage(format!("--replay {}: {e}", path.display())))?;
+    use crate::input::{BoundedLines, MAX_RECORD_BYTES};
+    let f = std::fs::File::open(path).map_err(|e| {
+        usage(format!(
+            "--replay {}: {}",
+            path.display(),
+            crate::input::io_reason(&e)
+        ))
+    })?;
     let mut header = None;
     let mut samples = Vec::new();
-    for (i, line) in std::io::BufReader::new(f).lines().enumerate() {
-        let line = line.map_err(|e| usage(format!("--replay {}: {e}", path.display())))?;
+    for line in BoundedLines::new(std::io::BufReader::new(f), MAX_RECORD_BYTES) {
+        let (n, line) = line.map_err(|e| usage(format!("--replay {}: {e}", path.display())))?;
         if line.trim().is_empty() {
             continue;
         }
-        if i == 0 {
+        if n == 1 {
             if let Ok(h) = serde_json::from_str::<RecordingHeader>(&line) {
                 header = Some(h);
                 continue;
             }
         }
+        if samples.len() >= MAX_REPLAY_SAMPLES {
+            return Err(usage(format!(
+                "--replay {}: more than {MAX_REPLAY_SAMPLES} samples; split the recording",
+                path.display()
+            )));
+        }
         let s: MemSample = serde_json::from_str(&line).map_err(|e| {
             usage(format!(
-                "--replay {}: line {}: not a memory sample ({e})",
-                path.display(),
-                i + 1
+                "--replay {}: line {n}: not a memory sample ({e})",
+                path.display()
             ))
         })?;
         samples.push(s);
     }
     Ok((header, samples))
 }
+
+/// Samples one replay may hold (about 1.5 GB in memory at this bound).
+pub const MAX_REPLAY_SAMPLES: usize = 20_000_000;
 
 #[derive(Debug, Clone, Serialize)]
 pub struct CodeSite {

@@ -250,6 +250,10 @@ fn place(value: u64, ranges: &[(u32, u32)], term: &str) -> Result<u64, String> {
     Ok(out)
 }
 
+/// Core PMU names accepted even where sysfs does not list them (a VM without a
+/// PMU, a profile of another machine): their layouts are built in.
+const KNOWN_CORE_PMUS: [&str; 5] = ["cpu", "cpu_core", "cpu_atom", "armv8_pmuv3", "ibs_op"];
+
 fn builtin_format(encoding: Encoding, term: &str) -> Option<&'static str> {
     match (encoding, term) {
         (Encoding::Arm, "event") => Some("config:0-15"),
@@ -272,6 +276,21 @@ pub fn encode_terms(
     encoding: Encoding,
     sysfs: Option<&Path>,
 ) -> Result<(u64, u64), String> {
+    if terms.split(',').all(|t| t.trim().is_empty()) {
+        return Err(format!(
+            "{pmu}/{terms}/: no terms; expected e.g. {pmu}/event=0x3c,umask=0x00/"
+        ));
+    }
+    let in_sysfs = sysfs.is_some_and(|root| root.join(pmu).is_dir());
+    let known = KNOWN_CORE_PMUS
+        .iter()
+        .any(|k| pmu == *k || (*k == "armv8_pmuv3" && pmu.starts_with(k)));
+    if !in_sysfs && !known {
+        return Err(format!(
+            "{pmu}/{terms}/: no PMU named {pmu:?} on this machine (see /sys/bus/event_source/devices; core PMUs: {})",
+            KNOWN_CORE_PMUS.join(", ")
+        ));
+    }
     let mut words = [0u64; 3];
     for term in terms.split(',').map(str::trim).filter(|s| !s.is_empty()) {
         let (name, value) = match term.split_once('=') {
@@ -394,6 +413,19 @@ mod tests {
             "Intel event codes are 8 bits"
         );
         assert!(parse("cpu/frob=1/", None, Encoding::Intel, None).is_err());
+        // No terms, and a PMU neither built in nor in sysfs.
+        let dir = tempfile::tempdir().unwrap();
+        for bad in ["cpu//", "cpu/ , /", "nopmu/event=0x1/"] {
+            let e = parse(bad, None, Encoding::Intel, Some(dir.path())).unwrap_err();
+            assert!(e.contains(bad.split('/').next().unwrap()), "{bad}: {e}");
+        }
+        assert!(parse(
+            "armv8_pmuv3_0/event=0x11/",
+            None,
+            Encoding::Arm,
+            Some(dir.path())
+        )
+        .is_ok());
         assert!(parse("cpu/event=0xd2", None, Encoding::Intel, None).is_err());
     }
 

@@ -152,6 +152,26 @@ pub fn run(o: &RunOptions, interrupted: Arc<AtomicBool>) -> anyhow::Result<Optio
         None => MemoryPolicy::FirstTouch,
     };
 
+    // Every option is checked before anything runs, --plan-only included.
+    let catalog = Catalog::builtin();
+    let host_map = events::host_map(&catalog, &profile.cpu).ok();
+    let encoding = events::host_encoding(&profile.cpu);
+    let sysfs = std::path::Path::new("/sys/bus/event_source/devices");
+    let user_events = match &o.events {
+        Some(list) => spec::split_list(list)
+            .iter()
+            .map(|e| spec::parse(e, host_map, encoding, Some(sysfs)))
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| usage(format!("--events: {e}")))?,
+        None => vec![],
+    };
+    let probe_kinds = match &o.probes {
+        Some(p) => {
+            crate::probes::ProbeKind::parse_list(p).map_err(|e| usage(format!("--probes: {e}")))?
+        }
+        None => vec![],
+    };
+
     if o.plan_only {
         if o.json {
             println!(
@@ -198,22 +218,10 @@ pub fn run(o: &RunOptions, interrupted: Arc<AtomicBool>) -> anyhow::Result<Optio
     let out_dir = o
         .out
         .as_deref()
-        .map(report::output::prepare_dir)
+        .map(|d| report::output::prepare_dir("--out", d))
         .transpose()?;
 
     let caps = &profile.capabilities;
-    let catalog = Catalog::builtin();
-    let host_map = events::host_map(&catalog, &profile.cpu).ok();
-    let encoding = events::host_encoding(&profile.cpu);
-    let sysfs = std::path::Path::new("/sys/bus/event_source/devices");
-    let user_events = match &o.events {
-        Some(list) => spec::split_list(list)
-            .iter()
-            .map(|e| spec::parse(e, host_map, encoding, Some(sysfs)))
-            .collect::<Result<Vec<_>, _>>()
-            .map_err(|e| usage(format!("--events: {e}")))?,
-        None => vec![],
-    };
     let selection = events::select(&catalog, &profile.cpu, caps, exp.metrics(), user_events);
     let mut counters = CounterPlan::from_capabilities(caps);
     counters.extra = selection.events.clone();
@@ -252,12 +260,6 @@ pub fn run(o: &RunOptions, interrupted: Arc<AtomicBool>) -> anyhow::Result<Optio
         settings.warmup,
         total as f64 * settings.duration_s
     );
-    let probe_kinds = match &o.probes {
-        Some(p) => {
-            crate::probes::ProbeKind::parse_list(p).map_err(|e| usage(format!("--probes: {e}")))?
-        }
-        None => vec![],
-    };
     let mut warnings = Vec::new();
     let probe_session = if probe_kinds.is_empty() {
         None

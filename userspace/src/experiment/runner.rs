@@ -2,7 +2,7 @@
 //! every worker pinned, counted and timed, for a fixed window.
 
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Barrier;
+use std::sync::{Condvar, Mutex};
 use std::time::{Duration, Instant};
 
 use serde::Serialize;
@@ -27,6 +27,57 @@ pub struct Context<'a> {
     pub probes: Option<&'a std::sync::Mutex<crate::probes::Session>>,
     /// A worker whose operation count does not move for this long fails the run.
     pub watchdog: Duration,
+}
+
+/// The start line of a trial: every worker reports in, then all start together,
+/// or, when a worker could not be started at all, all give up. (A `Barrier`
+/// would wait forever for a thread that was never spawned.)
+struct StartGate {
+    state: Mutex<(usize, GateState)>,
+    cv: Condvar,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum GateState {
+    Waiting,
+    Go,
+    Abort,
+}
+
+impl StartGate {
+    fn new() -> Self {
+        Self {
+            state: Mutex::new((0, GateState::Waiting)),
+            cv: Condvar::new(),
+        }
+    }
+
+    /// A worker: report in and wait for the start. False: abandon the trial.
+    fn arrive_and_wait(&self) -> bool {
+        let mut g = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        g.0 += 1;
+        self.cv.notify_all();
+        while g.1 == GateState::Waiting {
+            g = self.cv.wait(g).unwrap_or_else(|e| e.into_inner());
+        }
+        g.1 == GateState::Go
+    }
+
+    /// The coordinator: wait for `n` workers, then start them.
+    fn start_when(&self, n: usize) {
+        let mut g = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        while g.0 < n {
+            g = self.cv.wait(g).unwrap_or_else(|e| e.into_inner());
+        }
+        g.1 = GateState::Go;
+        self.cv.notify_all();
+    }
+
+    fn abort(&self) {
+        let mut g = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        g.1 = GateState::Abort;
+        self.cv.notify_all();
+    }
 }
 
 /// Default watchdog: no progress for 5 s.
@@ -134,7 +185,7 @@ pub fn run_trial(
         b.reset_memory();
     }
 
-    let start = Barrier::new(cpus.len() + 1);
+    let start = StartGate::new();
     let stop = AtomicBool::new(false);
     // Batches finished so far by each worker (a batch may legitimately do no
     // operation, e.g. an idle tenant; a stuck one never returns), and its kernel
@@ -143,14 +194,15 @@ pub fn run_trial(
         cpus.iter().map(|_| Default::default()).collect();
     let tids: Vec<std::sync::atomic::AtomicU32> = cpus.iter().map(|_| Default::default()).collect();
     let mut stuck: Option<String> = None;
+    let mut spawn_error: Option<String> = None;
     let results: Vec<anyhow::Result<WorkerResult>> = std::thread::scope(|s| {
-        let handles: Vec<_> = cpus
-            .iter()
-            .enumerate()
-            .map(|(worker, &cpu)| {
-                let (trial, start, stop) = (&trial, &start, &stop);
-                let (progress, tids) = (&progress[worker], &tids[worker]);
-                s.spawn(move || -> anyhow::Result<WorkerResult> {
+        let mut handles = Vec::with_capacity(cpus.len());
+        for (worker, &cpu) in cpus.iter().enumerate() {
+            let (trial, start, stop) = (&trial, &start, &stop);
+            let (progress, tids) = (&progress[worker], &tids[worker]);
+            let spawned = std::thread::Builder::new()
+                .name(format!("hwprof-w{worker}"))
+                .spawn_scoped(s, move || -> anyhow::Result<WorkerResult> {
                     let bound = match ctx.binder {
                         Some(b) => b.bind_current_thread(cpu),
                         None => Ok(()),
@@ -165,8 +217,10 @@ pub fn run_trial(
                     if bound.is_ok() {
                         trial.setup(worker);
                     }
-                    // Wait even on failure so the coordinator is never left hanging.
-                    start.wait();
+                    // Report in even on failure so the coordinator is never left hanging.
+                    if !start.arrive_and_wait() {
+                        anyhow::bail!("worker {worker}: trial abandoned");
+                    }
                     bound.map_err(|e| anyhow::anyhow!("worker {worker}: {e}"))?;
                     let mut r = WorkerResult {
                         worker,
@@ -215,10 +269,29 @@ pub fn run_trial(
                     r.counters = counters.read();
                     r.latency = recorder.map(|rec| rec.hist);
                     Ok(r)
-                })
-            })
-            .collect();
-        start.wait();
+                });
+            match spawned {
+                Ok(h) => handles.push(h),
+                Err(e) => {
+                    spawn_error = Some(format!(
+                            "cannot start worker thread {} of {}: {} (the limit on processes and threads, ulimit -u, may be too low)",
+                            worker + 1,
+                            cpus.len(),
+                            crate::input::io_reason(&e)
+                        ));
+                    break;
+                }
+            }
+        }
+        if spawn_error.is_some() {
+            // The threads that did start are released and joined; none measures.
+            start.abort();
+            for h in handles {
+                let _ = h.join();
+            }
+            return Vec::new();
+        }
+        start.start_when(cpus.len());
         let began = Instant::now();
         let mut last: Vec<(u64, Instant)> = cpus.iter().map(|_| (0, began)).collect();
         let check = |last: &mut Vec<(u64, Instant)>| -> Option<String> {
@@ -282,6 +355,9 @@ pub fn run_trial(
             })
             .collect()
     });
+    if let Some(msg) = spawn_error {
+        anyhow::bail!(msg);
+    }
     if let Some(msg) = stuck {
         anyhow::bail!(msg);
     }

@@ -39,7 +39,8 @@ impl MemoryPolicy {
     /// Parse `first-touch`, `node:N[,M]` or `interleave[:N,M]` against the known nodes.
     pub fn parse(text: &str, nodes: &[usize]) -> Result<Self, String> {
         let list = |s: &str| -> Result<Vec<usize>, String> {
-            let v = super::cpulist::parse(s).map_err(|e| format!("--membind {text:?}: {e}"))?;
+            let v = super::cpulist::parse_list(s, "NUMA node")
+                .map_err(|e| format!("--membind {text:?}: {e}"))?;
             if let Some(bad) = v.iter().find(|n| !nodes.contains(n)) {
                 return Err(format!(
                     "--membind {text:?}: NUMA node {bad} does not exist on this machine (nodes: {})",

@@ -5,24 +5,38 @@ use std::collections::BTreeSet;
 
 /// Parse `0,2,4-7` into sorted, de-duplicated CPU numbers.
 pub fn parse(text: &str) -> Result<Vec<usize>, String> {
+    parse_list(text, "CPU")
+}
+
+/// The same list syntax for other numbers (`noun`: "NUMA node", "thread count").
+pub fn parse_list(text: &str, noun: &str) -> Result<Vec<usize>, String> {
     let text = text.trim();
     if text.is_empty() {
-        return Err("empty CPU list".into());
+        return Err(format!("empty {noun} list"));
     }
     let mut cpus = BTreeSet::new();
     for part in text.split(',') {
         let part = part.trim();
+        if part.starts_with('-') {
+            return Err(format!("{part:?} is negative in {noun} list {text:?}"));
+        }
         let number = |s: &str| -> Result<usize, String> {
-            s.trim()
-                .parse::<usize>()
-                .map_err(|_| format!("{s:?} is not a CPU number in CPU list {text:?}"))
+            let s = s.trim();
+            if !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit()) {
+                return s.parse::<usize>().map_err(|_| {
+                    format!("{s:?} is too large for a {noun} number in {noun} list {text:?}")
+                });
+            }
+            Err(format!(
+                "{s:?} is not a {noun} number in {noun} list {text:?}"
+            ))
         };
         match part.split_once('-') {
             Some((lo, hi)) => {
                 let (lo, hi) = (number(lo)?, number(hi)?);
                 if lo > hi {
                     return Err(format!(
-                        "range {part:?} runs backwards in CPU list {text:?}"
+                        "range {part:?} runs backwards in {noun} list {text:?}"
                     ));
                 }
                 if hi - lo > 1 << 16 {

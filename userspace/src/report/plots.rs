@@ -23,29 +23,43 @@ fn ensure_font() {
     });
 }
 
-/// Draw the same picture into `path` (SVG) and beside it as PNG; evaluates to the
-/// two paths. The body draws on `$root` and may use `?` with [`err`].
+/// Draw the same picture as SVG into `path` and beside it as PNG; evaluates to
+/// the two paths. Both are rendered in memory and written through
+/// [`crate::report::output::write_atomic`] (no symlink followed, no partial file
+/// on a write error, owned by the invoking user under sudo). The body draws on
+/// `$root` and may use `?` with [`err`].
 macro_rules! svg_and_png {
     ($path:expr, $size:expr, |$root:ident| $body:block) => {{
         ensure_font();
         let svg: &Path = $path;
         let png = svg.with_extension("png");
+        let mut svg_text = String::new();
         {
-            let $root = SVGBackend::new(svg, $size).into_drawing_area();
+            let $root = SVGBackend::with_string(&mut svg_text, $size).into_drawing_area();
             $body
             $root.present().map_err(err)?;
         }
+        let (w, h): (u32, u32) = $size;
+        let mut rgb = vec![0u8; w as usize * h as usize * 3];
         {
-            let $root = BitMapBackend::new(&png, $size).into_drawing_area();
+            let $root = BitMapBackend::with_buffer(&mut rgb, $size).into_drawing_area();
             $body
             $root.present().map_err(err)?;
         }
-        // Under sudo the plots, like the reports, belong to the invoking user.
-        for p in [svg, png.as_path()] {
-            crate::report::output::chown(p).map_err(|e| err(format!("{}: {e}", p.display())))?;
-        }
+        crate::report::output::write_atomic(svg, svg_text.as_bytes())?;
+        crate::report::output::write_atomic(&png, &encode_png(&rgb, w, h)?)?;
         vec![svg.to_path_buf(), png]
     }};
+}
+
+/// An RGB buffer as PNG bytes.
+fn encode_png(rgb: &[u8], w: u32, h: u32) -> anyhow::Result<Vec<u8>> {
+    use image::ImageEncoder;
+    let mut out = Vec::new();
+    image::codecs::png::PngEncoder::new(&mut out)
+        .write_image(rgb, w, h, image::ColorType::Rgb8)
+        .map_err(err)?;
+    Ok(out)
 }
 
 /// One series: name, measured points, optional fitted curve.

@@ -21,31 +21,30 @@ pub fn load(source: &TopologySource) -> anyhow::Result<Loaded> {
     let builder = match source {
         TopologySource::Host => builder,
         TopologySource::Xml(path) => {
-            if !path.is_file() {
-                return Err(usage(format!(
-                    "--topology xml:{}: no such file",
-                    path.display()
-                )));
-            }
-            builder.from_xml_file(path).map_err(|e| {
+            let flag = "--topology xml:";
+            let text = crate::input::read_text(flag, path, crate::input::MAX_FILE_BYTES)?;
+            builder.from_xml(&text).map_err(|e| {
                 usage(format!(
-                    "--topology xml:{}: not a readable hwloc XML export ({e})",
-                    path.display()
+                    "--topology xml:{}: not a readable hwloc XML export ({})",
+                    path.display(),
+                    hwloc_reason(&e.to_string())
                 ))
             })?
         }
         TopologySource::Synthetic(desc) => builder.from_synthetic(desc).map_err(|e| {
             usage(format!(
-                "--topology synthetic:{desc:?}: not a valid hwloc synthetic description ({e}); \
-                 example: \"pack:2 numa:1 l3:2 core:8 pu:2\""
+                "--topology synthetic:{desc:?}: not a valid hwloc synthetic description ({}); \
+                 example: \"pack:2 numa:1 l3:2 core:8 pu:2\"",
+                hwloc_reason(&e.to_string())
             ))
         })?,
     };
     let topo = builder.build().map_err(|e| match source {
         TopologySource::Host => anyhow::anyhow!("hwloc could not discover this machine: {e}"),
         _ => usage(format!(
-            "--topology {}: hwloc rejected it ({e})",
-            source.describe()
+            "--topology {}: hwloc rejected it ({})",
+            source.describe(),
+            hwloc_reason(&e.to_string())
         )),
     })?;
     let model = model_of(&topo, source)?;
@@ -55,6 +54,38 @@ pub fn load(source: &TopologySource) -> anyhow::Result<Loaded> {
         .map(|x| x.as_str().to_string());
     let binder = source.is_host().then(|| Binder::with_hwloc(Arc::new(topo)));
     Ok(Loaded { model, xml, binder })
+}
+
+/// hwlocality's error text in plain words: its Display may carry Rust Debug
+/// formatting (`Some(Errno { code: 22, … })`), which is no message for a user.
+fn hwloc_reason(text: &str) -> String {
+    if let Some(i) = text.find("code: ") {
+        let code: String = text[i + 6..]
+            .chars()
+            .take_while(|c| c.is_ascii_digit())
+            .collect();
+        if let Ok(c) = code.parse::<i32>() {
+            let why = crate::input::io_reason(&std::io::Error::from_raw_os_error(c));
+            let head = text[..text.find("Some(").or(text.find("Errno")).unwrap_or(i)]
+                .trim_end_matches([' ', ':', '(', ','])
+                .trim();
+            return if head.is_empty() {
+                why
+            } else {
+                format!("{head}: {why}")
+            };
+        }
+    }
+    if text.contains("None") && text.contains('(') {
+        return text
+            .split(['(', '{'])
+            .next()
+            .unwrap_or(text)
+            .trim()
+            .trim_end_matches(':')
+            .to_string();
+    }
+    text.to_string()
 }
 
 fn cpus_of(set: Option<BitmapRef<'_, CpuSet>>) -> Vec<usize> {

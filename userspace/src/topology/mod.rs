@@ -47,6 +47,7 @@ impl TopologySource {
                     "--topology synthetic: needs a description, e.g. synthetic:\"pack:2 core:4 pu:2\"",
                 ));
             }
+            check_synthetic_size(desc)?;
             return Ok(Self::Synthetic(desc.to_string()));
         }
         Err(usage(format!(
@@ -65,6 +66,61 @@ impl TopologySource {
             Self::Synthetic(d) => format!("synthetic:{d}"),
         }
     }
+}
+
+/// Most PUs a synthetic description may build (Linux's NR_CPUS tops out at 8192;
+/// hwloc would otherwise build, say, 10^12 objects for minutes).
+pub const MAX_SYNTHETIC_PUS: u128 = 16_384;
+
+/// Refuse a synthetic description whose levels multiply to more than
+/// [`MAX_SYNTHETIC_PUS`] leaves, before hwloc builds it. Levels are
+/// `TYPE:COUNT` tokens, optionally with `(attributes)`; anything else is left to
+/// hwloc to judge.
+fn check_synthetic_size(desc: &str) -> anyhow::Result<()> {
+    let mut leaves: u128 = 1;
+    let mut depth = 0usize;
+    let mut token = String::new();
+    // Split on whitespace outside parentheses (attributes may contain spaces).
+    let mut tokens = Vec::new();
+    for c in desc.chars() {
+        match c {
+            '(' => {
+                depth += 1;
+                token.push(c)
+            }
+            ')' => {
+                depth = depth.saturating_sub(1);
+                token.push(c)
+            }
+            c if c.is_whitespace() && depth == 0 => {
+                if !token.is_empty() {
+                    tokens.push(std::mem::take(&mut token));
+                }
+            }
+            c => token.push(c),
+        }
+    }
+    if !token.is_empty() {
+        tokens.push(token);
+    }
+    for t in tokens {
+        let Some((_, count)) = t.split_once(':') else {
+            continue;
+        };
+        let digits: String = count.chars().take_while(|c| c.is_ascii_digit()).collect();
+        if digits.is_empty() {
+            continue;
+        }
+        let n: u128 = digits.parse().unwrap_or(u128::MAX);
+        leaves = leaves.saturating_mul(n);
+    }
+    if leaves > MAX_SYNTHETIC_PUS {
+        return Err(usage(format!(
+            "--topology synthetic:{desc:?}: describes {} PUs, more than the {MAX_SYNTHETIC_PUS} hwprof models",
+            if leaves == u128::MAX { "too many".to_string() } else { leaves.to_string() }
+        )));
+    }
+    Ok(())
 }
 
 /// One processing unit (hardware thread) that is online and in the topology.
@@ -245,7 +301,18 @@ mod tests {
             TopologySource::parse("synthetic:\"pack:2 pu:2\"").unwrap(),
             TopologySource::Synthetic("pack:2 pu:2".into())
         );
-        for bad in ["", "xml:", "synthetic:", "file.xml", "Host"] {
+        // At the bound is fine.
+        assert!(TopologySource::parse("synthetic:pack:2 core:4096 pu:2").is_ok());
+        for bad in [
+            "",
+            "xml:",
+            "synthetic:",
+            "file.xml",
+            "Host",
+            "synthetic:pack:100000 core:100000 pu:100",
+            "synthetic:pack:99999999999999999999999999999999999999999 pu:2",
+            "synthetic:pack:2(memory=1GB) core:8192 pu:2",
+        ] {
             let err = TopologySource::parse(bad).unwrap_err();
             assert!(crate::error::is_usage(&err), "{bad:?}");
         }
