@@ -36,6 +36,25 @@ pub struct CounterValue {
     pub running_fraction: f64,
 }
 
+/// What ended an attach.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum EndedBy {
+    Duration,
+    Signal,
+    TargetExit,
+}
+
+impl std::fmt::Display for EndedBy {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Self::Duration => "duration",
+            Self::Signal => "signal",
+            Self::TargetExit => "target exit",
+        })
+    }
+}
+
 #[derive(Debug, Clone, Serialize)]
 pub struct AttachReport {
     pub schema_version: u32,
@@ -43,7 +62,9 @@ pub struct AttachReport {
     pub target: BTreeMap<String, String>,
     pub duration_s: f64,
     /// `duration`, `signal` or `target-exit`.
-    pub ended_by: String,
+    pub ended_by: EndedBy,
+    /// Ended early by SIGINT/SIGTERM (as in experiments' reports).
+    pub interrupted: bool,
     pub threads_seen: usize,
     /// Counters over all the target's threads (including those created while
     /// attached): software figures from the kernel's per-thread accounting
@@ -104,7 +125,7 @@ pub fn run(o: &AttachOptions, interrupted: &AtomicBool) -> anyhow::Result<Attach
     let uprobes = o
         .uprobes
         .iter()
-        .map(|u| UprobeSpec::parse(u).map_err(usage))
+        .map(|u| UprobeSpec::parse(u, Some(o.pid)).map_err(usage))
         .collect::<anyhow::Result<Vec<_>>>()?;
     // SAFETY: geteuid has no preconditions.
     let euid = unsafe { libc::geteuid() };
@@ -154,13 +175,13 @@ pub fn run(o: &AttachOptions, interrupted: &AtomicBool) -> anyhow::Result<Attach
     let mut polls = 0u64;
     let ended_by = loop {
         if interrupted.load(Ordering::Relaxed) {
-            break "signal";
+            break EndedBy::Signal;
         }
         if !alive(o.pid) {
-            break "target-exit";
+            break EndedBy::TargetExit;
         }
         if start.elapsed() >= limit {
-            break "duration";
+            break EndedBy::Duration;
         }
         for t in threads_of(o.pid) {
             if seen.insert(t) {
@@ -201,7 +222,8 @@ pub fn run(o: &AttachOptions, interrupted: &AtomicBool) -> anyhow::Result<Attach
         kind: "attach".into(),
         target,
         duration_s,
-        ended_by: ended_by.into(),
+        ended_by,
+        interrupted: ended_by == EndedBy::Signal,
         threads_seen: seen.len(),
         counters: counter_values,
         probes: probes_report,

@@ -92,7 +92,7 @@ fn dispatch(cli: Cli, interrupted: Arc<AtomicBool>) -> anyhow::Result<ExitCode> 
                 },
                 &interrupted,
             )?;
-            if r.ended_by == "signal" {
+            if r.interrupted {
                 return Ok(ExitCode::from(130));
             }
         }

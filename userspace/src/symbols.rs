@@ -52,7 +52,11 @@ struct ElfInfo {
     /// (p_vaddr, p_offset, p_filesz) of loadable segments.
     segments: Vec<(u64, u64, u64)>,
     /// Sorted by address.
+    /// One symbol per address (for resolving addresses), sorted.
     symbols: Vec<Sym>,
+    /// Every name, aliases included (`free` and `__libc_free` share an address;
+    /// a uprobe may name either).
+    names: Vec<Sym>,
 }
 
 fn load_elf(path: &Path) -> Option<ElfInfo> {
@@ -82,9 +86,22 @@ fn load_elf(path: &Path) -> Option<ElfInfo> {
             })
         })
         .collect();
-    symbols.sort_by_key(|s| s.addr);
+    let names = symbols.clone();
+    // Among aliases of one address, show the public name: fewest leading
+    // underscores, then the shortest.
+    symbols.sort_by_key(|s| {
+        (
+            s.addr,
+            s.name.bytes().take_while(|&b| b == b'_').count(),
+            s.name.len(),
+        )
+    });
     symbols.dedup_by_key(|s| s.addr);
-    Some(ElfInfo { segments, symbols })
+    Some(ElfInfo {
+        segments,
+        symbols,
+        names,
+    })
 }
 
 /// What an address is.
@@ -225,10 +242,15 @@ impl Symbolizer {
     pub fn symbol_file_offset(path: &Path, symbol: &str) -> Result<u64, String> {
         let info =
             load_elf(path).ok_or_else(|| format!("{}: not a readable ELF file", path.display()))?;
-        let matches: Vec<&Sym> = info
-            .symbols
+        let mut matches: Vec<&Sym> = info
+            .names
             .iter()
             .filter(|s| {
+                // Versioned dynamic names (`free@@GLIBC_2.2.5`) match without the version.
+                let unversioned = s.name.split('@').next().unwrap_or(&s.name);
+                if unversioned == symbol {
+                    return true;
+                }
                 let d = demangle(&s.name);
                 // C++ names carry their parameter list: match with or without it.
                 let bare = d.split('(').next().unwrap_or(&d);
@@ -238,6 +260,9 @@ impl Symbolizer {
                     || bare.ends_with(&format!("::{symbol}"))
             })
             .collect();
+        // The same symbol in .symtab and .dynsym is one symbol.
+        matches.sort_by_key(|s| s.addr);
+        matches.dedup_by_key(|s| s.addr);
         let s = match matches.as_slice() {
             [] => return Err(format!("symbol {symbol:?} not found in {}", path.display())),
             [one] => *one,

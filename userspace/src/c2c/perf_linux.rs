@@ -34,7 +34,13 @@ impl Mechanism {
 /// Which address-sampling facility this machine offers, or why none.
 pub fn detect(caps: &Capabilities, virt: Option<&str>) -> Result<Mechanism, String> {
     let dev = |p: &str| std::path::Path::new(DEVICES).join(p);
-    let none = |why: String| format!("address sampling needs PEBS/IBS/SPE; not available: {why}");
+    let none = |why: String| {
+        format!(
+            "address sampling needs PEBS/IBS/SPE; not available: {why}; run on bare metal or in a \
+             VM with a virtual PMU (KVM: -cpu host,pmu=on), or analyse a recording made elsewhere \
+             with --replay FILE"
+        )
+    };
     if !caps.pmu_hardware {
         return Err(none(match virt {
             Some(hv) => format!("{hv} guest without a PMU"),

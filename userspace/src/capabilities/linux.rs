@@ -379,7 +379,12 @@ fn bpf_or_perf_loss(capability: &str, e: AttachError, caps: &Capabilities) -> Lo
         AttachError::Perf(e) => Loss {
             capability: capability.into(),
             reason: format!("perf_event_open for the probe: {e}"),
-            remedy: "run with sudo (CAP_PERFMON), or lower kernel.perf_event_paranoid".into(),
+            // The kernel checks CAP_PERFMON for kprobe/uprobe PMU events and BPF
+            // attachment whatever perf_event_paranoid says (even -1).
+            remedy: "run with sudo, or grant CAP_PERFMON and CAP_BPF \
+                     (setcap cap_perfmon,cap_bpf+ep $(which hwprof)); \
+                     kernel.perf_event_paranoid does not lift this"
+                .into(),
         },
         AttachError::SetBpf(e) => Loss {
             capability: capability.into(),

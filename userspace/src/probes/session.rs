@@ -18,7 +18,8 @@ static OBJECT: &[u8] = aya::include_bytes_aligned!(env!("HWPROF_PROBES_OBJ"));
 
 pub struct Session {
     ebpf: Ebpf,
-    tracefs: String,
+    /// None where tracefs is not mounted or not readable (tracepoints then fail).
+    tracefs: Option<String>,
     opts: ProbeOptions,
     active: Vec<ProbeKind>,
     warnings: Vec<String>,
@@ -46,8 +47,9 @@ impl Session {
     /// Load the programs, track `threads` ((tid, tgid) pairs) and attach what
     /// `opts` asks for. Probes that cannot attach are skipped with a warning.
     pub fn start(opts: &ProbeOptions, threads: &[(u32, u32)]) -> Result<Session, String> {
-        let tracefs =
-            find_tracefs().ok_or("tracefs is not mounted or not readable: run with sudo")?;
+        // The programs first: without BPF nothing attaches, whatever tracefs says.
+        // tracefs is needed by the tracepoint probes only (not by profile).
+        let tracefs = find_tracefs();
         let ebpf = Ebpf::load(OBJECT).map_err(|e| {
             format!("loading hwprof's eBPF programs failed: {e}; run with sudo (or grant CAP_BPF and CAP_PERFMON)")
         })?;
@@ -121,7 +123,10 @@ impl Session {
     }
 
     fn attach_tracepoint(&mut self, prog: &str, cat: &str, ev: &str) -> Result<(), String> {
-        tracefs::check(&self.tracefs, &format!("{cat}/{ev}"))?;
+        let dir = self.tracefs.as_deref().ok_or(
+            "tracefs is not mounted or not readable by this user: run with sudo (hwprof mounts it)",
+        )?;
+        tracefs::check(dir, &format!("{cat}/{ev}"))?;
         let p: &mut TracePoint = self
             .ebpf
             .program_mut(prog)

@@ -18,15 +18,23 @@ pub struct UprobeSpec {
 impl UprobeSpec {
     /// Parse and resolve `BINARY:SYMBOL` (the last `:` splits, so `a::b` symbols
     /// need the binary first: `/usr/bin/x:crate::module::func`).
-    pub fn parse(text: &str) -> Result<UprobeSpec, String> {
+    /// A bare library or program name (`libc.so.6`, `postgres`) is looked up in
+    /// what `pid` maps, then the system library directories, then PATH.
+    pub fn parse(text: &str, pid: Option<u32>) -> Result<UprobeSpec, String> {
         let (bin, sym) = text
             .split_once(':')
             .filter(|(b, s)| !b.is_empty() && !s.is_empty())
             .ok_or_else(|| format!("--uprobe {text:?}: expected BINARY:SYMBOL"))?;
-        let binary = PathBuf::from(bin);
-        if !binary.is_file() {
-            return Err(format!("--uprobe {text:?}: {bin} is not a file"));
-        }
+        let binary = find_binary(bin, pid).ok_or_else(|| {
+            format!(
+                "--uprobe {text:?}: no file {bin}{}",
+                if bin.contains('/') {
+                    String::new()
+                } else {
+                    " mapped by the target, in the library directories or on PATH".to_string()
+                }
+            )
+        })?;
         let offset = crate::symbols::Symbolizer::symbol_file_offset(&binary, sym)
             .map_err(|e| format!("--uprobe {text:?}: {e}"))?;
         Ok(UprobeSpec {
@@ -35,6 +43,44 @@ impl UprobeSpec {
             offset,
         })
     }
+}
+
+/// Where `bin` is: a path as given, or a bare name found in the target's
+/// mappings (the library it really uses), the library directories, or PATH.
+fn find_binary(bin: &str, pid: Option<u32>) -> Option<PathBuf> {
+    let p = PathBuf::from(bin);
+    if bin.contains('/') {
+        return p.is_file().then_some(p);
+    }
+    if let Some(pid) = pid {
+        if let Ok(maps) = std::fs::read_to_string(format!("/proc/{pid}/maps")) {
+            for line in maps.lines() {
+                if let Some(path) = line.split_whitespace().nth(5) {
+                    let path = PathBuf::from(path);
+                    if path.file_name().is_some_and(|n| n == bin) && path.is_file() {
+                        return Some(path);
+                    }
+                }
+            }
+        }
+    }
+    let multiarch = format!("{}-linux-gnu", std::env::consts::ARCH);
+    let mut dirs: Vec<PathBuf> = [
+        format!("/lib/{multiarch}"),
+        format!("/usr/lib/{multiarch}"),
+        "/lib64".into(),
+        "/usr/lib64".into(),
+        "/lib".into(),
+        "/usr/lib".into(),
+        "/usr/local/lib".into(),
+    ]
+    .into_iter()
+    .map(PathBuf::from)
+    .collect();
+    if let Some(path) = std::env::var_os("PATH") {
+        dirs.extend(std::env::split_paths(&path));
+    }
+    dirs.into_iter().map(|d| d.join(bin)).find(|c| c.is_file())
 }
 
 #[derive(Debug, Clone, Serialize, PartialEq)]
