@@ -105,20 +105,24 @@ pub fn write_plots(
     dir: &Path,
     files: &mut Vec<String>,
     warnings: &mut Vec<String>,
-) {
+) -> anyhow::Result<()> {
+    use crate::report::output::is_write_error;
     use crate::report::plots;
     for c in &findings.charts {
         match plots::chart(dir, c) {
             Ok(names) => files.extend(names),
+            Err(e) if is_write_error(&e) => return Err(e),
             Err(e) => warnings.push(format!("plot {} not written: {e}", c.id)),
         }
     }
     for m in &findings.matrices {
         match plots::matrix(dir, m) {
             Ok(names) => files.extend(names),
+            Err(e) if is_write_error(&e) => return Err(e),
             Err(e) => warnings.push(format!("plot {} not written: {e}", m.id)),
         }
     }
+    Ok(())
 }
 
 #[cfg(test)]

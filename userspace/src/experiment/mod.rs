@@ -373,7 +373,7 @@ pub fn run(o: &RunOptions, interrupted: Arc<AtomicBool>) -> anyhow::Result<Optio
                 } else {
                     &groups
                 };
-            let mut files = write_plots(exp.name(), dir, latency_groups, &scaling, &mut warnings);
+            let mut files = write_plots(exp.name(), dir, latency_groups, &scaling, &mut warnings)?;
             if let Some(m) = &pair_matrix {
                 match crate::report::plots::heatmap(
                     &dir.join("c2c-heatmap.svg"),
@@ -387,10 +387,11 @@ pub fn run(o: &RunOptions, interrupted: Arc<AtomicBool>) -> anyhow::Result<Optio
                         .collect::<Vec<_>>(),
                 ) {
                     Ok(_) => files.extend(["c2c-heatmap.svg".into(), "c2c-heatmap.png".into()]),
+                    Err(e) if report::output::is_write_error(&e) => return Err(e),
                     Err(e) => warnings.push(format!("plot not written: {e}")),
                 }
             }
-            findings::write_plots(&found, dir, &mut files, &mut warnings);
+            findings::write_plots(&found, dir, &mut files, &mut warnings)?;
             files
         }
         None => vec![],
@@ -460,9 +461,12 @@ fn write_plots(
     groups: &[analysis::GroupResult],
     scaling: &[scaling::ScalingSeries],
     warnings: &mut Vec<String>,
-) -> Vec<String> {
+) -> anyhow::Result<Vec<String>> {
     use crate::report::plots;
     let mut files = Vec::new();
+    // A file that cannot be written fails the run; a plot that cannot be drawn
+    // is a warning.
+    let mut fatal: Option<anyhow::Error> = None;
     let mut keep = |r: anyhow::Result<Vec<std::path::PathBuf>>| match r {
         Ok(paths) => files.extend(
             paths
@@ -470,6 +474,9 @@ fn write_plots(
                 .filter_map(|p| p.file_name())
                 .map(|f| f.to_string_lossy().into_owned()),
         ),
+        Err(e) if report::output::is_write_error(&e) => {
+            fatal.get_or_insert(e);
+        }
         Err(e) => warnings.push(format!("plot not written: {e}")),
     };
     if !scaling.is_empty() {
@@ -537,7 +544,10 @@ fn write_plots(
             ));
         }
     }
-    files
+    match fatal {
+        Some(e) => Err(e),
+        None => Ok(files),
+    }
 }
 
 fn vm_warning(p: &MachineProfile) -> Option<String> {

@@ -268,7 +268,7 @@ fn plan_all_pairs(topo: &Topology, req: &Request, usable: &[usize]) -> anyhow::R
     let cpus: Vec<usize> = req.cpus.clone().unwrap_or_else(|| usable.to_vec());
     if cpus.len() < 2 {
         return Err(usage(format!(
-            "a pair-by-pair experiment needs at least two CPUs; {} selected ({})",
+            "--cpus: a pair-by-pair experiment needs at least two CPUs; {} selected ({})",
             cpus.len(),
             cpulist::format(&cpus)
         )));

@@ -148,10 +148,35 @@ fn invoker_may_write(dir_uid: u32, dir_gid: u32, mode: u32, uid: u32, gid: u32) 
     mode & 0o003 == 0o003
 }
 
+/// A file could not be written (full disk, permissions, …). Unlike a plot that
+/// cannot be drawn from degenerate data, this always fails the run.
+#[derive(Debug)]
+pub struct WriteError {
+    pub path: PathBuf,
+    pub reason: String,
+}
+
+impl std::fmt::Display for WriteError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "writing {}: {}", self.path.display(), self.reason)
+    }
+}
+
+impl std::error::Error for WriteError {}
+
+/// True when `e` is (or wraps) a [`WriteError`].
+pub fn is_write_error(e: &anyhow::Error) -> bool {
+    e.chain().any(|c| c.downcast_ref::<WriteError>().is_some())
+}
+
 /// Write `contents` to `path` atomically and give it to the invoking user.
 pub fn write_atomic(path: &Path, contents: &[u8]) -> anyhow::Result<()> {
-    write_atomic_inner(path, contents)
-        .map_err(|e| anyhow::anyhow!("writing {}: {e}", path.display()))
+    write_atomic_inner(path, contents).map_err(|reason| {
+        anyhow::Error::new(WriteError {
+            path: path.to_path_buf(),
+            reason,
+        })
+    })
 }
 
 #[cfg(unix)]

@@ -132,6 +132,19 @@ fn model_of(topo: &HwlocTopology, source: &TopologySource) -> anyhow::Result<Top
         }
     }
 
+    // CPU -> node and CPU -> kind, so building the model stays O(n log n) on
+    // machines (or synthetic descriptions) with thousands of PUs.
+    let node_of: BTreeMap<usize, usize> = numa
+        .iter()
+        .rev()
+        .flat_map(|n| n.cpus.iter().map(move |&c| (c, n.os_index)))
+        .collect();
+    let kind_of: BTreeMap<usize, usize> = kinds
+        .iter()
+        .enumerate()
+        .rev()
+        .flat_map(|(i, k)| k.cpus.iter().map(move |&c| (c, i)))
+        .collect();
     let mut cpus = Vec::new();
     for pu in topo.objects_with_type(ObjectType::PU) {
         let os_index = pu
@@ -146,13 +159,10 @@ fn model_of(topo: &HwlocTopology, source: &TopologySource) -> anyhow::Result<Top
             os_index,
             core,
             package: ancestor_index(pu, ObjectType::Package),
-            numa: numa
-                .iter()
-                .find(|n| n.cpus.contains(&os_index))
-                .map(|n| n.os_index),
+            numa: node_of.get(&os_index).copied(),
             l3: ancestor_index(pu, ObjectType::L3Cache),
             l2: ancestor_index(pu, ObjectType::L2Cache),
-            kind: kinds.iter().position(|k| k.cpus.contains(&os_index)),
+            kind: kind_of.get(&os_index).copied(),
         });
     }
     cpus.sort_by_key(|p| p.os_index);
@@ -187,9 +197,10 @@ fn model_of(topo: &HwlocTopology, source: &TopologySource) -> anyhow::Result<Top
         }
     }
 
-    let online: Vec<usize> = topo.cpuset().iter_set().map(usize::from).collect();
+    use std::collections::BTreeSet;
+    let online: BTreeSet<usize> = topo.cpuset().iter_set().map(usize::from).collect();
     let complete: Vec<usize> = topo.complete_cpuset().iter_set().map(usize::from).collect();
-    let allowed: Vec<usize> = topo.allowed_cpuset().iter_set().map(usize::from).collect();
+    let allowed: BTreeSet<usize> = topo.allowed_cpuset().iter_set().map(usize::from).collect();
     let offline_cpus = complete
         .iter()
         .copied()
