@@ -110,25 +110,44 @@ fn normalise(v: &mut [f32]) {
     }
 }
 
+/// `clusters` unit-norm centres of `dim` components, the first draws of `rng`.
+fn draw_centres(rng: &mut StdRng, clusters: u32, dim: usize) -> Vec<Vec<f32>> {
+    (0..clusters.max(1))
+        .map(|_| {
+            let mut c: Vec<f32> = (0..dim).map(|_| rng.random_range(-1.0..1.0)).collect();
+            normalise(&mut c);
+            c
+        })
+        .collect()
+}
+
+/// The cluster centres a store generated with `seed` has: a load generator
+/// draws its queries and stores near them without asking the server.
+pub fn cluster_centres(seed: u64, clusters: u32, dim: usize) -> Vec<Vec<f32>> {
+    draw_centres(&mut StdRng::seed_from_u64(seed), clusters, dim)
+}
+
+/// Scale `v` to unit length (no-op for the zero vector).
+pub fn normalise_vec(v: &mut [f32]) {
+    normalise(v)
+}
+
 impl MemStore {
     /// Generate a store: per space, `nodes_per_space` nodes around `clusters`
     /// unit-norm centres (N(0, sigma) per component, renormalised), each with
     /// `fan_out` edges, mostly inside its cluster.
     pub fn generate(config: StoreConfig) -> MemStore {
+        Self::generate_with(config, &mut |_, _| {})
+    }
+
+    /// [`MemStore::generate`], calling `progress(done, total)` every 1024 nodes.
+    pub fn generate_with(config: StoreConfig, progress: &mut dyn FnMut(u64, u64)) -> MemStore {
         assert!(
             config.shards.is_power_of_two() && config.shards >= 2,
             "shards must be a power of two >= 2"
         );
         let mut rng = StdRng::seed_from_u64(config.seed);
-        let centres: Vec<Vec<f32>> = (0..config.clusters.max(1))
-            .map(|_| {
-                let mut c: Vec<f32> = (0..config.dim)
-                    .map(|_| rng.random_range(-1.0..1.0))
-                    .collect();
-                normalise(&mut c);
-                c
-            })
-            .collect();
+        let centres = draw_centres(&mut rng, config.clusters, config.dim);
         let noise =
             Normal::new(0.0f32, config.sigma / (config.dim as f32).sqrt()).expect("sigma >= 0");
         let mut spaces = Vec::new();
@@ -143,6 +162,9 @@ impl MemStore {
                     .map(|c| c + noise.sample(&mut rng))
                     .collect();
                 normalise(&mut e);
+                if id % 1024 == 0 {
+                    progress(u64::from(s) * n + id, u64::from(config.spaces) * n);
+                }
                 by_cluster[cluster as usize].push(id);
                 nodes.insert(
                     id,
@@ -190,6 +212,19 @@ impl MemStore {
 
     pub fn config(&self) -> &StoreConfig {
         &self.config
+    }
+
+    pub fn centres(&self) -> &[Vec<f32>] {
+        &self.centres
+    }
+
+    /// Nodes in every space together.
+    pub fn total_len(&self) -> usize {
+        self.spaces.iter().map(|s| s.nodes.len()).sum()
+    }
+
+    pub fn spaces(&self) -> u32 {
+        self.spaces.len() as u32
     }
 
     fn space(&self, s: SpaceId) -> &Space {

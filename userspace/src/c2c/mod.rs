@@ -31,7 +31,6 @@ pub struct RecordingHeader {
 
 /// Read a JSON-lines recording: optional header, then one [`MemSample`] per line.
 pub fn read_recording(path: &Path) -> anyhow::Result<(Option<RecordingHeader>, Vec<MemSample>)> {
-    use crate::input::{BoundedLines, MAX_RECORD_BYTES};
     let f = std::fs::File::open(path).map_err(|e| {
         usage(format!(
             "--replay {}: {}",
@@ -39,10 +38,23 @@ pub fn read_recording(path: &Path) -> anyhow::Result<(Option<RecordingHeader>, V
             crate::input::io_reason(&e)
         ))
     })?;
+    parse_recording(
+        std::io::BufReader::new(f),
+        &format!("--replay {}", path.display()),
+    )
+}
+
+/// A recording from any reader (`what` names it in messages): the optional
+/// header line, then one sample per line; bounded per line and in samples.
+pub fn parse_recording(
+    reader: impl std::io::BufRead,
+    what: &str,
+) -> anyhow::Result<(Option<RecordingHeader>, Vec<MemSample>)> {
+    use crate::input::{BoundedLines, MAX_RECORD_BYTES};
     let mut header = None;
     let mut samples = Vec::new();
-    for line in BoundedLines::new(std::io::BufReader::new(f), MAX_RECORD_BYTES) {
-        let (n, line) = line.map_err(|e| usage(format!("--replay {}: {e}", path.display())))?;
+    for line in BoundedLines::new(reader, MAX_RECORD_BYTES) {
+        let (n, line) = line.map_err(|e| usage(format!("{what}: {e}")))?;
         if line.trim().is_empty() {
             continue;
         }
@@ -54,16 +66,11 @@ pub fn read_recording(path: &Path) -> anyhow::Result<(Option<RecordingHeader>, V
         }
         if samples.len() >= MAX_REPLAY_SAMPLES {
             return Err(usage(format!(
-                "--replay {}: more than {MAX_REPLAY_SAMPLES} samples; split the recording",
-                path.display()
+                "{what}: more than {MAX_REPLAY_SAMPLES} samples; split the recording"
             )));
         }
-        let s: MemSample = serde_json::from_str(&line).map_err(|e| {
-            usage(format!(
-                "--replay {}: line {n}: not a memory sample ({e})",
-                path.display()
-            ))
-        })?;
+        let s: MemSample = serde_json::from_str(&line)
+            .map_err(|e| usage(format!("{what}: line {n}: not a memory sample ({e})")))?;
         samples.push(s);
     }
     Ok((header, samples))
