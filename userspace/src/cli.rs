@@ -38,6 +38,126 @@ pub enum Command {
     /// PMU event maps and the metrics they provide.
     #[command(subcommand)]
     Events(EventsCommand),
+    /// An Engram-compatible HTTP server over the embedded memstore (the default system under test).
+    Serve(ServeArgs),
+    /// Open-loop load (coordinated-omission free) against a server, the embedded memstore or a no-op target.
+    Load(LoadArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    /// Address to listen on (loopback by default).
+    #[arg(long, default_value = "127.0.0.1:7432", conflicts_with = "port")]
+    pub addr: std::net::SocketAddr,
+    /// Port on 127.0.0.1 (0: any free port; the address is printed).
+    #[arg(long, allow_negative_numbers = true, value_parser = parse_port)]
+    pub port: Option<u16>,
+    /// Memories generated per memory space before serving.
+    #[arg(long, default_value_t = 0, allow_negative_numbers = true, value_parser = parse_nodes)]
+    pub preload: u64,
+    /// Embedding dimension.
+    #[arg(long, default_value_t = 768, allow_negative_numbers = true, value_parser = parse_dim)]
+    pub dim: usize,
+    /// Memory spaces (tenants).
+    #[arg(long, default_value_t = 1, allow_negative_numbers = true, value_parser = parse_spaces)]
+    pub spaces: u32,
+    /// Embedding clusters (the load generator draws near the same ones for the same seed).
+    #[arg(long, default_value_t = 10, allow_negative_numbers = true, value_parser = parse_spaces)]
+    pub clusters: u32,
+    #[arg(long, default_value_t = 42)]
+    pub seed: u64,
+    /// Server worker threads (default: one per CPU).
+    #[arg(long, allow_negative_numbers = true, value_parser = parse_workers)]
+    pub threads: Option<usize>,
+    /// Fault: the whole server stops serving for FOR every EVERY (e.g. 2s:200ms).
+    #[arg(long, value_name = "EVERY:FOR", value_parser = crate::serve::faults::parse_stall)]
+    pub stall: Option<(std::time::Duration, std::time::Duration)>,
+    /// Fault: add PCT% to every service time.
+    #[arg(long, value_name = "PCT", allow_negative_numbers = true, value_parser = parse_pct)]
+    pub slowdown: Option<f64>,
+    /// Fault: leak N bytes (touched) per request.
+    #[arg(long, value_name = "N", allow_negative_numbers = true, value_parser = parse_leak)]
+    pub leak_bytes_per_op: Option<usize>,
+    /// Fault: fail this share of requests with 500 (0..1).
+    #[arg(long, value_name = "P", allow_negative_numbers = true, value_parser = parse_probability)]
+    pub error_rate: Option<f64>,
+    /// Fault: serialise every request on one mutex.
+    #[arg(long)]
+    pub global_lock: bool,
+}
+
+#[derive(Debug, Args)]
+#[command(args_conflicts_with_subcommands = true)]
+pub struct LoadArgs {
+    #[command(subcommand)]
+    pub merge: Option<LoadCommand>,
+    /// embedded (the memstore in-process), noop (the generator's ceiling) or http://HOST:PORT.
+    #[arg(long, default_value = "embedded")]
+    pub target: String,
+    /// Scenario file (TOML; Engram's format and hwprof's keys: docs/load.md).
+    #[arg(long, value_name = "FILE")]
+    pub scenario: Option<PathBuf>,
+    /// Run length (overrides the scenario): seconds, or 30s, 5m, 2h.
+    #[arg(long, allow_negative_numbers = true, value_parser = parse_seconds)]
+    pub duration: Option<f64>,
+    /// Requests/s for constant or poisson arrivals (overrides the scenario).
+    #[arg(long, allow_negative_numbers = true, value_parser = parse_rate)]
+    pub rate: Option<f64>,
+    /// constant or poisson (with --rate; other patterns live in scenario files).
+    #[arg(long)]
+    pub pattern: Option<String>,
+    #[arg(long)]
+    pub seed: Option<u64>,
+    /// HTTP connections (keep-alive), default 16.
+    #[arg(long, allow_negative_numbers = true, value_parser = parse_workers)]
+    pub connections: Option<usize>,
+    /// Requests in flight (queued or sent) beyond which new ones are dropped and counted; default 10000.
+    #[arg(long, allow_negative_numbers = true, value_parser = parse_workers)]
+    pub max_in_flight: Option<usize>,
+    /// Generator threads (pinned): in-process workers, or the HTTP client's runtime.
+    #[arg(long, allow_negative_numbers = true, value_parser = parse_workers)]
+    pub threads: Option<usize>,
+    /// Generator CPUs, e.g. 0 or 0-3.
+    #[arg(long, allow_negative_numbers = true, value_parser = parse_cpus)]
+    pub cpus: Option<CpuList>,
+    /// Per-request timeout (seconds or 500ms), default 10 s.
+    #[arg(long, allow_negative_numbers = true, value_parser = parse_seconds)]
+    pub timeout: Option<f64>,
+    /// Window of the per-interval figures and the .hlog, default 1 s.
+    #[arg(long, allow_negative_numbers = true, value_parser = parse_seconds)]
+    pub interval: Option<f64>,
+    /// Send the i-th of N disjoint parts of the schedule (N generators, one schedule).
+    #[arg(long, value_name = "i/N", value_parser = crate::load::parse_shard)]
+    pub shard: Option<(u64, u64)>,
+    /// Memories to preload (overrides [data] num_nodes; an HTTP target already holding them gets none).
+    #[arg(long, allow_negative_numbers = true, value_parser = parse_nodes)]
+    pub preload: Option<u64>,
+    /// The target's process, for its resource use (found by itself for a loopback target).
+    #[arg(long, allow_negative_numbers = true, value_parser = parse_pid)]
+    pub target_pid: Option<u32>,
+    /// Print one JSON document on stdout.
+    #[arg(long)]
+    pub json: bool,
+    /// Write report.json, summary.md, load.hlog, engram-results.json and plots into DIR.
+    #[arg(long, value_name = "DIR")]
+    pub out: Option<PathBuf>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum LoadCommand {
+    /// Combine shards' reports exactly (their HdrHistograms add).
+    Merge(LoadMergeArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct LoadMergeArgs {
+    /// Reports (report.json files or --out directories) of one schedule's shards.
+    #[arg(required = true, num_args = 2..)]
+    pub reports: Vec<PathBuf>,
+    #[arg(long)]
+    pub json: bool,
+    #[arg(long, value_name = "DIR")]
+    pub out: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]
@@ -282,6 +402,70 @@ fn parse_policy(s: &str) -> Result<Policy, String> {
 
 fn parse_count(s: &str) -> Result<usize, String> {
     whole_number(s, "a count", 0, u32::MAX as u64).map(|v| v as usize)
+}
+
+fn parse_port(s: &str) -> Result<u16, String> {
+    whole_number(s, "a port", 0, 65_535).map(|v| v as u16)
+}
+
+fn parse_nodes(s: &str) -> Result<u64, String> {
+    whole_number(s, "a node count", 0, 1_000_000_000)
+}
+
+fn parse_dim(s: &str) -> Result<usize, String> {
+    whole_number(s, "an embedding dimension", 1, 65_536).map(|v| v as usize)
+}
+
+fn parse_spaces(s: &str) -> Result<u32, String> {
+    whole_number(s, "a count", 1, 4096).map(|v| v as u32)
+}
+
+fn parse_workers(s: &str) -> Result<usize, String> {
+    whole_number(s, "a count", 1, 1_000_000).map(|v| v as usize)
+}
+
+fn parse_leak(s: &str) -> Result<usize, String> {
+    whole_number(s, "a byte count", 0, 1 << 30).map(|v| v as usize)
+}
+
+fn positive_number(s: &str, what: &str) -> Result<f64, String> {
+    let v: f64 = s
+        .trim()
+        .parse()
+        .map_err(|_| format!("{s:?} is not a number (expected {what})"))?;
+    if !v.is_finite() || v <= 0.0 {
+        return Err(format!("{s} is not a positive number (expected {what})"));
+    }
+    Ok(v)
+}
+
+fn parse_rate(s: &str) -> Result<f64, String> {
+    let v = positive_number(s, "requests/s")?;
+    if v > 1e8 {
+        return Err(format!(
+            "{s} requests/s is more than one generator can schedule (1e8); use --shard"
+        ));
+    }
+    Ok(v)
+}
+
+fn parse_pct(s: &str) -> Result<f64, String> {
+    let v = positive_number(s, "a percentage")?;
+    if v > 10_000.0 {
+        return Err(format!("{s}% is more than 10000%"));
+    }
+    Ok(v)
+}
+
+fn parse_probability(s: &str) -> Result<f64, String> {
+    let v: f64 = s
+        .trim()
+        .parse()
+        .map_err(|_| format!("{s:?} is not a number (expected a probability)"))?;
+    if !(0.0..=1.0).contains(&v) {
+        return Err(format!("{s} is not a probability (0..1)"));
+    }
+    Ok(v)
 }
 
 fn parse_pid(s: &str) -> Result<u32, String> {

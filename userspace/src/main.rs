@@ -96,6 +96,8 @@ fn dispatch(cli: Cli, interrupted: Arc<AtomicBool>) -> anyhow::Result<ExitCode> 
                 return Ok(ExitCode::from(130));
             }
         }
+        Command::Serve(a) => return serve(a, interrupted),
+        Command::Load(a) => return load(a, interrupted),
         Command::List => {
             for e in hwprof_workloads::registry() {
                 println!("{:<16} {}", e.name(), e.summary());
@@ -393,4 +395,117 @@ fn record_live(
     _: &AtomicBool,
 ) -> anyhow::Result<hwprof::c2c::C2cReport> {
     Err(usage("address sampling needs PEBS/IBS/SPE through Linux perf; not available on this OS (use --replay)"))
+}
+
+fn serve(a: hwprof::cli::ServeArgs, interrupted: Arc<AtomicBool>) -> anyhow::Result<ExitCode> {
+    use hwprof::serve::{self, Faults, ServeOptions};
+    let addr = match a.port {
+        Some(p) => std::net::SocketAddr::from(([127, 0, 0, 1], p)),
+        None => a.addr,
+    };
+    let opts = ServeOptions {
+        addr,
+        preload: a.preload,
+        dim: a.dim,
+        spaces: a.spaces,
+        clusters: a.clusters,
+        seed: a.seed,
+        threads: a.threads,
+        faults: Faults {
+            stall: a.stall,
+            slowdown_pct: a.slowdown.unwrap_or(0.0),
+            leak_bytes_per_op: a.leak_bytes_per_op.unwrap_or(0),
+            error_rate: a.error_rate.unwrap_or(0.0),
+            global_lock: a.global_lock,
+        },
+    };
+    let bar = if a.preload > 0 && std::io::IsTerminal::is_terminal(&std::io::stderr()) {
+        let b = indicatif::ProgressBar::new(a.preload * u64::from(a.spaces));
+        b.set_style(
+            indicatif::ProgressStyle::with_template(
+                "preload [{bar:40}] {pos}/{len} memories, {elapsed}",
+            )
+            .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+        );
+        b
+    } else {
+        indicatif::ProgressBar::hidden()
+    };
+    let stop = Arc::new(AtomicBool::new(false));
+    let (handle, preload) = {
+        let _d = hwprof::interrupt::Discovering::begin();
+        serve::start(&opts, Arc::clone(&stop), &mut |done, _| {
+            bar.set_position(done)
+        })?
+    };
+    bar.finish_and_clear();
+    use std::io::Write;
+    println!(
+        "hwprof serve: listening on http://{} ({} memories in {} space(s), {}-d, preloaded in {:.2} s; faults: {})",
+        handle.addr,
+        a.preload * u64::from(a.spaces),
+        a.spaces,
+        a.dim,
+        preload.as_secs_f64(),
+        opts.faults.describe()
+    );
+    let _ = std::io::stdout().flush();
+    while !interrupted.load(std::sync::atomic::Ordering::Relaxed) {
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    eprintln!(
+        "hwprof serve: shutting down after {} requests",
+        handle
+            .state
+            .requests
+            .load(std::sync::atomic::Ordering::Relaxed)
+    );
+    handle.shutdown()?;
+    Ok(ExitCode::SUCCESS)
+}
+
+fn load(a: hwprof::cli::LoadArgs, interrupted: Arc<AtomicBool>) -> anyhow::Result<ExitCode> {
+    use hwprof::load;
+    if let Some(hwprof::cli::LoadCommand::Merge(m)) = a.merge {
+        let out = m
+            .out
+            .as_deref()
+            .map(|d| report::output::prepare_dir("--out", d))
+            .transpose()?;
+        let (r, rec) = load::output::merge(&m.reports)?;
+        load::output::emit(&r, &rec, m.json, out.as_deref(), false)?;
+        return Ok(ExitCode::SUCCESS);
+    }
+    let r = load::run(
+        &load::LoadOptions {
+            target: a.target,
+            scenario: a.scenario,
+            duration: a.duration,
+            rate: a.rate,
+            pattern: a.pattern,
+            seed: a.seed,
+            connections: a.connections,
+            max_in_flight: a.max_in_flight,
+            threads: a.threads,
+            timeout: a.timeout,
+            interval: a.interval,
+            shard: a.shard.unwrap_or((0, 1)),
+            preload: a.preload,
+            target_pid: a.target_pid,
+            cpus: a.cpus.map(|c| c.0),
+            json: a.json,
+            out: a.out,
+            quiet: false,
+            command: std::env::args().collect(),
+        },
+        Arc::clone(&interrupted),
+    )?;
+    if r.interrupted {
+        eprintln!("hwprof: interrupted: partial report written");
+        return Ok(ExitCode::from(130));
+    }
+    if r.validation.iter().any(|c| !c.pass) {
+        return Ok(ExitCode::from(1));
+    }
+    Ok(ExitCode::SUCCESS)
 }

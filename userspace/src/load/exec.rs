@@ -1,0 +1,535 @@
+//! Sending the schedule to a target, open loop.
+//!
+//! In-process targets (`noop`, `embedded`) run on pinned worker threads, each
+//! owning a disjoint share of the schedule: it waits for each request's
+//! intended time, runs it and records; a worker that falls behind shows it as
+//! schedule lag (latency is still measured from the intended time).
+//!
+//! HTTP targets: one dispatcher thread walks the schedule and hands each
+//! request, at its intended time, to a queue that `--connections` keep-alive
+//! connections (hyper HTTP/1, on a tokio runtime) drain. Requests are sent
+//! whether or not earlier ones returned; beyond `--max-in-flight` a request is
+//! dropped and counted. Latency is completion − intended start, so a slow
+//! server is never given less load than the schedule says.
+
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use http_body_util::{BodyExt, Full};
+use hyper::body::Bytes;
+use rand::rngs::SmallRng;
+use rand::{Rng, SeedableRng};
+
+use hwprof_workloads::memstore::{MemStore, SpaceId};
+
+use super::record::{ErrorKind, Recorder};
+use super::schedule::{OpKind, Plan, Request};
+
+/// Where requests go.
+#[derive(Clone)]
+pub enum Target {
+    /// Does nothing: the generator's own ceiling.
+    Noop,
+    /// The memstore in-process.
+    Embedded(Arc<MemStore>),
+    Http(HttpTarget),
+}
+
+#[derive(Debug, Clone)]
+pub struct HttpTarget {
+    pub addr: SocketAddr,
+    pub host: String,
+}
+
+/// Embeddings and queries near the target's clusters, from a request's seed.
+pub struct Payloads {
+    centres: Vec<Vec<f32>>,
+    sigma: f32,
+    pub dim: usize,
+}
+
+impl Payloads {
+    pub fn new(seed: u64, clusters: u32, dim: usize, sigma: f32) -> Self {
+        Self {
+            centres: hwprof_workloads::memstore::cluster_centres(seed, clusters, dim),
+            sigma,
+            dim,
+        }
+    }
+
+    /// The embedding a request with this seed carries (or queries near).
+    pub fn embedding(&self, cluster: u32, seed: u64, jitter: bool) -> Vec<f32> {
+        let c = &self.centres[cluster as usize % self.centres.len()];
+        let mut rng = SmallRng::seed_from_u64(seed);
+        let s = self.sigma / (self.dim as f32).sqrt();
+        let mut v: Vec<f32> = c
+            .iter()
+            .map(|x| x + s * (rng.random::<f32>() * 2.0 - 1.0) * 1.7)
+            .collect();
+        if jitter {
+            // A recall near a stored embedding, not the same vector.
+            let mut j = SmallRng::seed_from_u64(seed ^ 0x0123_4567);
+            v.iter_mut()
+                .for_each(|x| *x += 0.1 * s * (j.random::<f32>() - 0.5));
+        }
+        hwprof_workloads::memstore::normalise_vec(&mut v);
+        v
+    }
+
+    /// `[0.0123,-0.0456,…]` with four decimals (what a client would send).
+    pub fn json_array(v: &[f32]) -> String {
+        use std::fmt::Write;
+        let mut s = String::with_capacity(v.len() * 8 + 2);
+        s.push('[');
+        for (i, x) in v.iter().enumerate() {
+            if i > 0 {
+                s.push(',');
+            }
+            let _ = write!(s, "{x:.4}");
+        }
+        s.push(']');
+        s
+    }
+}
+
+/// Live counters the progress line and the end of the run read.
+#[derive(Default)]
+pub struct Live {
+    pub offered: AtomicU64,
+    pub completed: AtomicU64,
+    pub errors: AtomicU64,
+    pub dropped: AtomicU64,
+    pub in_flight: AtomicUsize,
+    pub in_flight_peak: AtomicUsize,
+    /// The target stopped answering (connection refused for a second): the run ends.
+    pub target_down: AtomicBool,
+}
+
+impl Live {
+    fn enter(&self) {
+        let n = self.in_flight.fetch_add(1, Ordering::Relaxed) + 1;
+        self.in_flight_peak.fetch_max(n, Ordering::Relaxed);
+    }
+}
+
+fn ns_since(t0: Instant) -> u64 {
+    t0.elapsed().as_nanos() as u64
+}
+
+/// Wait until `t`: sleep while far, spin the last stretch (the kernel's timer
+/// slack is ~50 µs).
+fn wait_until(t: Instant) {
+    loop {
+        let now = Instant::now();
+        if now >= t {
+            return;
+        }
+        let left = t - now;
+        if left > Duration::from_micros(200) {
+            std::thread::sleep(left - Duration::from_micros(100));
+        } else {
+            std::hint::spin_loop();
+        }
+    }
+}
+
+/// Whether request `r` belongs to shard `shard`/`shards`, worker `w`/`workers`.
+pub fn mine(r: &Request, shard: u64, shards: u64, w: u64, workers: u64) -> bool {
+    r.index % shards == shard && (r.index / shards) % workers == w
+}
+
+/// Run an in-process target on `workers` threads (pinned by `pin`).
+#[allow(clippy::too_many_arguments)]
+pub fn run_inline(
+    plan: &Plan,
+    target: &Target,
+    payloads: &Payloads,
+    shard: (u64, u64),
+    workers: usize,
+    recorders: &[Arc<Mutex<Recorder>>],
+    live: &Live,
+    t0: Instant,
+    stop: &AtomicBool,
+    pin: &(dyn Fn(usize) + Sync),
+) -> anyhow::Result<()> {
+    let errors: Mutex<Option<String>> = Mutex::new(None);
+    std::thread::scope(|s| {
+        for w in 0..workers {
+            let rec = Arc::clone(&recorders[w]);
+            let errors = &errors;
+            let spawned = std::thread::Builder::new()
+                .name(format!("hwprof-load-{w}"))
+                .spawn_scoped(s, move || {
+                    pin(w);
+                    let mut rng = SmallRng::seed_from_u64(plan.seed ^ w as u64);
+                    let nodes = match target {
+                        Target::Embedded(m) => m.config().nodes_per_space.max(1),
+                        _ => 1,
+                    };
+                    for r in plan
+                        .iter()
+                        .filter(|r| mine(r, shard.0, shard.1, w as u64, workers as u64))
+                    {
+                        if stop.load(Ordering::Relaxed) {
+                            break;
+                        }
+                        wait_until(t0 + Duration::from_nanos(r.at_ns));
+                        let sent = ns_since(t0);
+                        live.offered.fetch_add(1, Ordering::Relaxed);
+                        live.enter();
+                        match target {
+                            Target::Noop => {
+                                std::hint::black_box(&r);
+                            }
+                            Target::Embedded(m) => {
+                                let space = SpaceId(r.space % m.spaces());
+                                match r.op {
+                                    OpKind::Store => {
+                                        let e = payloads.embedding(r.cluster, r.seed, false);
+                                        m.store(space, nodes + r.index, &e);
+                                    }
+                                    OpKind::Recall => {
+                                        let q = payloads.embedding(
+                                            r.cluster,
+                                            r.seed,
+                                            r.follows.is_some(),
+                                        );
+                                        std::hint::black_box(
+                                            m.recall(space, &q, 10, 256, &mut rng),
+                                        );
+                                    }
+                                    OpKind::Search => {
+                                        std::hint::black_box(m.search(space, r.seed % nodes));
+                                    }
+                                    OpKind::Completion => {
+                                        std::hint::black_box(m.spread(
+                                            space,
+                                            r.seed % nodes,
+                                            2,
+                                            1.0,
+                                            0.5,
+                                        ));
+                                    }
+                                }
+                            }
+                            Target::Http(_) => unreachable!("HTTP targets use run_http"),
+                        }
+                        let done = ns_since(t0);
+                        live.in_flight.fetch_sub(1, Ordering::Relaxed);
+                        live.completed.fetch_add(1, Ordering::Relaxed);
+                        let mut g = rec.lock().unwrap_or_else(|e| e.into_inner());
+                        g.offered(r.at_ns);
+                        g.dispatched(sent.saturating_sub(r.at_ns));
+                        g.complete(r.op, r.at_ns, sent, done, None);
+                    }
+                });
+            if let Err(e) = spawned {
+                *errors.lock().unwrap_or_else(|e| e.into_inner()) = Some(format!(
+                    "cannot start load worker {w}: {} (ulimit -u?)",
+                    crate::input::io_reason(&e)
+                ));
+                stop.store(true, Ordering::Relaxed);
+                break;
+            }
+        }
+    });
+    match errors.into_inner().unwrap_or_else(|e| e.into_inner()) {
+        Some(e) => Err(anyhow::anyhow!(e)),
+        None => Ok(()),
+    }
+}
+
+/// How HTTP requests are sent.
+#[derive(Debug, Clone)]
+pub struct HttpSettings {
+    pub connections: usize,
+    pub max_in_flight: usize,
+    pub timeout: Duration,
+    pub threads: usize,
+}
+
+/// A request's HTTP form.
+pub fn http_request(r: &Request, payloads: &Payloads, host: &str) -> hyper::Request<Full<Bytes>> {
+    let space = if r.space == 0 {
+        "default".to_string()
+    } else {
+        format!("space-{}", r.space)
+    };
+    let (method, uri, body) = match r.op {
+        OpKind::Store => {
+            let e = payloads.embedding(r.cluster, r.seed, false);
+            (
+                "POST",
+                "/api/v1/memories/remember".to_string(),
+                format!(
+                    r#"{{"content":"hwprof load {} cluster {}","embedding":{},"confidence":0.9,"memory_space_id":"{space}"}}"#,
+                    r.index,
+                    r.cluster,
+                    Payloads::json_array(&e)
+                ),
+            )
+        }
+        OpKind::Recall => {
+            let q = payloads.embedding(r.cluster, r.seed, r.follows.is_some());
+            (
+                "GET",
+                format!(
+                    "/api/v1/memories/recall?embedding={}&threshold=0.0&max_results=10&space={space}",
+                    url_encode(&Payloads::json_array(&q))
+                ),
+                String::new(),
+            )
+        }
+        OpKind::Search => (
+            "GET",
+            format!(
+                "/api/v1/memories/search?query=topic-{}-{}&limit=10&space={space}",
+                r.cluster,
+                r.seed % 1000
+            ),
+            String::new(),
+        ),
+        OpKind::Completion => {
+            let q = payloads.embedding(r.cluster, r.seed, true);
+            (
+                "POST",
+                "/api/v1/complete".to_string(),
+                format!(
+                    r#"{{"embedding":{},"memory_space_id":"{space}"}}"#,
+                    Payloads::json_array(&q)
+                ),
+            )
+        }
+    };
+    let mut b = hyper::Request::builder()
+        .method(method)
+        .uri(uri)
+        .header("host", host)
+        .header("x-memory-space", &space);
+    if !body.is_empty() {
+        b = b.header("content-type", "application/json");
+    }
+    b.body(Full::new(Bytes::from(body)))
+        .expect("a well-formed request")
+}
+
+fn url_encode(s: &str) -> String {
+    let mut out = String::with_capacity(s.len() * 2);
+    for b in s.bytes() {
+        match b {
+            b'0'..=b'9' | b'a'..=b'z' | b'A'..=b'Z' | b'-' | b'.' | b'_' | b'~' => {
+                out.push(b as char)
+            }
+            _ => out.push_str(&format!("%{b:02X}")),
+        }
+    }
+    out
+}
+
+fn classify_io(e: &std::io::Error) -> ErrorKind {
+    match e.kind() {
+        std::io::ErrorKind::ConnectionRefused => ErrorKind::ConnectionRefused,
+        std::io::ErrorKind::ConnectionReset
+        | std::io::ErrorKind::ConnectionAborted
+        | std::io::ErrorKind::BrokenPipe
+        | std::io::ErrorKind::UnexpectedEof => ErrorKind::ConnectionReset,
+        std::io::ErrorKind::TimedOut => ErrorKind::Timeout,
+        _ => ErrorKind::Other,
+    }
+}
+
+type Sender = hyper::client::conn::http1::SendRequest<Full<Bytes>>;
+
+async fn connect(addr: SocketAddr) -> Result<Sender, ErrorKind> {
+    let stream = tokio::net::TcpStream::connect(addr)
+        .await
+        .map_err(|e| classify_io(&e))?;
+    let _ = stream.set_nodelay(true);
+    let io = hyper_util::rt::TokioIo::new(stream);
+    let (sender, conn) = hyper::client::conn::http1::handshake(io)
+        .await
+        .map_err(|_| ErrorKind::ConnectionReset)?;
+    tokio::spawn(async move {
+        let _ = conn.await;
+    });
+    Ok(sender)
+}
+
+/// One request on a connection: status and body, or how it failed.
+async fn send(
+    sender: &mut Sender,
+    req: hyper::Request<Full<Bytes>>,
+    timeout: Duration,
+) -> Result<u16, ErrorKind> {
+    let fut = async {
+        sender
+            .ready()
+            .await
+            .map_err(|_| ErrorKind::ConnectionReset)?;
+        let resp = sender.send_request(req).await.map_err(|e| {
+            if e.is_canceled() || e.is_closed() || e.is_incomplete_message() {
+                ErrorKind::ConnectionReset
+            } else {
+                ErrorKind::Other
+            }
+        })?;
+        let status = resp.status().as_u16();
+        resp.into_body()
+            .collect()
+            .await
+            .map_err(|_| ErrorKind::ConnectionReset)?;
+        Ok(status)
+    };
+    match tokio::time::timeout(timeout, fut).await {
+        Ok(r) => r,
+        Err(_) => Err(ErrorKind::Timeout),
+    }
+}
+
+/// A single request outside the run (health check, preflight, preload).
+pub fn one_request(
+    rt: &tokio::runtime::Runtime,
+    addr: SocketAddr,
+    req: hyper::Request<Full<Bytes>>,
+    timeout: Duration,
+) -> Result<(u16, String), String> {
+    rt.block_on(async {
+        let mut s = connect(addr).await.map_err(|e| e.name().to_string())?;
+        let fut = async {
+            let resp = s.send_request(req).await.map_err(|e| e.to_string())?;
+            let status = resp.status().as_u16();
+            let body = resp
+                .into_body()
+                .collect()
+                .await
+                .map_err(|e| e.to_string())?
+                .to_bytes();
+            Ok::<_, String>((status, String::from_utf8_lossy(&body).into_owned()))
+        };
+        tokio::time::timeout(timeout, fut)
+            .await
+            .map_err(|_| "timed out".to_string())?
+    })
+}
+
+/// Run the schedule against an HTTP target.
+#[allow(clippy::too_many_arguments)]
+pub fn run_http(
+    rt: &tokio::runtime::Runtime,
+    plan: &Plan,
+    target: &HttpTarget,
+    payloads: Arc<Payloads>,
+    shard: (u64, u64),
+    settings: &HttpSettings,
+    recorder: &Arc<Mutex<Recorder>>,
+    live: &Arc<Live>,
+    t0: Instant,
+    stop: &Arc<AtomicBool>,
+) -> anyhow::Result<()> {
+    let (tx, rx) = flume::bounded::<Request>(settings.max_in_flight.max(1));
+    let mut tasks = Vec::new();
+    for _ in 0..settings.connections.max(1) {
+        let rx = rx.clone();
+        let target = target.clone();
+        let payloads = Arc::clone(&payloads);
+        let recorder = Arc::clone(recorder);
+        let live = Arc::clone(live);
+        let timeout = settings.timeout;
+        tasks.push(rt.spawn(async move {
+            let mut sender: Option<Sender> = None;
+            let mut refused_since: Option<Instant> = None;
+            while let Ok(r) = rx.recv_async().await {
+                if sender.as_ref().is_none_or(|s| s.is_closed()) {
+                    match connect(target.addr).await {
+                        Ok(s) => {
+                            sender = Some(s);
+                            refused_since = None;
+                        }
+                        Err(e) => {
+                            let now = ns_since(t0);
+                            if e == ErrorKind::ConnectionRefused {
+                                let since = *refused_since.get_or_insert_with(Instant::now);
+                                if since.elapsed() > Duration::from_secs(1) {
+                                    live.target_down.store(true, Ordering::Relaxed);
+                                }
+                            }
+                            live.in_flight.fetch_sub(1, Ordering::Relaxed);
+                            live.completed.fetch_add(1, Ordering::Relaxed);
+                            live.errors.fetch_add(1, Ordering::Relaxed);
+                            recorder.lock().unwrap_or_else(|e| e.into_inner()).complete(
+                                r.op,
+                                r.at_ns,
+                                now,
+                                now,
+                                Some(e),
+                            );
+                            // Do not spin on a dead target.
+                            tokio::time::sleep(Duration::from_millis(10)).await;
+                            continue;
+                        }
+                    }
+                }
+                let req = http_request(&r, &payloads, &target.host);
+                let sent = ns_since(t0);
+                let result = match sender.as_mut() {
+                    Some(s) => send(s, req, timeout).await,
+                    None => Err(ErrorKind::Other),
+                };
+                let done = ns_since(t0);
+                let error = match result {
+                    Ok(s) if s >= 500 => Some(ErrorKind::Http5xx),
+                    Ok(s) if s >= 400 => Some(ErrorKind::Http4xx),
+                    Ok(_) => None,
+                    Err(e) => {
+                        // The connection may be unusable now: open a new one.
+                        sender = None;
+                        Some(e)
+                    }
+                };
+                live.in_flight.fetch_sub(1, Ordering::Relaxed);
+                live.completed.fetch_add(1, Ordering::Relaxed);
+                if error.is_some() {
+                    live.errors.fetch_add(1, Ordering::Relaxed);
+                }
+                recorder
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .complete(r.op, r.at_ns, sent, done, error);
+            }
+        }));
+    }
+    drop(rx);
+    // The dispatcher: this thread, at each intended time.
+    for r in plan.iter().filter(|r| mine(r, shard.0, shard.1, 0, 1)) {
+        if stop.load(Ordering::Relaxed) || live.target_down.load(Ordering::Relaxed) {
+            break;
+        }
+        wait_until(t0 + Duration::from_nanos(r.at_ns));
+        let now = ns_since(t0);
+        live.offered.fetch_add(1, Ordering::Relaxed);
+        {
+            let mut g = recorder.lock().unwrap_or_else(|e| e.into_inner());
+            g.offered(r.at_ns);
+            if live.in_flight.load(Ordering::Relaxed) >= settings.max_in_flight {
+                g.drop_request();
+                live.dropped.fetch_add(1, Ordering::Relaxed);
+                continue;
+            }
+            g.dispatched(now.saturating_sub(r.at_ns));
+        }
+        live.enter();
+        if tx.send(r).is_err() {
+            break;
+        }
+    }
+    drop(tx);
+    // Let in-flight requests finish (each is bounded by the timeout).
+    rt.block_on(async {
+        for t in tasks {
+            let _ = t.await;
+        }
+    });
+    Ok(())
+}

@@ -1,0 +1,99 @@
+//! Faults `hwprof serve` injects on request, each off by default, so the load
+//! engine, soak and gate can be shown to find what they claim.
+
+use std::time::Duration;
+
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Faults {
+    /// The whole server stops serving for `.1` every `.0` (requests arriving
+    /// meanwhile wait until the stall ends).
+    pub stall: Option<(Duration, Duration)>,
+    /// Percent added to every service time (busy: the CPU is held).
+    pub slowdown_pct: f64,
+    /// Bytes leaked (allocated, touched, never freed) per request.
+    pub leak_bytes_per_op: usize,
+    /// Probability that a request fails with 500.
+    pub error_rate: f64,
+    /// Every request's work serialised on one mutex.
+    pub global_lock: bool,
+}
+
+impl Faults {
+    /// How long a request arriving at `since_start` waits for a stall to end.
+    pub fn stall_remaining(&self, since_start: Duration) -> Option<Duration> {
+        let (every, length) = self.stall?;
+        let every_ns = every.as_nanos().max(1);
+        let phase = since_start.as_nanos() % every_ns;
+        // The stall sits at the end of each period, so a server starts serving.
+        let start = every_ns - length.as_nanos().min(every_ns);
+        (phase >= start).then(|| Duration::from_nanos((every_ns - phase) as u64))
+    }
+
+    /// What the startup line says.
+    pub fn describe(&self) -> String {
+        let mut v = Vec::new();
+        if let Some((e, f)) = self.stall {
+            v.push(format!(
+                "stall {} every {}",
+                humantime::format_duration(f),
+                humantime::format_duration(e)
+            ));
+        }
+        if self.slowdown_pct > 0.0 {
+            v.push(format!("slowdown +{}%", self.slowdown_pct));
+        }
+        if self.leak_bytes_per_op > 0 {
+            v.push(format!("leak {} B/op", self.leak_bytes_per_op));
+        }
+        if self.error_rate > 0.0 {
+            v.push(format!("error rate {}", self.error_rate));
+        }
+        if self.global_lock {
+            v.push("global lock".into());
+        }
+        if v.is_empty() {
+            "none".into()
+        } else {
+            v.join(", ")
+        }
+    }
+}
+
+/// `--stall EVERY:FOR`, e.g. `2s:200ms`.
+pub fn parse_stall(s: &str) -> Result<(Duration, Duration), String> {
+    let (every, length) = s
+        .split_once(':')
+        .ok_or_else(|| format!("{s:?}: expected EVERY:FOR, e.g. 2s:200ms"))?;
+    let every = crate::cli::parse_seconds(every)?;
+    let length = crate::cli::parse_seconds(length)?;
+    if length >= every {
+        return Err(format!(
+            "{s:?}: the stall ({length} s) must be shorter than its period ({every} s)"
+        ));
+    }
+    Ok((
+        Duration::from_secs_f64(every),
+        Duration::from_secs_f64(length),
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_stall_covers_the_end_of_each_period() {
+        let f = Faults {
+            stall: Some(parse_stall("2s:200ms").unwrap()),
+            ..Faults::default()
+        };
+        let ms = Duration::from_millis;
+        assert_eq!(f.stall_remaining(ms(0)), None);
+        assert_eq!(f.stall_remaining(ms(1799)), None);
+        assert_eq!(f.stall_remaining(ms(1800)), Some(ms(200)));
+        assert_eq!(f.stall_remaining(ms(1950)), Some(ms(50)));
+        assert_eq!(f.stall_remaining(ms(3900)), Some(ms(100)));
+        assert!(parse_stall("200ms:2s").is_err());
+        assert!(parse_stall("2s").is_err());
+    }
+}
