@@ -296,14 +296,16 @@ pub fn build(m: &Meta, rec: &Recorder) -> LoadReport {
             if c.pass { "pass" } else { "FAIL" }
         ));
     }
-    let p95 = lat.p95_ms;
+    // Engram's compare script reads plain numbers: the histogram's quantiles,
+    // whatever the sample count (hwprof's own figures above withhold thin tails).
+    let raw = |q: f64| (all.len() > 0).then(|| all.value_at_quantile(q) as f64 / 1e6);
     let engram = serde_json::json!({
         "scenario": m.scenario.name,
         "duration_seconds": m.wall_s,
         "total_operations": completed,
-        "p50_latency_ms": lat.p50_ms,
-        "p95_latency_ms": p95,
-        "p99_latency_ms": lat.p99_ms,
+        "p50_latency_ms": raw(0.5),
+        "p95_latency_ms": raw(0.95),
+        "p99_latency_ms": raw(0.99),
         "overall_throughput": achieved_rate,
         "total_errors": errors,
         "overall_error_rate": error_rate,
