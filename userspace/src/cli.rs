@@ -135,6 +135,9 @@ pub struct LoadArgs {
     /// The target's process, for its resource use (found by itself for a loopback target).
     #[arg(long, allow_negative_numbers = true, value_parser = parse_pid)]
     pub target_pid: Option<u32>,
+    /// eBPF probes on the target for the run: sched, futex, locks, memory, profile.
+    #[arg(long, value_parser = parse_probe_list)]
+    pub probes: Option<String>,
     /// Print one JSON document on stdout.
     #[arg(long)]
     pub json: bool,

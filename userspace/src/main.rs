@@ -492,6 +492,7 @@ fn load(a: hwprof::cli::LoadArgs, interrupted: Arc<AtomicBool>) -> anyhow::Resul
             shard: a.shard.unwrap_or((0, 1)),
             preload: a.preload,
             target_pid: a.target_pid,
+            probes: a.probes,
             cpus: a.cpus.map(|c| c.0),
             json: a.json,
             out: a.out,

@@ -544,3 +544,54 @@ fn the_same_seed_gives_the_same_operations() {
     }
     assert_ne!(a["offered"]["requests"], c["offered"]["requests"]);
 }
+
+/// `--probes` on a loopback server found by its port: the server's threads are
+/// traced for the run (root only: BPF).
+#[test]
+fn probes_attach_to_the_server_for_the_run() {
+    // SAFETY: geteuid has no preconditions.
+    if unsafe { libc::geteuid() } != 0 {
+        eprintln!("needs root for BPF");
+        return;
+    }
+    let _m = exclusive();
+    let s = Server::start(&["--preload", "100", "--dim", "16"]);
+    let dir = tempfile::tempdir().unwrap();
+    let sc = scenario(
+        dir.path(),
+        "p.toml",
+        "[duration]\ntotal_seconds = 2\n[arrival]\npattern = \"constant\"\nrate = 100\n[data]\nnum_nodes = 100\nembedding_dim = 16\n",
+    );
+    let v = json(&[
+        "load",
+        "--target",
+        &s.url,
+        "--scenario",
+        &sc,
+        "--probes",
+        "sched,futex",
+        "--json",
+    ]);
+    let pid = v["target"]["pid"]
+        .as_u64()
+        .expect("the server's pid, found from its port");
+    assert_eq!(pid, u64::from(s.child.id()));
+    if v["probes"].is_null() {
+        assert!(
+            v["warnings"].to_string().contains("--probes unavailable"),
+            "{}",
+            v["warnings"]
+        );
+        return;
+    }
+    assert!(
+        v["probes"]["threads_tracked"].as_u64().unwrap() >= 2,
+        "{}",
+        v["probes"]
+    );
+    assert!(
+        v["probes"]["probes"].to_string().contains("sched"),
+        "{}",
+        v["probes"]
+    );
+}

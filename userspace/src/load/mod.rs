@@ -45,6 +45,8 @@ pub struct LoadOptions {
     pub shard: (u64, u64),
     pub preload: Option<u64>,
     pub target_pid: Option<u32>,
+    /// eBPF probes on the target for the run (`sched,futex`, …).
+    pub probes: Option<String>,
     pub cpus: Option<Vec<usize>>,
     pub json: bool,
     pub out: Option<PathBuf>,
@@ -285,6 +287,46 @@ pub fn run(o: &LoadOptions, interrupted: Arc<AtomicBool>) -> anyhow::Result<outp
         ));
     }
 
+    // Probes on the target: an HTTP target's process (found or --target-pid), or
+    // hwprof itself for an in-process target (its worker threads do the work).
+    let probe_kinds = match &o.probes {
+        Some(p) => {
+            crate::probes::ProbeKind::parse_list(p).map_err(|e| usage(format!("--probes: {e}")))?
+        }
+        None => vec![],
+    };
+    let probe_pid = match kind {
+        "http" => target_pid,
+        _ => Some(std::process::id()),
+    };
+    let mut probe_session = None;
+    if !probe_kinds.is_empty() {
+        match probe_pid {
+            None => warnings.push(
+                "--probes: the target's process is unknown (not on loopback): give --target-pid"
+                    .into(),
+            ),
+            Some(pid) => {
+                let threads: Vec<(u32, u32)> =
+                    threads_of(pid).into_iter().map(|t| (t, pid)).collect();
+                let opts = crate::probes::ProbeOptions {
+                    probes: probe_kinds.clone(),
+                    uprobes: vec![],
+                    frequency: 99,
+                };
+                match crate::probes::Session::start(&opts, &threads) {
+                    Ok(s) => probe_session = Some((s, pid)),
+                    Err(e) => {
+                        if !o.quiet {
+                            eprintln!("hwprof: note: --probes unavailable: {e}");
+                        }
+                        warnings.push(format!("--probes unavailable: {e}"));
+                    }
+                }
+            }
+        }
+    }
+
     let interval_ns = (interval * 1e9) as u64;
     let live = Arc::new(Live::default());
     let stop = Arc::new(AtomicBool::new(false));
@@ -317,6 +359,8 @@ pub fn run(o: &LoadOptions, interrupted: Arc<AtomicBool>) -> anyhow::Result<outp
     let t0 = Instant::now();
     let wall_start = std::time::SystemTime::now();
     let mut resources = Vec::new();
+    let probe_session = probe_session.map(|(s, pid)| (Mutex::new(s), pid));
+    let probe_session_ref = probe_session.as_ref();
     let result = std::thread::scope(|s| -> anyhow::Result<()> {
         // Progress and resource sampling, once per interval.
         let progress = s.spawn(|| {
@@ -341,6 +385,14 @@ pub fn run(o: &LoadOptions, interrupted: Arc<AtomicBool>) -> anyhow::Result<outp
                 if let Some(pid) = target_pid {
                     if let Some(r) = output::sample_process(pid) {
                         samples.push((el, r));
+                    }
+                }
+                // Threads the target started meanwhile are traced too.
+                if let Some((sess, pid)) = probe_session_ref {
+                    if let Ok(mut g) = sess.lock() {
+                        for t in threads_of(*pid) {
+                            g.track(t, *pid);
+                        }
                     }
                 }
                 if o.quiet {
@@ -422,6 +474,7 @@ pub fn run(o: &LoadOptions, interrupted: Arc<AtomicBool>) -> anyhow::Result<outp
     } else {
         "duration"
     };
+    let report_topology = profile.topology.clone();
     let meta = output::Meta {
         scenario: sc.clone(),
         scenario_file: o.scenario.as_ref().map(|p| p.display().to_string()),
@@ -450,9 +503,30 @@ pub fn run(o: &LoadOptions, interrupted: Arc<AtomicBool>) -> anyhow::Result<outp
         warnings,
         machine: Some(profile),
     };
-    let report = output::build(&meta, &rec);
+    let mut report = output::build(&meta, &rec);
+    if let Some((sess, pid)) = probe_session {
+        let mut sess = sess.into_inner().unwrap_or_else(|e| e.into_inner());
+        let p = sess.collect(&crate::probes::CollectContext {
+            topology: &report_topology,
+            pid,
+            duration_s: wall,
+            profile_out: out_dir.as_deref(),
+        });
+        drop(sess);
+        report.warnings.extend(p.warnings.iter().cloned());
+        report.probes = serde_json::to_value(&p).ok();
+    }
     output::emit(&report, &rec, o.json, out_dir.as_deref(), o.quiet)?;
     Ok(report)
+}
+
+fn threads_of(pid: u32) -> Vec<u32> {
+    std::fs::read_dir(format!("/proc/{pid}/task"))
+        .map(|d| {
+            d.filter_map(|e| e.ok()?.file_name().to_str()?.parse().ok())
+                .collect()
+        })
+        .unwrap_or_default()
 }
 
 fn progress_bar(quiet: bool, total: u64, what: &str) -> indicatif::ProgressBar {

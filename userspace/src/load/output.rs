@@ -138,6 +138,8 @@ pub struct LoadReport {
     pub histograms: BTreeMap<String, BTreeMap<String, String>>,
     pub files: Vec<String>,
     pub warnings: Vec<String>,
+    /// eBPF probes on the target for the run (`--probes`), as in attach.
+    pub probes: Option<serde_json::Value>,
     pub machine: Option<serde_json::Value>,
 }
 
@@ -361,6 +363,7 @@ pub fn build(m: &Meta, rec: &Recorder) -> LoadReport {
         histograms,
         files: vec![],
         warnings: m.warnings.clone(),
+        probes: None,
         machine: m
             .machine
             .as_ref()
