@@ -595,3 +595,58 @@ fn probes_attach_to_the_server_for_the_run() {
         v["probes"]
     );
 }
+
+/// Errors during the run are counted by kind and the run goes on; the target
+/// dying ends the run with what was gathered.
+#[test]
+fn errors_are_counted_and_a_dying_target_ends_the_run() {
+    let _m = exclusive();
+    let dir = tempfile::tempdir().unwrap();
+    let sc = scenario(
+        dir.path(),
+        "e.toml",
+        "[duration]\ntotal_seconds = 3\n[arrival]\npattern = \"constant\"\nrate = 200\n[operations]\nstore_weight = 0\nrecall_weight = 0\nembedding_search_weight = 1\n[data]\nnum_nodes = 50\nembedding_dim = 16\n",
+    );
+    let s = Server::start(&["--preload", "50", "--dim", "16", "--error-rate", "0.2"]);
+    let v = json(&["load", "--target", &s.url, "--scenario", &sc, "--json"]);
+    let n = v["achieved"]["requests"].as_f64().unwrap();
+    let e = v["errors_by_kind"]["http-5xx"].as_f64().unwrap_or(0.0);
+    // 600 requests at p = 0.2: 4 standard errors either side.
+    let sd = (n * 0.2 * 0.8).sqrt();
+    assert!((e - 0.2 * n).abs() < 4.0 * sd, "{e} of {n}");
+    assert_eq!(v["ended_by"], "duration");
+    drop(s);
+
+    let mut s = Server::start(&["--preload", "50", "--dim", "16"]);
+    let long = scenario(
+        dir.path(),
+        "long.toml",
+        "[duration]\ntotal_seconds = 60\n[arrival]\npattern = \"constant\"\nrate = 200\n[data]\nnum_nodes = 50\nembedding_dim = 16\n",
+    );
+    let child = hwprof()
+        .args(["load", "--target", &s.url, "--scenario", &long, "--json"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_secs(2));
+    let _ = s.child.kill();
+    let _ = s.child.wait();
+    let started = Instant::now();
+    let out = child.wait_with_output().unwrap();
+    assert!(
+        started.elapsed() < Duration::from_secs(20),
+        "the run went on after the target died"
+    );
+    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["ended_by"], "target-down", "{}", v["warnings"]);
+    assert!(v["achieved"]["requests"].as_u64().unwrap() > 100);
+    assert!(
+        v["errors_by_kind"]["connection-refused"]
+            .as_u64()
+            .unwrap_or(0)
+            > 0,
+        "{}",
+        v["errors_by_kind"]
+    );
+}

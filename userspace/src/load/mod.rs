@@ -218,10 +218,21 @@ pub fn run(o: &LoadOptions, interrupted: Arc<AtomicBool>) -> anyhow::Result<outp
     let binder = loaded.binder.clone();
 
     // The target: built, preloaded, checked.
+    // The HTTP client's runtime threads are pinned to the generator's CPUs, one each.
+    let next_cpu = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let (pin_binder, pin_cpus) = (binder.clone(), gen_cpus.clone());
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(gen_threads.max(1))
         .enable_all()
         .thread_name("hwprof-load-io")
+        .on_thread_start(move || {
+            if let Some(b) = pin_binder.as_ref() {
+                if !pin_cpus.is_empty() {
+                    let i = next_cpu.fetch_add(1, Ordering::Relaxed);
+                    let _ = b.bind_current_thread(pin_cpus[i % pin_cpus.len()]);
+                }
+            }
+        })
         .build()
         .map_err(|e| anyhow::anyhow!("cannot start the load runtime: {e}"))?;
     let mut preload = output::Preload::default();
