@@ -13,7 +13,7 @@ log=$(mktemp)
 trap 'rm -f "$log"' EXIT
 
 cargo fmt --all -- --check
-cargo test --workspace --all-targets 2>&1 | tee -a "$log"
+cargo test --workspace --all-targets --no-fail-fast 2>&1 | tee -a "$log"
 
 if [ "$(uname -m)" = "x86_64" ]; then
   if rustup target list --installed 2>/dev/null | grep -qx aarch64-unknown-linux-gnu \

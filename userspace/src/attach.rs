@@ -213,8 +213,8 @@ pub fn run(o: &AttachOptions, interrupted: &AtomicBool) -> anyhow::Result<Attach
     let mut warnings = probes_report.warnings.clone();
     if !probes_report.drops.is_empty() {
         warnings.push(format!(
-            "kernel-side map updates dropped (maps full): {:?}",
-            probes_report.drops
+            "kernel-side map updates dropped (maps full): {}",
+            report::text::map(&probes_report.drops)
         ));
     }
     let r = AttachReport {
@@ -268,11 +268,11 @@ pub fn render(r: &AttachReport) -> String {
     if let Some(sc) = &p.sched {
         let _ = writeln!(
             s,
-            "sched (probe): on-CPU {}, off-CPU {}, {} migrations {:?}, run-queue latency p50 <= {} ns, p99 <= {} ns",
+            "sched (probe): on-CPU {}, off-CPU {}, {} migrations ({}), run-queue latency p50 <= {} ns, p99 <= {} ns",
             ms(sc.total_on_cpu_ns),
             ms(sc.total_off_cpu_ns),
             sc.total_migrations,
-            sc.migrations_by_class,
+            report::text::map(&sc.migrations_by_class),
             sc.runq_latency.p50_ns_le,
             sc.runq_latency.p99_ns_le
         );
@@ -336,10 +336,10 @@ pub fn render(r: &AttachReport) -> String {
     if let Some(pr) = &p.profile {
         let _ = writeln!(
             s,
-            "profile (probe): {} samples at {} Hz; hottest: {:?}",
+            "profile (probe): {} samples at {} Hz; hottest: {}",
             pr.samples,
             pr.frequency_hz,
-            pr.top_functions.iter().take(5).collect::<Vec<_>>()
+            report::text::counted(&pr.top_functions[..pr.top_functions.len().min(5)])
         );
         if let Some(svg) = &pr.svg_file {
             let _ = writeln!(s, "  flame graph: {svg}");

@@ -982,3 +982,25 @@ fn numa_plans_the_full_matrix_on_lab_exports() {
     }
     assert!(planned >= 3, "only {planned} multi-node exports");
 }
+
+/// Human output is written for people: no Rust Debug text (`Some(25)`,
+/// `{"k": "v"}`, `[(…)]`, `[[10, 21], …]`) in `hwprof info` for any machine.
+#[cfg(all(feature = "hwloc", target_os = "linux"))]
+#[test]
+fn info_text_has_no_debug_formatting() {
+    let mut sources = vec!["host".to_string()];
+    for e in std::fs::read_dir(topologies()).unwrap() {
+        let p = e.unwrap().path();
+        if p.extension().is_some_and(|x| x == "xml") {
+            sources.push(format!("xml:{}", p.display()));
+        }
+    }
+    for src in sources {
+        let out = run(&["info", "--topology", &src]);
+        assert!(out.status.success(), "{src}");
+        let text = String::from_utf8_lossy(&out.stdout);
+        for bad in ["Some(", "None", "{\"", "[(", "[["] {
+            assert!(!text.contains(bad), "{src}: {bad} in\n{text}");
+        }
+    }
+}

@@ -11,6 +11,17 @@ use super::sample::{MemOp, MemSample};
 /// Below this share of stores a line shared by several threads is read-mostly.
 pub const READ_MOSTLY_STORE_SHARE: f64 = 0.05;
 
+impl std::fmt::Display for LineClass {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Self::FalseSharing => "false sharing",
+            Self::TrueSharing => "true sharing",
+            Self::ReadMostly => "read-mostly",
+            Self::Private => "private",
+        })
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, PartialOrd, Ord)]
 #[serde(rename_all = "kebab-case")]
 pub enum LineClass {

@@ -221,14 +221,17 @@ pub fn render(r: &C2cReport) -> String {
     let _ = writeln!(out, "hwprof c2c — {} — {}", r.source, r.target);
     let _ = writeln!(
         out,
-        "{} samples ({} lost), {}-byte lines; classes: {:?}",
-        r.samples, r.lost, r.line_bytes, r.counts
+        "{} samples ({} lost), {}-byte lines; classes: {}",
+        r.samples,
+        r.lost,
+        r.line_bytes,
+        crate::report::text::map(&r.counts)
     );
     let _ = writeln!(out, "verdict: {}\n", r.verdict);
     for l in &r.lines {
         let _ = writeln!(
             out,
-            "{:#x} {:?}: {} samples ({} loads, {} stores), {} HITM ({} remote){}",
+            "{:#x} {}: {} samples ({} loads, {} stores), {} HITM ({} remote){}",
             l.line.address,
             l.line.class,
             l.line.samples,
@@ -243,8 +246,11 @@ pub fn render(r: &C2cReport) -> String {
         for (tid, t) in &l.line.threads {
             let _ = writeln!(
                 out,
-                "    tid {tid}: {} loads at offsets {:?}, {} stores at offsets {:?}",
-                t.loads, t.offsets_read, t.stores, t.offsets_written
+                "    tid {tid}: {} loads at offsets {}, {} stores at offsets {}",
+                t.loads,
+                crate::report::text::list(&t.offsets_read),
+                t.stores,
+                crate::report::text::list(&t.offsets_written)
             );
         }
         for c in &l.code_sites {

@@ -7,6 +7,7 @@ pub mod markdown;
 pub mod output;
 pub mod plots;
 pub mod table;
+pub mod text;
 
 use serde::Serialize;
 

@@ -155,10 +155,10 @@ pub fn render(r: &Report) -> String {
         if let Some(sc) = &p.sched {
             let _ = writeln!(
                 s,
-                "\nsched (probe, experiment threads only: {}): {} migrations {:?}, off-CPU {:.1} ms, on-CPU {:.1} ms, run-queue p99 <= {} ns",
+                "\nsched (probe, experiment threads only: {}): {} migrations ({}), off-CPU {:.1} ms, on-CPU {:.1} ms, run-queue p99 <= {} ns",
                 sc.threads.len(),
                 sc.total_migrations,
-                sc.migrations_by_class,
+                super::text::map(&sc.migrations_by_class),
                 sc.total_off_cpu_ns as f64 / 1e6,
                 sc.total_on_cpu_ns as f64 / 1e6,
                 sc.runq_latency.p99_ns_le
@@ -235,7 +235,11 @@ pub fn render_info(m: &MachineProfile) -> String {
         );
     }
     if let Some(d) = &t.numa_distances {
-        let _ = writeln!(s, "  NUMA distances: {d:?}");
+        let _ = writeln!(
+            s,
+            "  NUMA distances (row: from node, column: to node):\n{}",
+            super::text::matrix(d, "  ")
+        );
     }
     for level in 1..=3u8 {
         let caches: Vec<_> = t
@@ -272,19 +276,23 @@ pub fn render_info(m: &MachineProfile) -> String {
     for (i, k) in t.cpu_kinds.iter().enumerate() {
         let _ = writeln!(
             s,
-            "  CPU kind {i}: CPUs {} efficiency {:?} {:?}",
+            "  CPU kind {i}: CPUs {}, efficiency rank {}{}",
             crate::placement::cpulist::format(&k.cpus),
-            k.efficiency,
-            k.info
+            super::text::opt(k.efficiency),
+            if k.info.is_empty() {
+                String::new()
+            } else {
+                format!(", {}", super::text::attrs(&k.info))
+            }
         );
     }
     let _ = writeln!(
         s,
-        "cpu       {} family {:?} model {:?} stepping {:?}; SIMD {}; line {} B",
+        "cpu       {} family {} model {} stepping {}; SIMD {}; line {} B",
         m.cpu.vendor,
-        m.cpu.family,
-        m.cpu.model,
-        m.cpu.stepping,
+        super::text::opt(m.cpu.family),
+        super::text::opt(m.cpu.model),
+        super::text::opt(m.cpu.stepping),
         m.cpu.simd.join(" "),
         m.cpu.cache_line_bytes.map_or("?".into(), |b| b.to_string())
     );
