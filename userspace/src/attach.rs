@@ -150,12 +150,9 @@ pub fn run(o: &AttachOptions, interrupted: &AtomicBool) -> anyhow::Result<Attach
         frequency: o.frequency,
     };
     let pairs: Vec<(u32, u32)> = initial.iter().map(|&t| (t, o.pid)).collect();
-    let mut session = Session::start(&opts, &pairs).map_err(|e| {
-        if e.contains("not built") || e.contains("sudo") || e.contains("CAP_") {
-            usage(e)
-        } else {
-            anyhow::anyhow!(e)
-        }
+    let mut session = Session::start(&opts, &pairs).map_err(|e| match e {
+        crate::probes::StartError::Unavailable(m) => usage(m),
+        crate::probes::StartError::Failed(m) => anyhow::anyhow!(m),
     })?;
     let mut counters = counters::TargetCounters::new(&profile.capabilities, o.pid);
     let mut seen: BTreeSet<u32> = BTreeSet::new();

@@ -104,6 +104,25 @@ pub struct ProbesReport {
     pub warnings: Vec<String>,
 }
 
+/// Why a probe session could not start: a capability this machine or user
+/// lacks (bad input for `attach`: exit 2, with the remedy), or a failure of the
+/// attempt itself.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StartError {
+    /// Missing privilege, kernel feature or build component; the text names the remedy.
+    Unavailable(String),
+    /// Something went wrong attaching what should have worked.
+    Failed(String),
+}
+
+impl std::fmt::Display for StartError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Unavailable(s) | Self::Failed(s) => f.write_str(s),
+        }
+    }
+}
+
 /// Context for turning map contents into reports.
 pub struct CollectContext<'a> {
     pub topology: &'a crate::topology::Topology,
@@ -122,11 +141,11 @@ pub struct Session;
 
 #[cfg(not(hwprof_probes))]
 impl Session {
-    pub fn start(_opts: &ProbeOptions, _threads: &[(u32, u32)]) -> Result<Session, String> {
-        Err(format!(
+    pub fn start(_opts: &ProbeOptions, _threads: &[(u32, u32)]) -> Result<Session, StartError> {
+        Err(StartError::Unavailable(format!(
             "eBPF probes were not built into this hwprof: {}",
             env!("HWPROF_PROBES_MISSING")
-        ))
+        )))
     }
     pub fn track(&mut self, _tid: u32, _tgid: u32) {}
     pub fn collect(&mut self, _ctx: &CollectContext<'_>) -> ProbesReport {

@@ -46,12 +46,16 @@ fn monotonic_ns() -> u64 {
 impl Session {
     /// Load the programs, track `threads` ((tid, tgid) pairs) and attach what
     /// `opts` asks for. Probes that cannot attach are skipped with a warning.
-    pub fn start(opts: &ProbeOptions, threads: &[(u32, u32)]) -> Result<Session, String> {
+    pub fn start(
+        opts: &ProbeOptions,
+        threads: &[(u32, u32)],
+    ) -> Result<Session, super::StartError> {
+        use super::StartError;
         // The programs first: without BPF nothing attaches, whatever tracefs says.
         // tracefs is needed by the tracepoint probes only (not by profile).
         let tracefs = find_tracefs();
         let ebpf = Ebpf::load(OBJECT).map_err(|e| {
-            format!("loading hwprof's eBPF programs failed: {e}; run with sudo (or grant CAP_BPF and CAP_PERFMON)")
+            StartError::Unavailable(format!("loading hwprof's eBPF programs failed: {e}; run with sudo (or grant CAP_BPF and CAP_PERFMON)"))
         })?;
         let mut s = Session {
             ebpf,
@@ -110,14 +114,18 @@ impl Session {
                 continue;
             }
             if let Err(e) = s.attach_uprobe(i, u) {
-                return Err(format!("--uprobe {}:{}: {e}", u.binary.display(), u.symbol));
+                return Err(StartError::Failed(format!(
+                    "--uprobe {}:{}: {e}",
+                    u.binary.display(),
+                    u.symbol
+                )));
             }
         }
         if s.active.is_empty() && opts.uprobes.is_empty() {
-            return Err(format!(
+            return Err(StartError::Unavailable(format!(
                 "no probe could be attached: {}",
                 s.warnings.join("; ")
-            ));
+            )));
         }
         Ok(s)
     }
