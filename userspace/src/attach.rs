@@ -139,7 +139,7 @@ pub fn run(o: &AttachOptions, interrupted: &AtomicBool) -> anyhow::Result<Attach
     let out_dir = o
         .out
         .as_deref()
-        .map(|d| report::output::prepare_dir("--out", d))
+        .map(|d| crate::output::prepare_dir("--out", d))
         .transpose()?;
     let (profile, _loaded) = machine::discover(&TopologySource::Host)?;
 
@@ -229,8 +229,8 @@ pub fn run(o: &AttachOptions, interrupted: &AtomicBool) -> anyhow::Result<Attach
     };
     let text = report::json::to_string(&r);
     if let Some(dir) = &out_dir {
-        report::output::write_atomic(&dir.join("attach.json"), text.as_bytes())?;
-        report::output::write_atomic(
+        crate::output::write_atomic(&dir.join("attach.json"), text.as_bytes())?;
+        crate::output::write_atomic(
             &dir.join("attach.md"),
             format!("# hwprof attach\n\n```\n{}```\n", render(&r)).as_bytes(),
         )?;

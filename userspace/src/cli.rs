@@ -4,6 +4,8 @@ use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand};
 
+/// The value parsers live in input.rs (load and serve use them too).
+pub use crate::input::{parse_seconds, whole_number, MAX_DURATION_S};
 use crate::placement::{cpulist, PairClass, Policy};
 use crate::topology::TopologySource;
 
@@ -485,75 +487,6 @@ fn parse_frequency(s: &str) -> Result<u64, String> {
 
 fn parse_probe_list(s: &str) -> Result<String, String> {
     crate::probes::ProbeKind::parse_list(s).map(|_| s.to_string())
-}
-
-/// A whole number in `min..=max`, with a message that says what was wrong:
-/// negative, too large, or not a number at all.
-pub fn whole_number(s: &str, what: &str, min: u64, max: u64) -> Result<u64, String> {
-    let t = s.trim();
-    let digits = t.strip_prefix('+').unwrap_or(t);
-    if let Some(d) = t.strip_prefix('-') {
-        if !d.is_empty() && d.bytes().all(|b| b.is_ascii_digit()) {
-            return Err(format!(
-                "{s} is negative; expected {what} of at least {min}"
-            ));
-        }
-    }
-    if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
-        return Err(format!("{s:?} is not a whole number (expected {what})"));
-    }
-    match digits.parse::<u64>() {
-        Ok(v) if v > max => Err(format!("{v} is too large for {what} (at most {max})")),
-        Ok(v) if v < min => Err(format!("{v} is too small for {what} (at least {min})")),
-        Ok(v) => Ok(v),
-        Err(_) => Err(format!("{s} is too large for {what} (at most {max})")),
-    }
-}
-
-/// Longest duration any option accepts: 30 days (a soak runs for days; a
-/// larger value is a typo, and 1e30 s would overflow a `Duration`).
-pub const MAX_DURATION_S: f64 = 30.0 * 86_400.0;
-
-/// The one validator for durations: plain seconds (`2.5`) or with a unit
-/// (`500ms`, `30s`, `5m`, `24h`, `1d`), positive, finite and at most
-/// [`MAX_DURATION_S`]. Returns seconds.
-pub fn parse_seconds(s: &str) -> Result<f64, String> {
-    let t = s.trim();
-    let secs = match t.parse::<f64>() {
-        Ok(v) => v,
-        Err(_) => {
-            let split = t
-                .find(|c: char| !(c.is_ascii_digit() || c == '.'))
-                .unwrap_or(t.len());
-            let (num, unit) = t.split_at(split);
-            let n: f64 = num.parse().map_err(|_| {
-                format!("{s:?} is not a duration (seconds, or e.g. 500ms, 30s, 5m, 2h)")
-            })?;
-            let scale = match unit.trim() {
-                "ms" => 1e-3,
-                "s" | "sec" => 1.0,
-                "m" | "min" => 60.0,
-                "h" => 3600.0,
-                "d" => 86_400.0,
-                other => {
-                    return Err(format!(
-                        "{s:?}: unknown unit {other:?} (use ms, s, m, h or d)"
-                    ))
-                }
-            };
-            n * scale
-        }
-    };
-    if !secs.is_finite() || secs <= 0.0 {
-        return Err(format!("{s} is not a positive duration"));
-    }
-    if secs > MAX_DURATION_S {
-        return Err(format!(
-            "{s} s is longer than the {} days hwprof accepts",
-            MAX_DURATION_S / 86_400.0
-        ));
-    }
-    Ok(secs)
 }
 
 #[cfg(test)]

@@ -107,15 +107,15 @@ fn dispatch(cli: Cli, interrupted: Arc<AtomicBool>) -> anyhow::Result<ExitCode> 
             let save_dir = a
                 .save
                 .as_deref()
-                .map(|d| report::output::prepare_dir("--save", d))
+                .map(|d| hwprof::output::prepare_dir("--save", d))
                 .transpose()?;
             let (profile, loaded) = machine::discover(&a.topology)?;
             let json = report::json::to_string(&profile);
             if let Some(dir) = save_dir {
                 let stem = profile.slug();
-                report::output::write_atomic(&dir.join(format!("{stem}.json")), json.as_bytes())?;
+                hwprof::output::write_atomic(&dir.join(format!("{stem}.json")), json.as_bytes())?;
                 if let Some(xml) = &loaded.xml {
-                    report::output::write_atomic(&dir.join(format!("{stem}.xml")), xml.as_bytes())?;
+                    hwprof::output::write_atomic(&dir.join(format!("{stem}.xml")), xml.as_bytes())?;
                 }
                 eprintln!(
                     "hwprof: saved {}/{stem}.json{}",
@@ -281,7 +281,7 @@ fn c2c(a: hwprof::cli::C2cArgs, interrupted: Arc<AtomicBool>) -> anyhow::Result<
     let out_dir = a
         .out
         .as_deref()
-        .map(|d| report::output::prepare_dir("--out", d))
+        .map(|d| hwprof::output::prepare_dir("--out", d))
         .transpose()?;
     let line_bytes = 64;
     let r = if let Some(path) = &a.replay {
@@ -302,11 +302,11 @@ fn c2c(a: hwprof::cli::C2cArgs, interrupted: Arc<AtomicBool>) -> anyhow::Result<
         record_live(&a, line_bytes, &interrupted)?
     };
     if let Some(dir) = &out_dir {
-        report::output::write_atomic(
+        hwprof::output::write_atomic(
             &dir.join("c2c.json"),
             report::json::to_string(&r).as_bytes(),
         )?;
-        report::output::write_atomic(&dir.join("c2c.md"), c2c::markdown(&r).as_bytes())?;
+        hwprof::output::write_atomic(&dir.join("c2c.md"), c2c::markdown(&r).as_bytes())?;
     }
     if a.json {
         println!("{}", report::json::to_string(&r));
@@ -470,7 +470,7 @@ fn load(a: hwprof::cli::LoadArgs, interrupted: Arc<AtomicBool>) -> anyhow::Resul
         let out = m
             .out
             .as_deref()
-            .map(|d| report::output::prepare_dir("--out", d))
+            .map(|d| hwprof::output::prepare_dir("--out", d))
             .transpose()?;
         let (r, rec) = load::output::merge(&m.reports)?;
         load::output::emit(&r, &rec, m.json, out.as_deref(), false)?;

@@ -81,7 +81,7 @@ pub fn run(
     json: bool,
     interrupted: Arc<AtomicBool>,
 ) -> anyhow::Result<SuiteReport> {
-    let out = report::output::prepare_dir("--out", out)?;
+    let out = crate::output::prepare_dir("--out", out)?;
     let started = std::time::Instant::now();
     let started_at = humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string();
     let registry = hwprof_workloads::registry();
@@ -179,9 +179,9 @@ pub fn run(
         machine,
     };
     let text = report::json::to_string(&suite);
-    report::output::write_atomic(&out.join("suite.json"), text.as_bytes())?;
-    report::output::write_atomic(&out.join("suite.md"), markdown(&suite).as_bytes())?;
-    report::output::write_atomic(&out.join("index.html"), html(&suite).as_bytes())?;
+    crate::output::write_atomic(&out.join("suite.json"), text.as_bytes())?;
+    crate::output::write_atomic(&out.join("suite.md"), markdown(&suite).as_bytes())?;
+    crate::output::write_atomic(&out.join("index.html"), html(&suite).as_bytes())?;
     if json {
         println!("{text}");
     } else {

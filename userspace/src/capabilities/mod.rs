@@ -87,3 +87,19 @@ pub fn probe(hypervisor: Option<&str>) -> Capabilities {
         }
     }
 }
+
+/// The counters a run opens follow from what this machine lets hwprof count
+/// (here rather than in measure/, which does not know about capabilities).
+impl crate::measure::CounterPlan {
+    pub fn from_capabilities(caps: &Capabilities) -> crate::measure::CounterPlan {
+        crate::measure::CounterPlan {
+            hardware: caps.pmu_hardware,
+            software: caps.pmu_software,
+            extra: Vec::new(),
+            // Without an event map, assume the smallest common PMU (4 counters with
+            // SMT on Intel; AMD and Arm have 6).
+            group_limit: 4,
+            fixed: vec!["cycles".into(), "instructions".into()],
+        }
+    }
+}

@@ -3,36 +3,15 @@
 
 use std::collections::BTreeMap;
 
-use serde::Serialize;
-
 use hwprof_workloads::{CompareOn, Experiment, Variant};
 
 use super::runner::TrialResult;
 use crate::capabilities::Capabilities;
 use crate::events::Selection;
 use crate::measure::Source;
-use crate::placement::{Group, PairClass};
-use crate::stats::{
-    ab_verdict, ratio_of_medians_ci, target_verdict_on, Interval, Summary, Verdict,
-};
-
-/// One metric of one variant over the measured repetitions.
-#[derive(Debug, Clone, Serialize)]
-pub struct Metric {
-    pub unit: String,
-    pub source: Source,
-    /// How the figure is derived when it is not a direct reading.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub method: Option<String>,
-    pub available: bool,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub reason: Option<String>,
-    #[serde(flatten, skip_serializing_if = "Option::is_none")]
-    pub summary: Option<Summary>,
-    /// Smallest fraction of the window a multiplexed counter ran (1 = never multiplexed).
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub running_fraction: Option<f64>,
-}
+use crate::placement::Group;
+pub use crate::report::schema::{ComparisonResult, GroupResult, Metric, VariantResult};
+use crate::stats::{ab_verdict, ratio_of_medians_ci, target_verdict_on, Summary};
 
 impl Metric {
     fn measured(unit: &str, source: Source, values: &[f64]) -> Metric {
@@ -63,44 +42,6 @@ impl Metric {
         self.method = Some(m.into());
         self
     }
-}
-
-#[derive(Debug, Clone, Serialize)]
-pub struct VariantResult {
-    pub name: String,
-    pub description: String,
-    pub metrics: BTreeMap<String, Metric>,
-}
-
-#[derive(Debug, Clone, Serialize)]
-pub struct ComparisonResult {
-    pub treatment: String,
-    pub baseline: String,
-    pub effect: String,
-    /// Share of the baseline's throughput the treatment keeps (1 / ratio), with CI.
-    pub retained: f64,
-    pub retained_ci95: Interval,
-    pub target: Option<f64>,
-    pub definition: String,
-    pub source: Source,
-    pub ratio: f64,
-    pub ci95: Interval,
-    pub verdict: Verdict,
-}
-
-#[derive(Debug, Clone, Serialize)]
-pub struct GroupResult {
-    pub label: String,
-    pub pair_class: Option<PairClass>,
-    pub cpus: Vec<usize>,
-    pub variants: Vec<VariantResult>,
-    /// The headline comparison (the first of `comparisons`).
-    pub comparison: Option<ComparisonResult>,
-    pub comparisons: Vec<ComparisonResult>,
-    /// getcpu() checks that found a worker off its planned CPU, over all trials.
-    pub off_cpu_samples: u64,
-    pub migrations_seen: u64,
-    pub trials: Vec<TrialResult>,
 }
 
 fn pmu_reason(caps: &Capabilities) -> String {

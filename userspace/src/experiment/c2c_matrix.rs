@@ -5,40 +5,10 @@
 
 use std::collections::BTreeMap;
 
-use serde::Serialize;
-
 use super::analysis::GroupResult;
 use crate::placement::PairClass;
+pub use crate::report::schema::{ClassSummary, PairLatency, PairMatrix};
 use crate::stats::{median, Interval};
-
-#[derive(Debug, Clone, Serialize)]
-pub struct PairLatency {
-    pub cpus: (usize, usize),
-    pub class: Option<PairClass>,
-    /// Median round trip / 2, ns [timer].
-    pub one_way_ns: f64,
-    pub ci95: Interval,
-}
-
-#[derive(Debug, Clone, Serialize)]
-pub struct ClassSummary {
-    pub class: String,
-    pub pairs: usize,
-    pub median_one_way_ns: f64,
-}
-
-#[derive(Debug, Clone, Serialize)]
-pub struct PairMatrix {
-    pub pairs: Vec<PairLatency>,
-    pub classes: Vec<ClassSummary>,
-    /// Every pair slower than its declared class allows.
-    pub contradictions: Vec<String>,
-    /// What the report warns about: the contradictions, or a per-class summary
-    /// of them when there are more than a few.
-    pub warnings: Vec<String>,
-    pub verdict: String,
-    pub source: String,
-}
 
 /// Contradictions named one by one in the verdict and warnings; beyond this many
 /// they are summarised per class.

@@ -106,7 +106,7 @@ pub fn write_plots(
     files: &mut Vec<String>,
     warnings: &mut Vec<String>,
 ) -> anyhow::Result<()> {
-    use crate::report::output::is_write_error;
+    use crate::output::is_write_error;
     use crate::report::plots;
     for c in &findings.charts {
         match plots::chart(dir, c) {

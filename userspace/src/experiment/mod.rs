@@ -214,11 +214,11 @@ pub fn run(o: &RunOptions, interrupted: Arc<AtomicBool>) -> anyhow::Result<Optio
             o.topology.describe()
         )));
     }
-    let binder = loaded.binder.clone();
+    let binder = crate::placement::bind::Binder::for_loaded(&loaded);
     let out_dir = o
         .out
         .as_deref()
-        .map(|d| report::output::prepare_dir("--out", d))
+        .map(|d| crate::output::prepare_dir("--out", d))
         .transpose()?;
 
     let caps = &profile.capabilities;
@@ -387,7 +387,7 @@ pub fn run(o: &RunOptions, interrupted: Arc<AtomicBool>) -> anyhow::Result<Optio
                         .collect::<Vec<_>>(),
                 ) {
                     Ok(_) => files.extend(["c2c-heatmap.svg".into(), "c2c-heatmap.png".into()]),
-                    Err(e) if report::output::is_write_error(&e) => return Err(e),
+                    Err(e) if crate::output::is_write_error(&e) => return Err(e),
                     Err(e) => warnings.push(format!("plot not written: {e}")),
                 }
             }
@@ -474,7 +474,7 @@ fn write_plots(
                 .filter_map(|p| p.file_name())
                 .map(|f| f.to_string_lossy().into_owned()),
         ),
-        Err(e) if report::output::is_write_error(&e) => {
+        Err(e) if crate::output::is_write_error(&e) => {
             fatal.get_or_insert(e);
         }
         Err(e) => warnings.push(format!("plot not written: {e}")),
@@ -566,11 +566,11 @@ fn now() -> String {
 /// Print (table or JSON) and write --out files.
 /// report.json and summary.md into `dir`.
 pub fn write_files(report: &Report, dir: &std::path::Path) -> anyhow::Result<()> {
-    report::output::write_atomic(
+    crate::output::write_atomic(
         &dir.join("report.json"),
         report::json::to_string(report).as_bytes(),
     )?;
-    report::output::write_atomic(
+    crate::output::write_atomic(
         &dir.join("summary.md"),
         report::markdown::render(report).as_bytes(),
     )

@@ -5,15 +5,14 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Condvar, Mutex};
 use std::time::{Duration, Instant};
 
-use serde::Serialize;
-
 use hdrhistogram::Histogram;
 use hwprof_workloads::{Experiment, NoTimer, OpTimer, Variant};
 
 use crate::measure::counters::ThreadCounters;
 use crate::measure::timer::Timer;
-use crate::measure::{CounterPlan, Reading};
+use crate::measure::CounterPlan;
 use crate::placement::bind::{current_cpu, Binder, MemoryPolicy};
+pub use crate::report::schema::{LatencySummary, TrialResult, WorkerResult};
 
 /// What every trial of a run shares.
 pub struct Context<'a> {
@@ -83,33 +82,6 @@ impl StartGate {
 /// Default watchdog: no progress for 5 s.
 pub const WATCHDOG: Duration = Duration::from_secs(5);
 
-#[derive(Debug, Clone, Serialize)]
-pub struct WorkerResult {
-    pub worker: usize,
-    pub planned_cpu: usize,
-    pub ops: u64,
-    pub elapsed_ns: f64,
-    /// getcpu() samples taken (one per batch) and how many found the thread elsewhere.
-    pub cpu_samples: u64,
-    pub off_cpu_samples: u64,
-    /// Changes of CPU seen between consecutive samples.
-    pub migrations_seen: u64,
-    pub counters: Vec<Reading>,
-    /// Per-operation latencies (ns), when the experiment times operations.
-    #[serde(skip)]
-    pub latency: Option<Histogram<u64>>,
-}
-
-/// Percentiles of per-operation latency over all workers of one trial [timer].
-#[derive(Debug, Clone, Serialize)]
-pub struct LatencySummary {
-    pub count: u64,
-    pub p50_ns: f64,
-    pub p99_ns: f64,
-    pub p999_ns: f64,
-    pub max_ns: f64,
-}
-
 /// Times operations with the run's timer into an HdrHistogram (ns, 3 significant digits).
 struct LatencyRecorder<'a> {
     timer: &'a Timer,
@@ -128,20 +100,6 @@ impl OpTimer for LatencyRecorder<'_> {
             .ticks_to_ns(self.timer.now().wrapping_sub(started));
         self.hist.saturating_record(ns.round().max(1.0) as u64);
     }
-}
-
-#[derive(Debug, Clone, Serialize)]
-pub struct TrialResult {
-    pub variant: String,
-    pub repetition: usize,
-    pub warmup: bool,
-    pub ops: u64,
-    /// Sum over workers of ops / own elapsed time.
-    pub ops_per_sec: f64,
-    pub workers: Vec<WorkerResult>,
-    /// The window was cut short by an interrupt.
-    pub cut_short: bool,
-    pub latency: Option<LatencySummary>,
 }
 
 impl TrialResult {

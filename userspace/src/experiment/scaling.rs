@@ -2,37 +2,10 @@
 //! parallel efficiency (two ways) and a Universal Scalability Law fit per
 //! variant and placement policy.
 
-use serde::Serialize;
-
 use super::analysis::GroupResult;
-use crate::stats::usl::{self, UslFit};
+pub use crate::report::schema::{ScalePoint, ScalingSeries};
+use crate::stats::usl;
 use crate::stats::Interval;
-
-#[derive(Debug, Clone, Serialize)]
-pub struct ScalePoint {
-    pub threads: usize,
-    pub ops_per_sec: f64,
-    pub ci95: Interval,
-    /// X(N) / X(1).
-    pub speedup: f64,
-    /// speedup / N.
-    pub efficiency: f64,
-    /// Σ CPU time / (wall × N): how busy the threads were (software, task-clock).
-    pub cpu_efficiency: Option<f64>,
-}
-
-#[derive(Debug, Clone, Serialize)]
-pub struct ScalingSeries {
-    pub variant: String,
-    pub policy: String,
-    pub points: Vec<ScalePoint>,
-    pub usl: Option<UslFit>,
-    /// Fitted throughput for 1..=64 threads; beyond `measured_max_threads` it is an
-    /// extrapolation, and says so.
-    pub predicted: Vec<(f64, f64)>,
-    pub measured_max_threads: usize,
-    pub source: String,
-}
 
 /// `compact x4` → ("compact", 4); `compact x4 (oversubscribed 2.0x)` too.
 fn policy_of(label: &str) -> Option<(String, usize)> {

@@ -65,8 +65,8 @@ pub fn parse_shard(s: &str) -> Result<(u64, u64), String> {
     let (i, n) = s
         .split_once('/')
         .ok_or_else(|| format!("{s:?}: expected i/N, e.g. 0/2"))?;
-    let n: u64 = crate::cli::whole_number(n, "a shard count", 1, 1024)?;
-    let i: u64 = crate::cli::whole_number(i, "a shard index", 0, 1023)?;
+    let n: u64 = crate::input::whole_number(n, "a shard count", 1, 1024)?;
+    let i: u64 = crate::input::whole_number(i, "a shard index", 0, 1023)?;
     if i >= n {
         return Err(format!("{s:?}: shard index {i} is not below the count {n}"));
     }
@@ -201,7 +201,7 @@ pub fn run(o: &LoadOptions, interrupted: Arc<AtomicBool>) -> anyhow::Result<outp
     let out_dir = o
         .out
         .as_deref()
-        .map(|d| crate::report::output::prepare_dir("--out", d))
+        .map(|d| crate::output::prepare_dir("--out", d))
         .transpose()?;
 
     // Generator placement: the first CPUs for the generator; an embedded or
@@ -215,7 +215,7 @@ pub fn run(o: &LoadOptions, interrupted: Arc<AtomicBool>) -> anyhow::Result<outp
         Some(c) => c.clone(),
         None => usable.iter().copied().take(gen_threads).collect(),
     };
-    let binder = loaded.binder.clone();
+    let binder = crate::placement::bind::Binder::for_loaded(&loaded);
 
     // The target: built, preloaded, checked.
     // The HTTP client's runtime threads are pinned to the generator's CPUs, one each.

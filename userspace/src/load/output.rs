@@ -17,7 +17,7 @@ use super::schedule::OpKind;
 use super::GENERATOR_LAG_LIMIT_MS;
 use crate::error::usage;
 use crate::machine::MachineProfile;
-use crate::report::output::write_atomic;
+use crate::output::write_atomic;
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
 pub struct Preload {
@@ -596,7 +596,7 @@ pub fn emit(
         for c in charts(&report, rec) {
             match crate::report::plots::chart(dir, &c) {
                 Ok(names) => files.extend(names),
-                Err(e) if crate::report::output::is_write_error(&e) => return Err(e),
+                Err(e) if crate::output::is_write_error(&e) => return Err(e),
                 Err(e) => report
                     .warnings
                     .push(format!("plot {} not written: {e}", c.id)),

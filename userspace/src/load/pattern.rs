@@ -101,8 +101,8 @@ pub fn parse_compress(s: &str) -> Result<f64, String> {
     let (day, run) = s
         .split_once('=')
         .ok_or_else(|| format!("{s:?}: expected e.g. 24h=10m"))?;
-    let day = crate::cli::parse_seconds(day)?;
-    let run = crate::cli::parse_seconds(run)?;
+    let day = crate::input::parse_seconds(day)?;
+    let run = crate::input::parse_seconds(run)?;
     Ok(day / 3600.0 / run)
 }
 

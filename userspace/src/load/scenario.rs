@@ -274,7 +274,7 @@ pub fn parse(text: &str, file: &str) -> anyhow::Result<Scenario> {
         }
     };
     positive("duration", "total_seconds", Some(s.duration.total_seconds))?;
-    if s.duration.total_seconds > crate::cli::MAX_DURATION_S {
+    if s.duration.total_seconds > crate::input::MAX_DURATION_S {
         return Err(bad(
             "duration",
             "total_seconds",

@@ -10,8 +10,8 @@
 use perf_event::events::{Cache, CacheId, CacheOp, CacheResult, Event, Hardware, Software};
 use perf_event::{Builder, Counter, Group, ReadFormat};
 
+use super::event::{CounterEvent, EventKind};
 use super::{scale, CounterPlan, Reading, Source};
-use crate::events::spec::{CounterEvent, EventKind};
 
 struct OpenGroup {
     group: Group,

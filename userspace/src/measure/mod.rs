@@ -10,11 +10,13 @@ pub mod counters;
 #[cfg(not(target_os = "linux"))]
 #[path = "no_counters.rs"]
 pub mod counters;
+pub mod event;
+pub mod schedule;
 pub mod timer;
 
 use serde::{Deserialize, Serialize};
 
-use crate::events::spec::{CounterEvent, EventKind};
+pub use event::{CounterEvent, EventKind};
 
 /// Where a number comes from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Hash, PartialOrd, Ord)]
@@ -56,18 +58,6 @@ pub struct CounterPlan {
 }
 
 impl CounterPlan {
-    pub fn from_capabilities(caps: &crate::capabilities::Capabilities) -> Self {
-        CounterPlan {
-            hardware: caps.pmu_hardware,
-            software: caps.pmu_software,
-            extra: Vec::new(),
-            // Without an event map, assume the smallest common PMU (4 counters with
-            // SMT on Intel; AMD and Arm have 6).
-            group_limit: 4,
-            fixed: vec!["cycles".into(), "instructions".into()],
-        }
-    }
-
     /// The generic events every run counts when the PMU allows it.
     pub fn default_events(&self) -> Vec<CounterEvent> {
         let mut v = Vec::new();
@@ -117,7 +107,7 @@ impl CounterPlan {
             all.extend(self.extra.iter().cloned());
         }
         // task-clock leads the software group: under a dummy leader it reads 0.
-        crate::events::schedule::schedule(&all, self.group_limit, &self.fixed)
+        schedule::schedule(&all, self.group_limit, &self.fixed)
     }
 
     /// The fallback chain in words, for the report.

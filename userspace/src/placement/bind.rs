@@ -82,6 +82,17 @@ impl Binder {
         }
     }
 
+    /// The binder for a loaded topology: None unless it is this host's.
+    pub fn for_loaded(l: &crate::topology::Loaded) -> Option<Binder> {
+        use crate::topology::HostHandle;
+        match &l.host {
+            HostHandle::NotHost => None,
+            HostHandle::Os => Some(Binder::os()),
+            #[cfg(all(feature = "hwloc", target_os = "linux"))]
+            HostHandle::Hwloc(t) => Some(Binder::with_hwloc(Arc::clone(t))),
+        }
+    }
+
     /// A binder using the OS call directly (no hwloc).
     #[allow(dead_code)]
     pub fn os() -> Self {

@@ -4,7 +4,8 @@
 //! XML export is computed exactly as on the host (`--plan-only`).
 
 pub mod bind;
-pub mod cpulist;
+/// The CPU list syntax lives with the topology model (sysfs reads it too).
+pub use crate::topology::cpulist;
 pub mod pairs;
 pub mod policy;
 

@@ -4,17 +4,19 @@
 
 pub mod json;
 pub mod markdown;
-pub mod output;
+/// The one write path (moved to the crate root: every layer writes through it).
+pub use crate::output;
 pub mod plots;
+pub mod schema;
 pub mod table;
 pub mod text;
 
 use serde::Serialize;
 
-use crate::experiment::analysis::GroupResult;
 use crate::machine::MachineProfile;
 use crate::measure::CounterPlan;
 use crate::placement::{MemoryPolicy, Plan};
+use schema::GroupResult;
 
 pub const SCHEMA_VERSION: u32 = 1;
 
@@ -73,9 +75,9 @@ pub struct Report {
     /// `--probes`: what the kernel saw of the experiment's threads (all runs).
     pub probes: Option<crate::probes::ProbesReport>,
     /// Thread sweeps: speedup, efficiency and USL fit per variant and policy.
-    pub scaling: Vec<crate::experiment::scaling::ScalingSeries>,
+    pub scaling: Vec<schema::ScalingSeries>,
     /// Pair-by-pair experiments: one-way latency per pair, per class, contradictions.
-    pub pair_matrix: Option<crate::experiment::c2c_matrix::PairMatrix>,
+    pub pair_matrix: Option<schema::PairMatrix>,
     /// The experiment's own reading: verdict lines, curves, matrices (staircase,
     /// prefetch distance, NUMA node x node).
     #[serde(skip_serializing_if = "Option::is_none")]

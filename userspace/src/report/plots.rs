@@ -25,7 +25,7 @@ fn ensure_font() {
 
 /// Draw the same picture as SVG into `path` and beside it as PNG; evaluates to
 /// the two paths. Both are rendered in memory and written through
-/// [`crate::report::output::write_atomic`] (no symlink followed, no partial file
+/// [`crate::output::write_atomic`] (no symlink followed, no partial file
 /// on a write error, owned by the invoking user under sudo). The body draws on
 /// `$root` and may use `?` with [`err`].
 macro_rules! svg_and_png {
@@ -46,8 +46,8 @@ macro_rules! svg_and_png {
             $body
             $root.present().map_err(err)?;
         }
-        crate::report::output::write_atomic(svg, svg_text.as_bytes())?;
-        crate::report::output::write_atomic(&png, &encode_png(&rgb, w, h)?)?;
+        crate::output::write_atomic(svg, svg_text.as_bytes())?;
+        crate::output::write_atomic(&png, &encode_png(&rgb, w, h)?)?;
         vec![svg.to_path_buf(), png]
     }};
 }

@@ -2,8 +2,8 @@
 
 use std::fmt::Write as _;
 
+use super::schema::Metric;
 use super::Report;
-use crate::experiment::analysis::Metric;
 use crate::machine::MachineProfile;
 
 /// `12.3M` style for large rates.

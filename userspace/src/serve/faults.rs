@@ -64,8 +64,8 @@ pub fn parse_stall(s: &str) -> Result<(Duration, Duration), String> {
     let (every, length) = s
         .split_once(':')
         .ok_or_else(|| format!("{s:?}: expected EVERY:FOR, e.g. 2s:200ms"))?;
-    let every = crate::cli::parse_seconds(every)?;
-    let length = crate::cli::parse_seconds(length)?;
+    let every = crate::input::parse_seconds(every)?;
+    let length = crate::input::parse_seconds(length)?;
     if length >= every {
         return Err(format!(
             "{s:?}: the stall ({length} s) must be shorter than its period ({every} s)"

@@ -14,7 +14,6 @@ use hwlocality::Topology as HwlocTopology;
 
 use super::{Cache, CpuKind, Loaded, NumaNode, Pu, Topology, TopologySource};
 use crate::error::usage;
-use crate::placement::bind::Binder;
 
 pub fn load(source: &TopologySource) -> anyhow::Result<Loaded> {
     let builder = HwlocTopology::builder();
@@ -52,8 +51,12 @@ pub fn load(source: &TopologySource) -> anyhow::Result<Loaded> {
         .export_xml(XMLExportFlags::empty())
         .ok()
         .map(|x| x.as_str().to_string());
-    let binder = source.is_host().then(|| Binder::with_hwloc(Arc::new(topo)));
-    Ok(Loaded { model, xml, binder })
+    let host = if source.is_host() {
+        super::HostHandle::Hwloc(Arc::new(topo))
+    } else {
+        super::HostHandle::NotHost
+    };
+    Ok(Loaded { model, xml, host })
 }
 
 /// hwlocality's error text in plain words: its Display may carry Rust Debug

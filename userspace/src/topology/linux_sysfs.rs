@@ -7,9 +7,9 @@ use std::collections::BTreeMap;
 use std::fs;
 use std::path::Path;
 
+use super::cpulist;
 use super::{Cache, Loaded, NumaNode, Pu, Topology, TopologySource};
 use crate::error::usage;
-use crate::placement::cpulist;
 
 fn read(path: impl AsRef<Path>) -> Option<String> {
     fs::read_to_string(path).ok().map(|s| s.trim().to_string())
@@ -217,7 +217,7 @@ pub fn load(source: &TopologySource) -> anyhow::Result<Loaded> {
     Ok(Loaded {
         model: host()?,
         xml: None,
-        binder: Some(crate::placement::bind::Binder::os()),
+        host: super::HostHandle::Os,
     })
 }
 

@@ -99,6 +99,6 @@ pub fn load(source: &TopologySource) -> anyhow::Result<Loaded> {
     Ok(Loaded {
         model,
         xml: None,
-        binder: Some(crate::placement::bind::Binder::os()),
+        host: super::HostHandle::Os,
     })
 }

@@ -6,6 +6,7 @@
 //! the model, which is why planning for a lab machine from its XML behaves exactly
 //! like planning on the host.
 
+pub mod cpulist;
 #[cfg(all(feature = "hwloc", target_os = "linux"))]
 mod hwloc;
 #[cfg(target_os = "linux")]
@@ -260,8 +261,20 @@ pub struct Loaded {
     pub model: Topology,
     /// hwloc XML of the topology, for `info --save` (None where hwloc is absent).
     pub xml: Option<String>,
-    /// Thread and memory binding, present only when the source is the host.
-    pub binder: Option<crate::placement::bind::Binder>,
+    /// What binding threads and memory on this host needs (placement builds
+    /// its binder from it); `NotHost` for a described machine.
+    pub host: HostHandle,
+}
+
+/// The host's handle for thread and memory binding, or none for a topology
+/// that describes another machine. Topology hands it over; placement binds.
+#[derive(Clone)]
+pub enum HostHandle {
+    NotHost,
+    /// Bind through the OS calls (no hwloc in this build).
+    Os,
+    #[cfg(all(feature = "hwloc", target_os = "linux"))]
+    Hwloc(std::sync::Arc<hwlocality::Topology>),
 }
 
 /// Load a topology from `source` with the backend this build has.

@@ -86,7 +86,7 @@ pub fn write_outputs(
     title: &str,
 ) -> anyhow::Result<(String, Option<String>)> {
     let folded_path = dir.join("profile.folded");
-    crate::report::output::write_atomic(&folded_path, (folded.join("\n") + "\n").as_bytes())?;
+    crate::output::write_atomic(&folded_path, (folded.join("\n") + "\n").as_bytes())?;
     let mut svg = Vec::new();
     let mut opts = inferno::flamegraph::Options::default();
     opts.title = title.to_string();
@@ -96,7 +96,7 @@ pub fn write_outputs(
         inferno::flamegraph::from_lines(&mut opts, folded.iter().map(String::as_str), &mut svg)
             .map_err(|e| anyhow::anyhow!("flame graph: {e}"))?;
         let p = dir.join("profile.svg");
-        crate::report::output::write_atomic(&p, &svg)?;
+        crate::output::write_atomic(&p, &svg)?;
         Some(p.display().to_string())
     };
     Ok((folded_path.display().to_string(), svg_path))

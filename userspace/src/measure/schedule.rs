@@ -5,8 +5,8 @@
 //! (events on fixed counters ride along for free); the kernel time-multiplexes the
 //! groups, and readings are scaled by time_enabled / time_running.
 
-use super::spec::{CounterEvent, EventKind};
-use crate::measure::Source;
+use super::event::{CounterEvent, EventKind};
+use super::Source;
 
 /// Groups to open. `limit` = general-purpose counters a group may use; `fixed` =
 /// labels served by fixed counters.

@@ -1,0 +1,165 @@
+//! The report's schema types: what an experiment's run produces and every
+//! renderer (JSON, Markdown, table, plots) reads. They sit at the bottom, so
+//! report/ never imports the experiment layer that fills them in.
+
+use std::collections::BTreeMap;
+
+use hdrhistogram::Histogram;
+use serde::Serialize;
+
+use crate::measure::{Reading, Source};
+use crate::placement::PairClass;
+use crate::stats::usl::UslFit;
+use crate::stats::{Interval, Summary, Verdict};
+
+#[derive(Debug, Clone, Serialize)]
+pub struct WorkerResult {
+    pub worker: usize,
+    pub planned_cpu: usize,
+    pub ops: u64,
+    pub elapsed_ns: f64,
+    /// getcpu() samples taken (one per batch) and how many found the thread elsewhere.
+    pub cpu_samples: u64,
+    pub off_cpu_samples: u64,
+    /// Changes of CPU seen between consecutive samples.
+    pub migrations_seen: u64,
+    pub counters: Vec<Reading>,
+    /// Per-operation latencies (ns), when the experiment times operations.
+    #[serde(skip)]
+    pub latency: Option<Histogram<u64>>,
+}
+
+/// Percentiles of per-operation latency over all workers of one trial [timer].
+#[derive(Debug, Clone, Serialize)]
+pub struct LatencySummary {
+    pub count: u64,
+    pub p50_ns: f64,
+    pub p99_ns: f64,
+    pub p999_ns: f64,
+    pub max_ns: f64,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct TrialResult {
+    pub variant: String,
+    pub repetition: usize,
+    pub warmup: bool,
+    pub ops: u64,
+    /// Sum over workers of ops / own elapsed time.
+    pub ops_per_sec: f64,
+    pub workers: Vec<WorkerResult>,
+    /// The window was cut short by an interrupt.
+    pub cut_short: bool,
+    pub latency: Option<LatencySummary>,
+}
+
+/// One metric of one variant over the measured repetitions.
+#[derive(Debug, Clone, Serialize)]
+pub struct Metric {
+    pub unit: String,
+    pub source: Source,
+    /// How the figure is derived when it is not a direct reading.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub method: Option<String>,
+    pub available: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    #[serde(flatten, skip_serializing_if = "Option::is_none")]
+    pub summary: Option<Summary>,
+    /// Smallest fraction of the window a multiplexed counter ran (1 = never multiplexed).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub running_fraction: Option<f64>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct VariantResult {
+    pub name: String,
+    pub description: String,
+    pub metrics: BTreeMap<String, Metric>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct ComparisonResult {
+    pub treatment: String,
+    pub baseline: String,
+    pub effect: String,
+    /// Share of the baseline's throughput the treatment keeps (1 / ratio), with CI.
+    pub retained: f64,
+    pub retained_ci95: Interval,
+    pub target: Option<f64>,
+    pub definition: String,
+    pub source: Source,
+    pub ratio: f64,
+    pub ci95: Interval,
+    pub verdict: Verdict,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct GroupResult {
+    pub label: String,
+    pub pair_class: Option<PairClass>,
+    pub cpus: Vec<usize>,
+    pub variants: Vec<VariantResult>,
+    /// The headline comparison (the first of `comparisons`).
+    pub comparison: Option<ComparisonResult>,
+    pub comparisons: Vec<ComparisonResult>,
+    /// getcpu() checks that found a worker off its planned CPU, over all trials.
+    pub off_cpu_samples: u64,
+    pub migrations_seen: u64,
+    pub trials: Vec<TrialResult>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct ScalePoint {
+    pub threads: usize,
+    pub ops_per_sec: f64,
+    pub ci95: Interval,
+    /// X(N) / X(1).
+    pub speedup: f64,
+    /// speedup / N.
+    pub efficiency: f64,
+    /// Σ CPU time / (wall × N): how busy the threads were (software, task-clock).
+    pub cpu_efficiency: Option<f64>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct ScalingSeries {
+    pub variant: String,
+    pub policy: String,
+    pub points: Vec<ScalePoint>,
+    pub usl: Option<UslFit>,
+    /// Fitted throughput for 1..=64 threads; beyond `measured_max_threads` it is an
+    /// extrapolation, and says so.
+    pub predicted: Vec<(f64, f64)>,
+    pub measured_max_threads: usize,
+    pub source: String,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct PairLatency {
+    pub cpus: (usize, usize),
+    pub class: Option<PairClass>,
+    /// Median round trip / 2, ns [timer].
+    pub one_way_ns: f64,
+    pub ci95: Interval,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct ClassSummary {
+    pub class: String,
+    pub pairs: usize,
+    pub median_one_way_ns: f64,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct PairMatrix {
+    pub pairs: Vec<PairLatency>,
+    pub classes: Vec<ClassSummary>,
+    /// Every pair slower than its declared class allows.
+    pub contradictions: Vec<String>,
+    /// What the report warns about: the contradictions, or a per-class summary
+    /// of them when there are more than a few.
+    pub warnings: Vec<String>,
+    pub verdict: String,
+    pub source: String,
+}
