@@ -16,12 +16,16 @@ H=target/release/hwprof
 out=$(mktemp -d)
 trap 'kill $(jobs -p) 2>/dev/null || true; rm -rf "$out"' EXIT
 
-serve() { # args → prints URL; server runs in the background
-  $H serve --port 0 "$@" > "$out/serve.txt" 2>/dev/null &
+# The server gets CPU 1 (one thread), the generators CPU 0: separate CPUs, as on
+# a lab machine, so neither measures the other's contention.
+serve() { # args → sets url and spid; server runs in the background
+  taskset -c 1 $H serve --port 0 --threads 1 "$@" > "$out/serve.txt" 2>/dev/null &
+  spid=$!
   for _ in $(seq 100); do grep -q http:// "$out/serve.txt" 2>/dev/null && break; sleep 0.1; done
-  grep -o 'http://[0-9.:]*' "$out/serve.txt"
+  url=$(grep -o 'http://[0-9.:]*' "$out/serve.txt")
 }
-stop() { kill -INT %1 2>/dev/null || true; wait 2>/dev/null || true; }
+stop() { kill -INT "$spid" 2>/dev/null || true; wait "$spid" 2>/dev/null || true; }
+L() { taskset -c 0 $H load --cpus 0 --threads 1 "$@"; }
 jq_() { python3 -c "import json,sys; d=json.load(open('$1')); print($2)"; }
 
 echo "== 1. planted stall (2s:200ms) at 1000 req/s constant, search only, ${secs} s"
@@ -39,19 +43,19 @@ embedding_search_weight = 1
 [data]
 num_nodes = 1000
 EOF
-url=$(serve --preload 1000 --stall 2s:200ms)
-$H load --target "$url" --scenario "$out/stall.toml" --connections 256 --json > "$out/stall.json" 2>/dev/null || true
-jq_ "$out/stall.json" "'hwprof p50 %.2f p99 %.2f p99.9 %.2f ms (analytic p99 180 + service, p99.9 198 + service); service p50 %.3f ms; lag limit hit: %s' % (d['latency']['p50_ms'], d['latency']['p99_ms'], d['latency']['p999_ms'], d['operations']['search']['service']['p50_ms'], d['generator_limited'])"
+serve --preload 1000 --stall 2s:200ms
+L --target "$url" --scenario "$out/stall.toml" --connections 256 --spin 2ms --json > "$out/stall.json" 2>/dev/null || true
+jq_ "$out/stall.json" "'hwprof (open loop) p50 %.2f p99 %.2f p99.9 %.2f ms (analytic p99 180 + service, p99.9 198 + service); service p50 %.3f ms; lag limit hit: %s' % (d['latency']['p50_ms'], d['latency']['p99_ms'], d['latency']['p999_ms'], d['operations']['search']['service']['p50_ms'], d['generator_limited'])"
 if command -v wrk >/dev/null; then
   echo "-- wrk (closed loop, 16 connections) on the same stalled server, ${secs} s:"
-  wrk -t2 -c16 -d"${secs}s" --latency "$url/api/v1/memories/search?query=topic-1-2&limit=10" | grep -E "Latency|50%|99%|Requests/sec"
+  taskset -c 0 wrk -t1 -c16 -d"${secs}s" --latency "$url/api/v1/memories/search?query=topic-1-2&limit=10" | grep -E "Latency|50%|99%|Requests/sec"
 fi
 stop
 
-echo "== 2. realised vs offered rate: 10000 req/s constant, ${secs} s, search only"
-sed -e 's/rate = 1000/rate = 10000/' "$out/stall.toml" > "$out/rate.toml"
-url=$(serve --preload 1000)
-$H load --target "$url" --scenario "$out/rate.toml" --connections 64 --json > "$out/rate.json" 2>/dev/null || true
+echo "== 2. realised vs offered rate: \${RATE:-5000} req/s constant, ${secs} s, search only"
+sed -e "s/rate = 1000/rate = ${RATE:-5000}/" "$out/stall.toml" > "$out/rate.toml"
+serve --preload 1000
+L --target "$url" --scenario "$out/rate.toml" --connections 64 --json > "$out/rate.json" 2>/dev/null || true
 jq_ "$out/rate.json" "'offered %.1f/s achieved %.1f/s (%.2f%% of offered), dropped %d, errors %d, dispatch lag p99 %s ms' % (d['offered']['rate'], d['achieved']['rate'], 100*d['achieved']['rate']/d['offered']['rate'], d['dropped'], sum(d['errors_by_kind'].values()), d['dispatch_lag']['p99_ms'])"
 stop
 
@@ -60,11 +64,11 @@ $H load --target noop --threads 1 --cpus 0 --rate 2000000 --duration 5 --json > 
 jq_ "$out/noop.json" "'scheduled %.0f/s achieved %.0f/s, schedule lag p50 %s p99 %s ms' % (d['offered']['rate'], d['achieved']['rate'], d['dispatch_lag']['p50_ms'], d['dispatch_lag']['p99_ms'])"
 
 echo "== 4. maximum rate over loopback, GET search, 16 connections, 10 s"
-url=$(serve --preload 1000)
+serve --preload 1000
 if command -v wrk >/dev/null; then
-  wrk -t1 -c16 -d10s "$url/api/v1/memories/search?query=topic-1-2&limit=10" | grep -E "Requests/sec"
+  taskset -c 0 wrk -t1 -c16 -d10s "$url/api/v1/memories/search?query=topic-1-2&limit=10" | grep -E "Requests/sec"
 fi
 sed -e 's/rate = 1000/rate = 60000/' -e "s/total_seconds = $secs/total_seconds = 10/" "$out/stall.toml" > "$out/max.toml"
-$H load --target "$url" --scenario "$out/max.toml" --connections 16 --json > "$out/max.json" 2>/dev/null || true
+L --target "$url" --scenario "$out/max.toml" --connections 16 --json > "$out/max.json" 2>/dev/null || true
 jq_ "$out/max.json" "'hwprof: offered %.0f/s achieved %.0f/s, dropped %d' % (d['offered']['rate'], d['achieved']['rate'], d['dropped'])"
 stop

@@ -125,6 +125,10 @@ pub struct LoadArgs {
     /// Per-request timeout (seconds or 500ms), default 10 s.
     #[arg(long, allow_negative_numbers = true, value_parser = parse_seconds)]
     pub timeout: Option<f64>,
+    /// Busy-wait this long before each request instead of sleeping (e.g. 2ms on a VM,
+    /// whose wakeups from idle can take milliseconds); the generator's CPU stays busy.
+    #[arg(long, allow_negative_numbers = true, value_parser = parse_seconds)]
+    pub spin: Option<f64>,
     /// Window of the per-interval figures and the .hlog, default 1 s.
     #[arg(long, allow_negative_numbers = true, value_parser = parse_seconds)]
     pub interval: Option<f64>,

@@ -488,6 +488,7 @@ fn load(a: hwprof::cli::LoadArgs, interrupted: Arc<AtomicBool>) -> anyhow::Resul
             max_in_flight: a.max_in_flight,
             threads: a.threads,
             timeout: a.timeout,
+            spin: a.spin,
             interval: a.interval,
             shard: a.shard.unwrap_or((0, 1)),
             preload: a.preload,

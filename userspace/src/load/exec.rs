@@ -118,8 +118,9 @@ fn ns_since(t0: Instant) -> u64 {
     t0.elapsed().as_nanos() as u64
 }
 
-/// Wait until `t`: sleep while far, spin the last stretch (the kernel's timer
-/// slack is ~50 µs).
+/// Wait until `t` without burning a CPU the target may need: sleep while more
+/// than 20 µs remain (the thread's timer slack is 1 ns, see [`precise_timers`]),
+/// then yield until due.
 fn wait_until(t: Instant) {
     loop {
         let now = Instant::now();
@@ -127,11 +128,21 @@ fn wait_until(t: Instant) {
             return;
         }
         let left = t - now;
-        if left > Duration::from_micros(200) {
-            std::thread::sleep(left - Duration::from_micros(100));
+        if left > Duration::from_micros(20) {
+            std::thread::sleep(left - Duration::from_micros(10));
         } else {
-            std::hint::spin_loop();
+            std::thread::yield_now();
         }
+    }
+}
+
+/// Ask the kernel to wake this thread's sleeps on time: the default timer
+/// slack (50 µs) would add up to 50 µs of schedule lag to every request.
+pub fn precise_timers() {
+    #[cfg(target_os = "linux")]
+    // SAFETY: PR_SET_TIMERSLACK takes a plain integer and affects this thread only.
+    unsafe {
+        libc::prctl(libc::PR_SET_TIMERSLACK, 1 as libc::c_ulong, 0, 0, 0);
     }
 }
 
@@ -163,6 +174,7 @@ pub fn run_inline(
                 .name(format!("hwprof-load-{w}"))
                 .spawn_scoped(s, move || {
                     pin(w);
+                    precise_timers();
                     let mut rng = SmallRng::seed_from_u64(plan.seed ^ w as u64);
                     let nodes = match target {
                         Target::Embedded(m) => m.config().nodes_per_space.max(1),
@@ -244,6 +256,8 @@ pub fn run_inline(
 /// How HTTP requests are sent.
 #[derive(Debug, Clone)]
 pub struct HttpSettings {
+    /// Busy-wait (yielding to the connections) this long before each request.
+    pub spin: Duration,
     pub connections: usize,
     pub max_in_flight: usize,
     pub timeout: Duration,
@@ -414,10 +428,107 @@ pub fn one_request(
     })
 }
 
+/// A µs-precise async sleep: a timerfd armed at an absolute CLOCK_MONOTONIC
+/// time (what `Instant` reads), registered in tokio's epoll.
+#[cfg(target_os = "linux")]
+struct PreciseTimer(tokio::io::unix::AsyncFd<std::os::fd::OwnedFd>);
+
+#[cfg(target_os = "linux")]
+impl PreciseTimer {
+    fn new() -> Option<Self> {
+        use std::os::fd::FromRawFd;
+        // SAFETY: plain syscall; the descriptor is owned below.
+        let fd = unsafe {
+            libc::timerfd_create(
+                libc::CLOCK_MONOTONIC,
+                libc::TFD_NONBLOCK | libc::TFD_CLOEXEC,
+            )
+        };
+        if fd < 0 {
+            return None;
+        }
+        // SAFETY: fd was just created and is owned only here.
+        let owned = unsafe { std::os::fd::OwnedFd::from_raw_fd(fd) };
+        #[allow(deprecated)] // AsyncFd::register is not in every tokio 1.x the lock may pick
+        tokio::io::unix::AsyncFd::new(owned).ok().map(PreciseTimer)
+    }
+
+    async fn sleep_until(&mut self, due: Instant) {
+        use std::os::fd::AsRawFd;
+        let left = due.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            return;
+        }
+        let mut now = libc::timespec {
+            tv_sec: 0,
+            tv_nsec: 0,
+        };
+        // SAFETY: valid out-pointer.
+        unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut now) };
+        let at_ns =
+            now.tv_sec as i128 * 1_000_000_000 + now.tv_nsec as i128 + left.as_nanos() as i128;
+        let spec = libc::itimerspec {
+            it_interval: libc::timespec {
+                tv_sec: 0,
+                tv_nsec: 0,
+            },
+            it_value: libc::timespec {
+                tv_sec: (at_ns / 1_000_000_000) as libc::time_t,
+                tv_nsec: (at_ns % 1_000_000_000) as libc::c_long,
+            },
+        };
+        // SAFETY: valid descriptor and spec.
+        let armed = unsafe {
+            libc::timerfd_settime(
+                self.0.as_raw_fd(),
+                libc::TFD_TIMER_ABSTIME,
+                &spec,
+                std::ptr::null_mut(),
+            )
+        };
+        if armed != 0 {
+            return;
+        }
+        loop {
+            let Ok(mut guard) = self.0.readable().await else {
+                return;
+            };
+            let mut buf = [0u8; 8];
+            // SAFETY: reading the expiration count into an 8-byte buffer.
+            let n = unsafe { libc::read(self.0.as_raw_fd(), buf.as_mut_ptr().cast(), 8) };
+            if n == 8 {
+                return;
+            }
+            guard.clear_ready();
+            if Instant::now() >= due {
+                return;
+            }
+        }
+    }
+}
+
+#[cfg(not(target_os = "linux"))]
+struct PreciseTimer;
+
+#[cfg(not(target_os = "linux"))]
+impl PreciseTimer {
+    fn new() -> Option<Self> {
+        None
+    }
+    async fn sleep_until(&mut self, _due: Instant) {}
+}
+
 /// Run the schedule against an HTTP target.
+///
+/// Each generator thread runs its own single-threaded tokio runtime holding
+/// its share of the connections and a dispatcher task for its share of the
+/// schedule (wrk2's layout). The dispatcher and the I/O it triggers never wait
+/// for each other's CPU: with a separate dispatcher thread on a shared CPU the
+/// scheduler let the I/O thread finish its slice first (~3-4 ms of lag here).
+/// The dispatcher sleeps on tokio's timer while a request is more than 1.5 ms
+/// away and yields to the connection tasks for the last stretch.
 #[allow(clippy::too_many_arguments)]
 pub fn run_http(
-    rt: &tokio::runtime::Runtime,
     plan: &Plan,
     target: &HttpTarget,
     payloads: Arc<Payloads>,
@@ -427,20 +538,102 @@ pub fn run_http(
     live: &Arc<Live>,
     t0: Instant,
     stop: &Arc<AtomicBool>,
+    pin: &(dyn Fn(usize) + Sync),
 ) -> anyhow::Result<()> {
-    let (tx, rx) = flume::bounded::<Request>(settings.max_in_flight.max(1));
+    let threads = settings.threads.clamp(1, settings.connections.max(1));
+    let failure: Mutex<Option<String>> = Mutex::new(None);
+    std::thread::scope(|sc| {
+        for w in 0..threads {
+            let (payloads, recorder, live, stop_w) = (
+                Arc::clone(&payloads),
+                Arc::clone(recorder),
+                Arc::clone(live),
+                Arc::clone(stop),
+            );
+            let failure = &failure;
+            let conns =
+                settings.connections / threads + usize::from(w < settings.connections % threads);
+            let spawned = std::thread::Builder::new()
+                .name(format!("hwprof-load-{w}"))
+                .spawn_scoped(sc, move || {
+                    pin(w);
+                    let rt = match tokio::runtime::Builder::new_current_thread()
+                        .enable_all()
+                        // The dispatcher yields while it waits: poll I/O every few ticks, not every 61.
+                        .event_interval(4)
+                        .build()
+                    {
+                        Ok(rt) => rt,
+                        Err(e) => {
+                            *failure.lock().unwrap_or_else(|e| e.into_inner()) =
+                                Some(format!("cannot start the load runtime: {e}"));
+                            stop_w.store(true, Ordering::Relaxed);
+                            return;
+                        }
+                    };
+                    let local = tokio::task::LocalSet::new();
+                    local.block_on(
+                        &rt,
+                        generator_thread(
+                            plan,
+                            target,
+                            payloads,
+                            shard,
+                            (w as u64, threads as u64),
+                            conns.max(1),
+                            settings,
+                            recorder,
+                            live,
+                            t0,
+                            stop_w,
+                        ),
+                    );
+                });
+            if let Err(e) = spawned {
+                *failure.lock().unwrap_or_else(|e| e.into_inner()) = Some(format!(
+                    "cannot start load thread {w}: {} (ulimit -u?)",
+                    crate::input::io_reason(&e)
+                ));
+                stop.store(true, Ordering::Relaxed);
+                break;
+            }
+        }
+    });
+    match failure.into_inner().unwrap_or_else(|e| e.into_inner()) {
+        Some(e) => Err(anyhow::anyhow!(e)),
+        None => Ok(()),
+    }
+}
+
+/// One generator thread: `conns` connections and the dispatcher of its share.
+#[allow(clippy::too_many_arguments)]
+async fn generator_thread(
+    plan: &Plan,
+    target: &HttpTarget,
+    payloads: Arc<Payloads>,
+    shard: (u64, u64),
+    worker: (u64, u64),
+    conns: usize,
+    settings: &HttpSettings,
+    recorder: Arc<Mutex<Recorder>>,
+    live: Arc<Live>,
+    t0: Instant,
+    stop: Arc<AtomicBool>,
+) {
+    // Each request travels with the time the dispatcher handed it over.
+    let (tx, rx) = flume::bounded::<(Request, u64)>(settings.max_in_flight.max(1));
     let mut tasks = Vec::new();
-    for _ in 0..settings.connections.max(1) {
+    for _ in 0..conns {
         let rx = rx.clone();
         let target = target.clone();
         let payloads = Arc::clone(&payloads);
-        let recorder = Arc::clone(recorder);
-        let live = Arc::clone(live);
+        let recorder = Arc::clone(&recorder);
+        let live = Arc::clone(&live);
         let timeout = settings.timeout;
-        tasks.push(rt.spawn(async move {
+        tasks.push(tokio::task::spawn_local(async move {
             let mut sender: Option<Sender> = None;
             let mut refused_since: Option<Instant> = None;
-            while let Ok(r) = rx.recv_async().await {
+            while let Ok((r, handed)) = rx.recv_async().await {
                 if sender.as_ref().is_none_or(|s| s.is_closed()) {
                     match connect(target.addr).await {
                         Ok(s) => {
@@ -458,13 +651,12 @@ pub fn run_http(
                             live.in_flight.fetch_sub(1, Ordering::Relaxed);
                             live.completed.fetch_add(1, Ordering::Relaxed);
                             live.errors.fetch_add(1, Ordering::Relaxed);
-                            recorder.lock().unwrap_or_else(|e| e.into_inner()).complete(
-                                r.op,
-                                r.at_ns,
-                                now,
-                                now,
-                                Some(e),
-                            );
+                            {
+                                let mut g = recorder.lock().unwrap_or_else(|e| e.into_inner());
+                                g.offered(r.at_ns);
+                                g.dispatched(handed.saturating_sub(r.at_ns));
+                                g.complete(r.op, r.at_ns, now, now, Some(e));
+                            }
                             // Do not spin on a dead target.
                             tokio::time::sleep(Duration::from_millis(10)).await;
                             continue;
@@ -493,43 +685,63 @@ pub fn run_http(
                 if error.is_some() {
                     live.errors.fetch_add(1, Ordering::Relaxed);
                 }
-                recorder
-                    .lock()
-                    .unwrap_or_else(|e| e.into_inner())
-                    .complete(r.op, r.at_ns, sent, done, error);
+                let mut g = recorder.lock().unwrap_or_else(|e| e.into_inner());
+                g.offered(r.at_ns);
+                g.dispatched(handed.saturating_sub(r.at_ns));
+                g.complete(r.op, r.at_ns, sent, done, error);
             }
         }));
     }
     drop(rx);
-    // The dispatcher: this thread, at each intended time.
-    for r in plan.iter().filter(|r| mine(r, shard.0, shard.1, 0, 1)) {
+    // The dispatcher, at each intended time: a timerfd (an hrtimer, µs
+    // precise) in the runtime's epoll, where tokio's own timer has 1 ms ticks.
+    let mut timer = PreciseTimer::new();
+    let coarse = Duration::from_micros(1500);
+    for r in plan
+        .iter()
+        .filter(|r| mine(r, shard.0, shard.1, worker.0, worker.1))
+    {
         if stop.load(Ordering::Relaxed) || live.target_down.load(Ordering::Relaxed) {
             break;
         }
-        wait_until(t0 + Duration::from_nanos(r.at_ns));
-        let now = ns_since(t0);
-        live.offered.fetch_add(1, Ordering::Relaxed);
-        {
-            let mut g = recorder.lock().unwrap_or_else(|e| e.into_inner());
-            g.offered(r.at_ns);
-            if live.in_flight.load(Ordering::Relaxed) >= settings.max_in_flight {
-                g.drop_request();
-                live.dropped.fetch_add(1, Ordering::Relaxed);
+        let due = t0 + Duration::from_nanos(r.at_ns);
+        loop {
+            let now = Instant::now();
+            if now >= due {
+                break;
+            }
+            // Within the spin window: yield to the connections until due (a
+            // VM's wakeup from idle can take milliseconds; this CPU stays busy).
+            if due - now <= settings.spin {
+                tokio::task::yield_now().await;
                 continue;
             }
-            g.dispatched(now.saturating_sub(r.at_ns));
+            match timer.as_mut() {
+                Some(t) => t.sleep_until(due - settings.spin).await,
+                None if due - now > coarse => {
+                    // tokio's timer wheel has 1 ms ticks: wake a little early.
+                    tokio::time::sleep(due - now - Duration::from_millis(1)).await;
+                }
+                None => tokio::task::yield_now().await,
+            }
+        }
+        let now = ns_since(t0);
+        live.offered.fetch_add(1, Ordering::Relaxed);
+        if live.in_flight.load(Ordering::Relaxed) >= settings.max_in_flight {
+            let mut g = recorder.lock().unwrap_or_else(|e| e.into_inner());
+            g.offered(r.at_ns);
+            g.drop_request();
+            live.dropped.fetch_add(1, Ordering::Relaxed);
+            continue;
         }
         live.enter();
-        if tx.send(r).is_err() {
+        if tx.send_async((r, now)).await.is_err() {
             break;
         }
     }
     drop(tx);
     // Let in-flight requests finish (each is bounded by the timeout).
-    rt.block_on(async {
-        for t in tasks {
-            let _ = t.await;
-        }
-    });
-    Ok(())
+    for t in tasks {
+        let _ = t.await;
+    }
 }

@@ -41,6 +41,8 @@ pub struct LoadOptions {
     pub max_in_flight: Option<usize>,
     pub threads: Option<usize>,
     pub timeout: Option<f64>,
+    /// Busy-wait window before each request (seconds; HTTP targets).
+    pub spin: Option<f64>,
     pub interval: Option<f64>,
     pub shard: (u64, u64),
     pub preload: Option<u64>,
@@ -436,14 +438,22 @@ pub fn run(o: &LoadOptions, interrupted: Arc<AtomicBool>) -> anyhow::Result<outp
             }
             samples
         });
+        let pin = |w: usize| {
+            if let (Some(b), Some(&cpu)) =
+                (binder.as_ref(), gen_cpus.get(w % gen_cpus.len().max(1)))
+            {
+                let _ = b.bind_current_thread(cpu);
+            }
+            exec::precise_timers();
+        };
         let r = match &target {
             Target::Http(h) => exec::run_http(
-                &rt,
                 &plan,
                 h,
                 Arc::clone(&payloads),
                 o.shard,
                 &HttpSettings {
+                    spin: Duration::from_secs_f64(o.spin.unwrap_or(0.0)),
                     connections,
                     max_in_flight,
                     timeout,
@@ -453,17 +463,11 @@ pub fn run(o: &LoadOptions, interrupted: Arc<AtomicBool>) -> anyhow::Result<outp
                 &live,
                 t0,
                 &stop,
+                &pin,
             ),
-            _ => {
-                let pin = |w: usize| {
-                    if let (Some(b), Some(&cpu)) = (binder.as_ref(), gen_cpus.get(w)) {
-                        let _ = b.bind_current_thread(cpu);
-                    }
-                };
-                exec::run_inline(
-                    &plan, &target, &payloads, o.shard, workers, &recorders, &live, t0, &stop, &pin,
-                )
-            }
+            _ => exec::run_inline(
+                &plan, &target, &payloads, o.shard, workers, &recorders, &live, t0, &stop, &pin,
+            ),
         };
         stop.store(true, Ordering::Relaxed);
         resources = progress.join().unwrap_or_default();

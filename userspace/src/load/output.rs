@@ -278,8 +278,8 @@ pub fn build(m: &Meta, rec: &Recorder) -> LoadReport {
     }
     if generator_limited {
         verdict.push(format!(
-            "the generator, not the target, was the limit: its dispatch lag p99 is {} (limit {GENERATOR_LAG_LIMIT_MS} ms); \
-             add --threads/CPUs or shard the load (--shard i/N)",
+            "the generator, not the target, was the limit: it fell behind its own schedule by p99 {} (limit {GENERATOR_LAG_LIMIT_MS} ms), \
+             and that delay is inside the latency figures; give it CPUs of its own (--cpus), --spin 2ms on a VM, more --threads, or shard the load (--shard i/N)",
             f(lag.p99_ms.or(lag.max_ms))
         ));
     }
