@@ -75,16 +75,7 @@ pub struct AttachReport {
     pub machine: MachineProfile,
 }
 
-fn threads_of(pid: u32) -> Vec<u32> {
-    let mut v: Vec<u32> = std::fs::read_dir(format!("/proc/{pid}/task"))
-        .map(|d| {
-            d.filter_map(|e| e.ok()?.file_name().to_str()?.parse().ok())
-                .collect()
-        })
-        .unwrap_or_default();
-    v.sort_unstable();
-    v
-}
+use crate::probes::threads_of;
 
 fn alive(pid: u32) -> bool {
     // A zombie still has /proc/PID; its state is Z.

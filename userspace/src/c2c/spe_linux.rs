@@ -172,14 +172,7 @@ fn open_thread(pmu_type: u32, config: u64, tid: u32) -> std::io::Result<ThreadSp
     })
 }
 
-fn threads_of(pid: u32) -> Vec<u32> {
-    std::fs::read_dir(format!("/proc/{pid}/task"))
-        .map(|d| {
-            d.filter_map(|e| e.ok()?.file_name().to_str()?.parse().ok())
-                .collect()
-        })
-        .unwrap_or_default()
-}
+use crate::probes::threads_of;
 
 /// Record SPE samples of every thread of `pid`.
 pub fn record(

@@ -151,6 +151,27 @@ pub fn mine(r: &Request, shard: u64, shards: u64, w: u64, workers: u64) -> bool 
     r.index % shards == shard && (r.index / shards) % workers == w
 }
 
+/// The first error of a set of threads; any of them may report it.
+#[derive(Default)]
+struct FirstError(Mutex<Option<String>>);
+
+impl FirstError {
+    fn set(&self, msg: String, stop: &AtomicBool) {
+        self.0
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get_or_insert(msg);
+        stop.store(true, Ordering::Relaxed);
+    }
+
+    fn into_result(self) -> anyhow::Result<()> {
+        match self.0.into_inner().unwrap_or_else(|e| e.into_inner()) {
+            Some(e) => Err(anyhow::anyhow!(e)),
+            None => Ok(()),
+        }
+    }
+}
+
 /// Run an in-process target on `workers` threads (pinned by `pin`).
 #[allow(clippy::too_many_arguments)]
 pub fn run_inline(
@@ -165,7 +186,7 @@ pub fn run_inline(
     stop: &AtomicBool,
     pin: &(dyn Fn(usize) + Sync),
 ) -> anyhow::Result<()> {
-    let errors: Mutex<Option<String>> = Mutex::new(None);
+    let errors = FirstError::default();
     std::thread::scope(|s| {
         for w in 0..workers {
             let rec = Arc::clone(&recorders[w]);
@@ -238,19 +259,18 @@ pub fn run_inline(
                     }
                 });
             if let Err(e) = spawned {
-                *errors.lock().unwrap_or_else(|e| e.into_inner()) = Some(format!(
-                    "cannot start load worker {w}: {} (ulimit -u?)",
-                    crate::input::io_reason(&e)
-                ));
-                stop.store(true, Ordering::Relaxed);
+                errors.set(
+                    format!(
+                        "cannot start load worker {w}: {} (ulimit -u?)",
+                        crate::input::io_reason(&e)
+                    ),
+                    stop,
+                );
                 break;
             }
         }
     });
-    match errors.into_inner().unwrap_or_else(|e| e.into_inner()) {
-        Some(e) => Err(anyhow::anyhow!(e)),
-        None => Ok(()),
-    }
+    errors.into_result()
 }
 
 /// How HTTP requests are sent.
@@ -541,7 +561,7 @@ pub fn run_http(
     pin: &(dyn Fn(usize) + Sync),
 ) -> anyhow::Result<()> {
     let threads = settings.threads.clamp(1, settings.connections.max(1));
-    let failure: Mutex<Option<String>> = Mutex::new(None);
+    let failure = FirstError::default();
     std::thread::scope(|sc| {
         for w in 0..threads {
             let (payloads, recorder, live, stop_w) = (
@@ -565,9 +585,7 @@ pub fn run_http(
                     {
                         Ok(rt) => rt,
                         Err(e) => {
-                            *failure.lock().unwrap_or_else(|e| e.into_inner()) =
-                                Some(format!("cannot start the load runtime: {e}"));
-                            stop_w.store(true, Ordering::Relaxed);
+                            failure.set(format!("cannot start the load runtime: {e}"), &stop_w);
                             return;
                         }
                     };
@@ -590,19 +608,18 @@ pub fn run_http(
                     );
                 });
             if let Err(e) = spawned {
-                *failure.lock().unwrap_or_else(|e| e.into_inner()) = Some(format!(
-                    "cannot start load thread {w}: {} (ulimit -u?)",
-                    crate::input::io_reason(&e)
-                ));
-                stop.store(true, Ordering::Relaxed);
+                failure.set(
+                    format!(
+                        "cannot start load thread {w}: {} (ulimit -u?)",
+                        crate::input::io_reason(&e)
+                    ),
+                    stop,
+                );
                 break;
             }
         }
     });
-    match failure.into_inner().unwrap_or_else(|e| e.into_inner()) {
-        Some(e) => Err(anyhow::anyhow!(e)),
-        None => Ok(()),
-    }
+    failure.into_result()
 }
 
 /// One generator thread: `conns` connections and the dispatcher of its share.

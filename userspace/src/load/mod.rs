@@ -172,12 +172,7 @@ pub fn run(o: &LoadOptions, interrupted: Arc<AtomicBool>) -> anyhow::Result<outp
             .or(sc.load.timeout_ms.map(|m| m / 1000.0))
             .unwrap_or(10.0),
     );
-    let clusters = sc
-        .data
-        .embedding_distribution
-        .as_ref()
-        .and_then(|d| d.num_clusters)
-        .unwrap_or(10);
+    let clusters = sc.data.clusters();
     let sigma = sc
         .data
         .embedding_distribution
@@ -535,14 +530,7 @@ pub fn run(o: &LoadOptions, interrupted: Arc<AtomicBool>) -> anyhow::Result<outp
     Ok(report)
 }
 
-fn threads_of(pid: u32) -> Vec<u32> {
-    std::fs::read_dir(format!("/proc/{pid}/task"))
-        .map(|d| {
-            d.filter_map(|e| e.ok()?.file_name().to_str()?.parse().ok())
-                .collect()
-        })
-        .unwrap_or_default()
-}
+use crate::probes::threads_of;
 
 fn progress_bar(quiet: bool, total: u64, what: &str) -> indicatif::ProgressBar {
     if quiet || !std::io::IsTerminal::is_terminal(&std::io::stderr()) {
@@ -652,12 +640,7 @@ fn preflight_and_preload(
     let failures = Arc::new(std::sync::atomic::AtomicU64::new(0));
     let next = Arc::new(std::sync::atomic::AtomicU64::new(0));
     let spaces = sc.data.memory_spaces;
-    let clusters = sc
-        .data
-        .embedding_distribution
-        .as_ref()
-        .and_then(|d| d.num_clusters)
-        .unwrap_or(10);
+    let clusters = sc.data.clusters();
     let tasks: Vec<_> = (0..connections.clamp(1, 16))
         .map(|_| {
             let (payloads, h, bar) = (Arc::clone(payloads), h.clone(), bar.clone());

@@ -168,6 +168,16 @@ fn default_spaces() -> u32 {
     1
 }
 
+impl Data {
+    /// Embedding clusters (`embedding_distribution.num_clusters`, default 10).
+    pub fn clusters(&self) -> u32 {
+        self.embedding_distribution
+            .as_ref()
+            .and_then(|d| d.num_clusters)
+            .unwrap_or(10)
+    }
+}
+
 impl Default for Data {
     fn default() -> Self {
         Self {

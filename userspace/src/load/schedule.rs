@@ -136,13 +136,7 @@ impl Plan {
                 .filter(|c| c.probability > 0.0)
                 .map(|c| (c.probability, c.mean_delay_ms / 1000.0)),
             spaces: s.data.memory_spaces.max(1),
-            clusters: s
-                .data
-                .embedding_distribution
-                .as_ref()
-                .and_then(|d| d.num_clusters)
-                .unwrap_or(10)
-                .max(1),
+            clusters: s.data.clusters().max(1),
         }
     }
 

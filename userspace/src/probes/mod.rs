@@ -153,6 +153,18 @@ impl Session {
     }
 }
 
+/// The thread ids of a process, sorted (empty when it is gone).
+pub fn threads_of(pid: u32) -> Vec<u32> {
+    let mut v: Vec<u32> = std::fs::read_dir(format!("/proc/{pid}/task"))
+        .map(|d| {
+            d.filter_map(|e| e.ok()?.file_name().to_str()?.parse().ok())
+                .collect()
+        })
+        .unwrap_or_default();
+    v.sort_unstable();
+    v
+}
+
 /// The calling thread's kernel thread id.
 pub fn gettid() -> u32 {
     #[cfg(target_os = "linux")]

@@ -252,6 +252,25 @@ async fn serve_op<T>(st: &AppState, work: impl FnOnce() -> T) -> Result<T, Respo
     Ok(out)
 }
 
+/// A JSON body of type `T` carrying an embedding of the server's dimension, or
+/// the 400 that says what is wrong with it.
+fn parse_body<T: serde::de::DeserializeOwned>(
+    st: &AppState,
+    body: &[u8],
+    what: &str,
+    embedding: impl Fn(&T) -> &[f32],
+) -> Result<T, Response> {
+    let b: T = serde_json::from_slice(body).map_err(|e| {
+        error(
+            StatusCode::BAD_REQUEST,
+            "INVALID_REQUEST",
+            format!("not a {what} request: {e}"),
+        )
+    })?;
+    check_dim(st, embedding(&b))?;
+    Ok(b)
+}
+
 fn check_dim(st: &AppState, e: &[f32]) -> Result<(), Response> {
     if e.len() != st.dim {
         return Err(error(
@@ -286,19 +305,11 @@ struct RememberBody {
 }
 
 async fn remember(State(st): State<Arc<AppState>>, headers: HeaderMap, body: Bytes) -> Response {
-    let b: RememberBody = match serde_json::from_slice(&body) {
+    let b: RememberBody = match parse_body(&st, &body, "remember", |b: &RememberBody| &b.embedding)
+    {
         Ok(b) => b,
-        Err(e) => {
-            return error(
-                StatusCode::BAD_REQUEST,
-                "INVALID_REQUEST",
-                format!("not a remember request: {e}"),
-            )
-        }
+        Err(r) => return r,
     };
-    if let Err(r) = check_dim(&st, &b.embedding) {
-        return r;
-    }
     let confidence = b.confidence.unwrap_or(0.8);
     if !(0.0..=1.0).contains(&confidence) {
         return error(
@@ -472,19 +483,11 @@ struct CompleteBody {
 /// Pattern completion: spreading activation from the best match of the partial
 /// pattern, returning what it reached.
 async fn complete(State(st): State<Arc<AppState>>, headers: HeaderMap, body: Bytes) -> Response {
-    let b: CompleteBody = match serde_json::from_slice(&body) {
-        Ok(b) => b,
-        Err(e) => {
-            return error(
-                StatusCode::BAD_REQUEST,
-                "INVALID_REQUEST",
-                format!("not a completion request: {e}"),
-            )
-        }
-    };
-    if let Err(r) = check_dim(&st, &b.embedding) {
-        return r;
-    }
+    let b: CompleteBody =
+        match parse_body(&st, &body, "completion", |b: &CompleteBody| &b.embedding) {
+            Ok(b) => b,
+            Err(r) => return r,
+        };
     let space = space_of(
         &st,
         b.memory_space_id
