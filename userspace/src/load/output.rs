@@ -90,6 +90,7 @@ pub struct WindowReport {
     pub offered_rate: f64,
     pub achieved_rate: f64,
     pub p50_ms: Option<f64>,
+    pub p90_ms: Option<f64>,
     pub p99_ms: Option<f64>,
     pub p999_ms: Option<f64>,
     /// Per-operation latency histograms of the window (V2 deflate, base64).
@@ -385,6 +386,7 @@ fn window_report(i: usize, w: &Window, interval: f64) -> WindowReport {
         offered_rate: w.offered as f64 / interval,
         achieved_rate: w.completed as f64 / interval,
         p50_ms: p.p50_ms,
+        p90_ms: p.p90_ms,
         p99_ms: p.p99_ms,
         p999_ms: p.p999_ms,
         histograms: w
@@ -658,6 +660,8 @@ fn charts(r: &LoadReport, rec: &Recorder) -> Vec<hwprof_workloads::findings::Cha
         log_y: true,
         curves: vec![
             series("p50", &|w| w.p50_ms),
+            // Each tail only in windows with enough samples beyond it.
+            series("p90", &|w| w.p90_ms),
             series("p99", &|w| w.p99_ms),
             series("p99.9", &|w| w.p999_ms),
         ]
