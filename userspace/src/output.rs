@@ -207,14 +207,14 @@ fn write_atomic_inner(path: &Path, contents: &[u8]) -> Result<(), String> {
     let owner = invoking_owner();
     if let Some((uid, gid)) = owner {
         let st = fstat(dfd.as_raw_fd())?;
-        if !invoker_may_write(st.st_uid, st.st_gid, st.st_mode, uid, gid) {
+        if !invoker_may_write(st.st_uid, st.st_gid, u32::from(st.st_mode), uid, gid) {
             return Err(format!(
                 "the invoking user (uid {uid}) may not write into {}; under sudo hwprof writes only where its user could",
                 dir.display()
             ));
         }
         // In a sticky directory (/tmp) a user may not replace another's file.
-        if st.st_mode & libc::S_ISVTX != 0 {
+        if u32::from(st.st_mode) & u32::from(libc::S_ISVTX) != 0 {
             let mut tst = std::mem::MaybeUninit::<libc::stat>::uninit();
             // SAFETY: valid dirfd and name; tst is written on success only.
             let r = unsafe {

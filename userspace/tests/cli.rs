@@ -5,7 +5,7 @@
 
 use std::io::{BufRead, BufReader};
 use std::path::PathBuf;
-use std::process::{Command, Stdio};
+use std::process::Stdio;
 
 use serde_json::Value;
 
@@ -277,7 +277,7 @@ fn unprivileged_user_loses_capabilities_with_remedies() {
     }
     let _machine = exclusive();
     let as_nobody = |args: &[&str]| {
-        Command::new("setpriv")
+        std::process::Command::new("setpriv")
             .args([
                 "--reuid=65534",
                 "--regid=65534",

@@ -218,35 +218,88 @@ fn counters_agree_with_perf_stat() {
     }
     let _m = MACHINE.lock().unwrap_or_else(|e| e.into_inner());
     let t = start_target(&["mutex", "4", "12"]);
+    // The same window for both: perf prints its counts every 100 ms
+    // (`-I 100`) from before hwprof starts to after it ends, and only the
+    // intervals inside hwprof's window (from its "attached" line to its exit)
+    // are summed. A contended mutex's switch rate moves by 50% from one second to
+    // the next here, so windows merely of the same length disagreed.
+    std::thread::sleep(std::time::Duration::from_secs(1));
     let pid = t.pid.to_string();
-    let p2 = pid.clone();
-    let perf = std::thread::spawn(move || {
-        Command::new("perf")
-            .args([
-                "stat",
-                "-x,",
-                "-e",
-                "context-switches,page-faults",
-                "-p",
-                &p2,
-                "sleep",
-                "4",
-            ])
-            .output()
-            .ok()
-    });
-    let v = attach(t.pid, &["--probes", "sched", "--duration", "4"]);
-    let out = perf.join().unwrap().expect("perf installed");
-    let text = String::from_utf8_lossy(&out.stderr);
-    let value = |ev: &str| -> f64 {
-        text.lines()
-            .find(|l| l.contains(ev))
-            .and_then(|l| l.split(',').next()?.parse().ok())
-            .unwrap_or_else(|| panic!("perf stat gave no {ev}: {text}"))
+    let perf_start = std::time::Instant::now();
+    let perf = Command::new("perf")
+        .args([
+            "stat",
+            "-I",
+            "100",
+            "-x,",
+            "-e",
+            "context-switches,page-faults",
+            "-p",
+            &pid,
+            "sleep",
+            "8",
+        ])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("perf installed");
+    std::thread::sleep(std::time::Duration::from_millis(500));
+    let mut child = hwprof()
+        .args([
+            "attach",
+            "--pid",
+            &pid,
+            "--json",
+            "--probes",
+            "sched",
+            "--duration",
+            "4",
+        ])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut err = std::io::BufReader::new(child.stderr.take().unwrap());
+    let mut line = String::new();
+    while std::io::BufRead::read_line(&mut err, &mut line).unwrap() > 0
+        && !line.contains("attached to pid")
+    {
+        line.clear();
+    }
+    let from = perf_start.elapsed().as_secs_f64();
+    let done = child.wait_with_output().unwrap();
+    let to = perf_start.elapsed().as_secs_f64();
+    assert!(done.status.success());
+    let v: Value = serde_json::from_slice(&done.stdout).unwrap();
+    let out = perf.wait_with_output().unwrap();
+    // Lines: "time,count,unit,event,…"; time = end of the interval since perf started.
+    let interval_sum = |ev: &str| -> (f64, f64) {
+        let text = String::from_utf8_lossy(&out.stderr);
+        let mut sum = 0.0;
+        let mut covered = 0.0;
+        for l in text.lines().filter(|l| l.contains(ev)) {
+            let f: Vec<&str> = l.split(',').collect();
+            let (Some(t), Some(n)) = (
+                f.first().and_then(|x| x.trim().parse::<f64>().ok()),
+                f.get(1).and_then(|x| x.trim().parse::<f64>().ok()),
+            ) else {
+                continue;
+            };
+            if t - 0.1 >= from && t <= to {
+                sum += n;
+                covered += 0.1;
+            }
+        }
+        (sum, covered)
     };
     let secs = v["duration_s"].as_f64().unwrap();
     let cs_ours = v["counters"]["context-switches"]["value"].as_f64().unwrap() / secs;
-    let cs_perf = value("context-switches") / 4.0;
+    let (cs_sum, cs_covered) = interval_sum("context-switches");
+    assert!(
+        cs_covered > 3.0,
+        "perf intervals inside hwprof's window: {cs_covered} s"
+    );
+    let cs_perf = cs_sum / cs_covered;
     assert_eq!(v["counters"]["context-switches"]["source"], "software");
     eprintln!("context switches: hwprof {cs_ours:.0}/s, perf stat {cs_perf:.0}/s");
     assert!(
@@ -255,10 +308,10 @@ fn counters_agree_with_perf_stat() {
     );
     // The mutex loop does not fault: both near zero.
     let pf_ours = v["counters"]["page-faults"]["value"].as_f64().unwrap();
+    let (pf_perf, _) = interval_sum("page-faults");
     assert!(
-        (pf_ours - value("page-faults")).abs() <= 50.0,
-        "page faults {pf_ours} vs {}",
-        value("page-faults")
+        (pf_ours - pf_perf).abs() <= 50.0,
+        "page faults {pf_ours} vs {pf_perf}"
     );
 }
 
