@@ -334,6 +334,7 @@ pub fn build(m: &Meta, rec: &Recorder) -> LoadReport {
             "duration_s": m.duration_s, "seed": m.seed, "shard": format!("{}/{}", m.shard.0, m.shard.1),
             "connections": m.connections, "max_in_flight": m.max_in_flight, "interval_s": m.interval_s,
             "histogram": "HdrHistogram, 1 µs to 1 h, 3 significant digits, values in ns",
+            "sources": "latency, service time and schedule lag: timer (CLOCK_MONOTONIC via Instant); rates: counts over the run's wall time; resources: software (/proc)",
         }),
         generator: serde_json::json!({
             "cpus": m.generator_cpus,

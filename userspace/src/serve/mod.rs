@@ -207,6 +207,16 @@ fn space_of(st: &AppState, name: Option<&str>) -> SpaceId {
     }
 }
 
+/// The space a query names (`space=`, `memory_space_id=`, or the header).
+fn query_space(st: &AppState, q: &RecallQuery, h: &HeaderMap) -> SpaceId {
+    let name = q
+        .space
+        .clone()
+        .or_else(|| q.memory_space_id.clone())
+        .or_else(|| header_space(h));
+    space_of(st, name.as_deref())
+}
+
 fn header_space(h: &HeaderMap) -> Option<String> {
     h.get("x-memory-space")
         .and_then(|v| v.to_str().ok())
@@ -406,13 +416,7 @@ async fn recall(
     if let Err(r) = check_dim(&st, &e) {
         return r;
     }
-    let space = space_of(
-        &st,
-        q.space
-            .or(q.memory_space_id)
-            .or_else(|| header_space(&headers))
-            .as_deref(),
-    );
+    let space = query_space(&st, &q, &headers);
     let threshold = q.threshold.unwrap_or(0.0);
     let k = q.max_results.or(q.limit).unwrap_or(10);
     let st2 = Arc::clone(&st);
@@ -446,20 +450,14 @@ async fn search(
     headers: HeaderMap,
     Query(q): Query<RecallQuery>,
 ) -> Response {
-    let Some(text) = q.query.filter(|t| !t.is_empty()) else {
+    let Some(text) = q.query.clone().filter(|t| !t.is_empty()) else {
         return error(
             StatusCode::BAD_REQUEST,
             "MISSING_QUERY",
             "search needs query=<text>",
         );
     };
-    let space = space_of(
-        &st,
-        q.space
-            .or(q.memory_space_id)
-            .or_else(|| header_space(&headers))
-            .as_deref(),
-    );
+    let space = query_space(&st, &q, &headers);
     let k = q.limit.or(q.max_results).unwrap_or(10);
     let st2 = Arc::clone(&st);
     match serve_op(&st, move || {
