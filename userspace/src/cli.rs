@@ -150,6 +150,13 @@ pub struct LoadArgs {
     /// Write report.json, summary.md, load.hlog, engram-results.json and plots into DIR.
     #[arg(long, value_name = "DIR")]
     pub out: Option<PathBuf>,
+    /// Serve live metrics (OpenMetrics, for Prometheus) at http://ADDR/metrics: HOST:PORT, :PORT or PORT.
+    #[arg(long, value_name = "ADDR", value_parser = crate::metrics::parse_addr)]
+    pub metrics: Option<std::net::SocketAddr>,
+    /// A previous run's report.json (or --out directory, or Engram results JSON):
+    /// its quantiles are exported as hwprof_baseline_latency_seconds.
+    #[arg(long, value_name = "REPORT")]
+    pub baseline: Option<PathBuf>,
 }
 
 #[derive(Debug, Subcommand)]

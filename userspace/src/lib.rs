@@ -14,6 +14,7 @@ pub mod interrupt;
 pub mod load;
 pub mod machine;
 pub mod measure;
+pub mod metrics;
 pub mod output;
 pub mod placement;
 pub mod probes;

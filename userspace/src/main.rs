@@ -499,6 +499,8 @@ fn load(a: hwprof::cli::LoadArgs, interrupted: Arc<AtomicBool>) -> anyhow::Resul
             out: a.out,
             quiet: false,
             command: std::env::args().collect(),
+            metrics: a.metrics,
+            baseline: a.baseline,
         },
         Arc::clone(&interrupted),
     )?;

@@ -81,6 +81,7 @@ pub(crate) fn slowdown_by_class(
             log_y: false,
             curves,
             markers: vec![],
+            secondary: None,
         });
     }
     f

@@ -78,6 +78,17 @@ pub struct Chart {
     pub curves: Vec<Curve>,
     /// Vertical reference lines (cache sizes, …): label and x.
     pub markers: Vec<(String, f64)>,
+    /// Curves on a second, linear y axis at the right (the offered rate under
+    /// latency over time), drawn dashed.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub secondary: Option<SecondaryAxis>,
+}
+
+/// A chart's right-hand y axis: its label and the curves measured against it.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct SecondaryAxis {
+    pub y_label: String,
+    pub curves: Vec<Curve>,
 }
 
 /// A matrix of values: rows × columns (CPU node × memory node, …). None: not measured.

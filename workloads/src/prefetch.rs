@@ -721,6 +721,7 @@ fn interpret(m: &MachineFacts, groups: &[GroupOutcome]) -> Findings {
         log_y: true,
         curves: curves.clone(),
         markers,
+        secondary: None,
     });
 
     // Knees of the random curve against the declared caches.
@@ -827,6 +828,7 @@ fn interpret(m: &MachineFacts, groups: &[GroupOutcome]) -> Findings {
         log_y: true,
         curves: vec![dist("list"), dist("scan")],
         markers: vec![],
+        secondary: None,
     });
     for (names, what) in [
         (LIST_NAMES, "the random list"),

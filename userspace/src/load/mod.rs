@@ -9,6 +9,7 @@
 //! Engram-compatible JSON, .hlog, plots, summary).
 
 pub mod exec;
+pub mod metrics;
 pub mod output;
 pub mod pattern;
 pub mod record;
@@ -54,6 +55,10 @@ pub struct LoadOptions {
     pub out: Option<PathBuf>,
     pub quiet: bool,
     pub command: Vec<String>,
+    /// Serve the run's live metrics (OpenMetrics) at http://ADDR/metrics.
+    pub metrics: Option<SocketAddr>,
+    /// A previous run's report (or Engram results) exported as the baseline.
+    pub baseline: Option<PathBuf>,
 }
 
 /// Schedule lag (dispatch − intended) above which the generator, not the
@@ -179,6 +184,11 @@ pub fn run(o: &LoadOptions, interrupted: Arc<AtomicBool>) -> anyhow::Result<outp
         .as_ref()
         .and_then(|d| d.std_dev)
         .unwrap_or(0.15) as f32;
+    let baseline = o
+        .baseline
+        .as_deref()
+        .map(metrics::Baseline::load)
+        .transpose()?;
     let plan = Plan::from_scenario(&sc, duration, seed);
     let payloads = Arc::new(Payloads::new(seed, clusters, sc.data.embedding_dim, sigma));
     let preload_nodes = o.preload.unwrap_or(sc.data.num_nodes);
@@ -346,6 +356,33 @@ pub fn run(o: &LoadOptions, interrupted: Arc<AtomicBool>) -> anyhow::Result<outp
     let recorders: Vec<Arc<Mutex<Recorder>>> = (0..workers)
         .map(|_| Arc::new(Mutex::new(Recorder::new(interval_ns))))
         .collect();
+    // Live metrics read the run's own recorders at each scrape.
+    let last_resources = Arc::new(Mutex::new(resources_before.clone()));
+    let latest_probes = Arc::new(Mutex::new(None));
+    let _exporter = match o.metrics {
+        None => None,
+        Some(addr) => {
+            let reg = crate::metrics::registry();
+            {
+                let mut g = reg.write().unwrap_or_else(|e| e.into_inner());
+                g.register_collector(Box::new(metrics::LoadCollector {
+                    recorders: recorders.clone(),
+                    live: Arc::clone(&live),
+                    resources: Arc::clone(&last_resources),
+                    baseline: baseline.clone(),
+                    scenario: sc.name.clone(),
+                    target: o.target.clone(),
+                }));
+                g.register_collector(Box::new(crate::metrics::references::References));
+                if probe_session.is_some() {
+                    g.register_collector(Box::new(crate::probes::metrics::ProbesCollector::new(
+                        Arc::clone(&latest_probes),
+                    )));
+                }
+            }
+            crate::metrics::start_if(Some(addr), &reg, o.quiet)?
+        }
+    };
     if !o.quiet {
         eprintln!(
             "hwprof: load {} on {}: {} pattern, {:.0} s, seed {}, shard {}/{}{}",
@@ -392,6 +429,9 @@ pub fn run(o: &LoadOptions, interrupted: Arc<AtomicBool>) -> anyhow::Result<outp
                 let el = t0.elapsed().as_secs_f64();
                 if let Some(pid) = target_pid {
                     if let Some(r) = output::sample_process(pid) {
+                        if let Ok(mut g) = last_resources.lock() {
+                            *g = Some(r.clone());
+                        }
                         samples.push((el, r));
                     }
                 }
@@ -400,6 +440,18 @@ pub fn run(o: &LoadOptions, interrupted: Arc<AtomicBool>) -> anyhow::Result<outp
                     if let Ok(mut g) = sess.lock() {
                         for t in threads_of(*pid) {
                             g.track(t, *pid);
+                        }
+                        // The exporter's snapshot of the probes, once per interval.
+                        if o.metrics.is_some() {
+                            let snap = g.collect(&crate::probes::CollectContext {
+                                topology: &profile.topology,
+                                pid: *pid,
+                                duration_s: el,
+                                profile_out: None,
+                            });
+                            if let Ok(mut l) = latest_probes.lock() {
+                                *l = Some(snap);
+                            }
                         }
                     }
                 }

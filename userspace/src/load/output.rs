@@ -649,7 +649,7 @@ fn charts(r: &LoadReport, rec: &Recorder) -> Vec<hwprof_workloads::findings::Cha
     let over_time = Chart {
         id: "load-latency-over-time".into(),
         title: format!(
-            "hwprof load {}: latency from the intended start per {} s window (offered rate {:.0}/s)",
+            "hwprof load {}: latency from the intended start per {} s window, offered rate {:.0}/s on the right",
             r.scenario["name"].as_str().unwrap_or(""),
             r.settings["interval_s"],
             r.offered["rate"].as_f64().unwrap_or(0.0)
@@ -670,6 +670,14 @@ fn charts(r: &LoadReport, rec: &Recorder) -> Vec<hwprof_workloads::findings::Cha
         .filter(|c| !c.points.is_empty())
         .collect(),
         markers: vec![],
+        // The load beside the latency it produced, on the right axis.
+        secondary: Some(hwprof_workloads::findings::SecondaryAxis {
+            y_label: "requests/s".into(),
+            curves: vec![
+                series("offered rate", &|w| Some(w.offered_rate)),
+                series("achieved rate", &|w| Some(w.achieved_rate)),
+            ],
+        }),
     };
     let rates = Chart {
         id: "load-rate".into(),
@@ -684,6 +692,7 @@ fn charts(r: &LoadReport, rec: &Recorder) -> Vec<hwprof_workloads::findings::Cha
             series("achieved", &|w| Some(w.achieved_rate)),
         ],
         markers: vec![],
+        secondary: None,
     };
     // The percentile plot: x = 1/(1 − q), log.
     let mut dist = Vec::new();
@@ -721,6 +730,7 @@ fn charts(r: &LoadReport, rec: &Recorder) -> Vec<hwprof_workloads::findings::Cha
         log_y: true,
         curves: dist.into_iter().filter(|c| c.points.len() >= 2).collect(),
         markers: vec![],
+        secondary: None,
     };
     [over_time, rates, distribution]
         .into_iter()

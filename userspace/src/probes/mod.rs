@@ -8,6 +8,7 @@ pub mod futex;
 pub mod hist;
 pub mod locks;
 pub mod memory;
+pub mod metrics;
 pub mod profile;
 pub mod sched;
 #[cfg(hwprof_probes)]

@@ -329,10 +329,12 @@ pub fn chart(dir: &Path, c: &Chart) -> anyhow::Result<Vec<String>> {
         b.caption(&c.title, ("sans-serif", 20))
             .margin(14)
             .x_label_area_size(45)
-            .y_label_area_size(75);
-        // The four axis combinations are distinct types in plotters.
+            .y_label_area_size(75)
+            .right_y_label_area_size(if c.secondary.is_some() { 75 } else { 0 });
+        // The four axis combinations are distinct types in plotters; `$x` is
+        // the x axis again, for a secondary (right-hand) y axis.
         macro_rules! draw {
-            ($chart:expr) => {{
+            ($chart:expr, $x:expr) => {{
                 let mut chart = $chart.map_err(err)?;
                 chart
                     .configure_mesh()
@@ -381,25 +383,70 @@ pub fn chart(dir: &Path, c: &Chart) -> anyhow::Result<Vec<String>> {
                         }))
                         .map_err(err)?;
                 }
-                chart
-                    .configure_series_labels()
-                    .position(SeriesLabelPosition::UpperLeft)
-                    .background_style(WHITE.mix(0.8))
-                    .border_style(BLACK)
-                    .draw()
-                    .map_err(err)?;
+                macro_rules! legend {
+                    ($c:expr) => {
+                        $c.configure_series_labels()
+                            .position(SeriesLabelPosition::UpperLeft)
+                            .background_style(WHITE.mix(0.8))
+                            .border_style(BLACK)
+                            .draw()
+                            .map_err(err)?
+                    };
+                }
+                match &c.secondary {
+                    None => legend!(chart),
+                    Some(sec) => {
+                        let y2_hi = sec
+                            .curves
+                            .iter()
+                            .flat_map(|k| k.points.iter())
+                            .fold(0.0f64, |h, p| h.max(p.y.hi.max(p.y.median)))
+                            .max(1e-9)
+                            * 1.1;
+                        let mut dual = chart.set_secondary_coord($x, 0.0..y2_hi);
+                        dual.configure_secondary_axes()
+                            .y_desc(sec.y_label.as_str())
+                            .draw()
+                            .map_err(err)?;
+                        for (i, k) in sec.curves.iter().enumerate() {
+                            // Colours after the primary curves', dashed: another axis.
+                            let col = palette(c.curves.len() + i);
+                            let line: Vec<(f64, f64)> =
+                                k.points.iter().map(|p| (p.x, p.y.median)).collect();
+                            dual.draw_secondary_series(DashedLineSeries::new(
+                                line,
+                                8,
+                                4,
+                                col.stroke_width(2),
+                            ))
+                            .map_err(err)?
+                            .label(format!("{} (right axis)", k.name))
+                            .legend(move |(x, y)| {
+                                PathElement::new(vec![(x, y), (x + 20, y)], col.stroke_width(2))
+                            });
+                        }
+                        legend!(dual)
+                    }
+                }
             }};
         }
         match (c.log_x, c.log_y) {
-            (true, true) => draw!(b.build_cartesian_2d(
-                (x_lo..x_hi).log_scale().base(x_base),
-                (y_lo..y_hi).log_scale()
-            )),
-            (true, false) => {
-                draw!(b.build_cartesian_2d((x_lo..x_hi).log_scale().base(x_base), y_lo..y_hi))
-            }
-            (false, true) => draw!(b.build_cartesian_2d(x_lo..x_hi, (y_lo..y_hi).log_scale())),
-            (false, false) => draw!(b.build_cartesian_2d(x_lo..x_hi, y_lo..y_hi)),
+            (true, true) => draw!(
+                b.build_cartesian_2d(
+                    (x_lo..x_hi).log_scale().base(x_base),
+                    (y_lo..y_hi).log_scale()
+                ),
+                (x_lo..x_hi).log_scale().base(x_base)
+            ),
+            (true, false) => draw!(
+                b.build_cartesian_2d((x_lo..x_hi).log_scale().base(x_base), y_lo..y_hi),
+                (x_lo..x_hi).log_scale().base(x_base)
+            ),
+            (false, true) => draw!(
+                b.build_cartesian_2d(x_lo..x_hi, (y_lo..y_hi).log_scale()),
+                x_lo..x_hi
+            ),
+            (false, false) => draw!(b.build_cartesian_2d(x_lo..x_hi, y_lo..y_hi), x_lo..x_hi),
         }
     });
     Ok(file_names(&files))
@@ -504,6 +551,52 @@ mod tests {
     }
 
     #[test]
+    fn a_secondary_axis_is_drawn_on_the_right_with_its_curves() {
+        use hwprof_workloads::findings::{Curve, CurvePoint, Estimate, SecondaryAxis};
+        let dir = tempfile::tempdir().unwrap();
+        let curve = |name: &str, ys: &[f64]| Curve {
+            name: name.into(),
+            points: ys
+                .iter()
+                .enumerate()
+                .map(|(i, &y)| CurvePoint {
+                    x: i as f64,
+                    y: Estimate {
+                        median: y,
+                        lo: y,
+                        hi: y,
+                    },
+                })
+                .collect(),
+        };
+        let mut c = Chart {
+            id: "over-time".into(),
+            title: "latency over time".into(),
+            x_label: "seconds".into(),
+            y_label: "latency (ms)".into(),
+            x_bytes: false,
+            log_x: false,
+            log_y: true,
+            curves: vec![curve("p99", &[1.0, 2.0, 150.0, 3.0])],
+            markers: vec![],
+            secondary: Some(SecondaryAxis {
+                y_label: "requests/s".into(),
+                curves: vec![curve("offered rate", &[1000.0, 1000.0, 5000.0, 1000.0])],
+            }),
+        };
+        let files = chart(dir.path(), &c).unwrap();
+        let svg = read_pair(&[dir.path().join(&files[0]), dir.path().join(&files[1])]);
+        assert!(svg.contains("offered rate (right axis)"), "no secondary legend");
+        assert!(svg.contains("requests/s"), "no secondary axis label");
+        // The right axis is scaled to its own curves (5000 → a 4000 tick), not the latency's.
+        assert!(svg.contains(">4000<"), "secondary ticks missing");
+        c.secondary = None;
+        let files = chart(dir.path(), &c).unwrap();
+        let svg = std::fs::read_to_string(dir.path().join(&files[0])).unwrap();
+        assert!(!svg.contains("requests/s"));
+    }
+
+    #[test]
     fn findings_charts_and_matrices_become_svg_and_png() {
         use hwprof_workloads::findings::{Curve, CurvePoint, Estimate};
         let dir = tempfile::tempdir().unwrap();
@@ -533,6 +626,7 @@ mod tests {
                 .collect(),
             }],
             markers: vec![("L1d 32 KiB".into(), 32768.0)],
+            secondary: None,
         };
         let files = chart(dir.path(), &c).unwrap();
         assert_eq!(files, ["staircase.svg", "staircase.png"]);

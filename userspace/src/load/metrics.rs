@@ -1,0 +1,403 @@
+//! `hwprof load --metrics ADDR`: the run's figures as OpenMetrics, read at each
+//! scrape from the same HdrHistograms and counters the report is built from
+//! (so the dashboard and report.json agree, and a request costs nothing extra).
+
+use std::collections::BTreeMap;
+use std::sync::atomic::Ordering;
+use std::sync::{Arc, Mutex};
+
+use prometheus_client::collector::Collector;
+use prometheus_client::encoding::DescriptorEncoder;
+use prometheus_client::registry::Unit;
+
+use super::exec::Live;
+use super::output::Resources;
+use super::record::{Recorder, OpStats};
+use super::schedule::OpKind;
+use crate::metrics::{enc, hdr_buckets, latency_buckets};
+
+/// Quantiles of a previous run (`--baseline REPORT`), the reference line of the
+/// latency panels and the P99 regression alert.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Baseline {
+    /// (operation or `all`, quantile, seconds)
+    pub latency: Vec<(String, &'static str, f64)>,
+    pub throughput: Option<f64>,
+    /// Where it came from (the report's path and start time).
+    pub source: String,
+}
+
+impl Baseline {
+    /// From a `hwprof load` report.json (or its --out directory), or an
+    /// Engram-format results JSON (`p50_latency_ms`, …, `overall_throughput`).
+    pub fn load(path: &std::path::Path) -> anyhow::Result<Baseline> {
+        use crate::error::usage;
+        let file = if path.is_dir() {
+            path.join("report.json")
+        } else {
+            path.to_path_buf()
+        };
+        let text = crate::input::read_text("--baseline", &file, crate::input::MAX_FILE_BYTES)?;
+        let v: serde_json::Value = serde_json::from_str(&text)
+            .map_err(|e| usage(format!("--baseline {}: not JSON: {e}", file.display())))?;
+        let mut b = Baseline {
+            source: file.display().to_string(),
+            ..Default::default()
+        };
+        let ms = |x: &serde_json::Value| x.as_f64().map(|m| m / 1e3);
+        if v["kind"] == "load" {
+            for (q, key) in [("0.5", "p50_ms"), ("0.9", "p90_ms"), ("0.99", "p99_ms")] {
+                if let Some(s) = ms(&v["latency"][key]) {
+                    b.latency.push(("all".into(), q, s));
+                }
+                if let Some(ops) = v["operations"].as_object() {
+                    for (op, o) in ops {
+                        if let Some(s) = ms(&o["latency"][key]) {
+                            b.latency.push((op.clone(), q, s));
+                        }
+                    }
+                }
+            }
+            b.throughput = v["achieved"]["rate"].as_f64();
+        } else if v.get("p99_latency_ms").is_some() {
+            for (q, key) in [
+                ("0.5", "p50_latency_ms"),
+                ("0.95", "p95_latency_ms"),
+                ("0.99", "p99_latency_ms"),
+            ] {
+                if let Some(s) = ms(&v[key]) {
+                    b.latency.push(("all".into(), q, s));
+                }
+            }
+            b.throughput = v["overall_throughput"].as_f64();
+        }
+        if b.latency.is_empty() {
+            return Err(usage(format!(
+                "--baseline {}: neither a hwprof load report nor Engram results (no latency quantiles)",
+                file.display()
+            )));
+        }
+        Ok(b)
+    }
+}
+
+/// What the collector reads; shared with the run.
+pub struct LoadCollector {
+    pub recorders: Vec<Arc<Mutex<Recorder>>>,
+    pub live: Arc<Live>,
+    /// The target's last /proc sample (the run's sampler writes it each interval).
+    pub resources: Arc<Mutex<Option<Resources>>>,
+    pub baseline: Option<Baseline>,
+    pub scenario: String,
+    pub target: String,
+}
+
+// The registry wants Debug; the recorders' histograms are no reading matter.
+impl std::fmt::Debug for LoadCollector {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LoadCollector")
+            .field("scenario", &self.scenario)
+            .field("target", &self.target)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Per operation, summed over recorders: the three histograms as Prometheus
+/// buckets, completed and failed counts.
+struct OpTotals {
+    latency: (f64, u64, Vec<(f64, u64)>),
+    service: (f64, u64, Vec<(f64, u64)>),
+    lag: (f64, u64, Vec<(f64, u64)>),
+    completed: u64,
+    errors: u64,
+}
+
+fn add(into: &mut (f64, u64, Vec<(f64, u64)>), from: (f64, u64, Vec<(f64, u64)>)) {
+    if into.2.is_empty() {
+        *into = from;
+        return;
+    }
+    into.0 += from.0;
+    into.1 += from.1;
+    for (a, b) in into.2.iter_mut().zip(from.2) {
+        a.1 += b.1;
+    }
+}
+
+impl LoadCollector {
+    fn totals(&self) -> (BTreeMap<OpKind, OpTotals>, Recorder) {
+        let bounds = latency_buckets();
+        let mut per: BTreeMap<OpKind, OpTotals> = BTreeMap::new();
+        // Error kinds, drops and the dispatcher's lag: small, merged as they are.
+        let mut rest = Recorder::new(1);
+        for r in &self.recorders {
+            let g = r.lock().unwrap_or_else(|e| e.into_inner());
+            for (op, s) in &g.ops {
+                let OpStats {
+                    latency,
+                    service,
+                    lag,
+                    completed,
+                    errors,
+                } = s;
+                let t = per.entry(*op).or_insert_with(|| OpTotals {
+                    latency: (0.0, 0, vec![]),
+                    service: (0.0, 0, vec![]),
+                    lag: (0.0, 0, vec![]),
+                    completed: 0,
+                    errors: 0,
+                });
+                add(&mut t.latency, hdr_buckets(latency, &bounds));
+                add(&mut t.service, hdr_buckets(service, &bounds));
+                add(&mut t.lag, hdr_buckets(lag, &bounds));
+                t.completed += completed;
+                t.errors += errors;
+            }
+            for (k, n) in &g.errors {
+                *rest.errors.entry(*k).or_default() += n;
+            }
+            rest.dropped += g.dropped;
+            rest.clamped += g.clamped;
+            let _ = rest.dispatch_lag.add(&g.dispatch_lag);
+        }
+        (per, rest)
+    }
+}
+
+impl Collector for LoadCollector {
+    fn encode(&self, mut e: DescriptorEncoder) -> Result<(), std::fmt::Error> {
+        let (per, rest) = self.totals();
+        let op = |o: &OpKind| vec![("operation", o.name().to_string())];
+        let mut requests = Vec::new();
+        for (o, t) in &per {
+            let mut ok = op(o);
+            ok.push(("outcome", "ok".into()));
+            requests.push((ok, (t.completed - t.errors) as f64));
+            let mut err = op(o);
+            err.push(("outcome", "error".into()));
+            requests.push((err, t.errors as f64));
+        }
+        enc::counter(
+            &mut e,
+            "load_requests",
+            "Requests completed, by operation and outcome (error: any failure, see hwprof_load_errors_total)",
+            None,
+            &requests,
+        )?;
+        let errors: Vec<_> = rest
+            .errors
+            .iter()
+            .map(|(k, n)| (vec![("kind", k.name().to_string())], *n as f64))
+            .collect();
+        enc::counter(
+            &mut e,
+            "load_errors",
+            "Failed requests by kind (timeout, connection-refused, connection-reset, http-4xx, http-5xx, other)",
+            None,
+            &errors,
+        )?;
+        let hist = |f: &dyn Fn(&OpTotals) -> &(f64, u64, Vec<(f64, u64)>)| -> Vec<enc::HistSample> {
+            per.iter().map(|(o, t)| (op(o), f(t).clone())).collect()
+        };
+        enc::histogram(
+            &mut e,
+            "load_latency",
+            "Latency from each request's intended start to its completion (coordinated-omission free)",
+            Some(Unit::Seconds),
+            &hist(&|t| &t.latency),
+        )?;
+        enc::histogram(
+            &mut e,
+            "load_service",
+            "Service time: completion minus the actual send",
+            Some(Unit::Seconds),
+            &hist(&|t| &t.service),
+        )?;
+        enc::histogram(
+            &mut e,
+            "load_schedule_lag",
+            "Schedule lag: actual send minus intended start (the generator's own delay)",
+            Some(Unit::Seconds),
+            &hist(&|t| &t.lag),
+        )?;
+        let bounds = latency_buckets();
+        enc::histogram(
+            &mut e,
+            "load_dispatch_lag",
+            "The dispatcher's lag behind the schedule as it hands requests over (above 1 ms: the generator limits the run)",
+            Some(Unit::Seconds),
+            &[(vec![], hdr_buckets(&rest.dispatch_lag, &bounds))],
+        )?;
+        let live = &self.live;
+        let one = |v: f64| vec![(Vec::new(), v)];
+        enc::counter(
+            &mut e,
+            "load_offered_requests",
+            "Requests whose intended start has come (the offered load)",
+            None,
+            &one(live.offered.load(Ordering::Relaxed) as f64),
+        )?;
+        enc::counter(
+            &mut e,
+            "load_dropped_requests",
+            "Requests not sent: the in-flight limit was reached (the run was saturated)",
+            None,
+            &one(live.dropped.load(Ordering::Relaxed) as f64),
+        )?;
+        enc::counter(
+            &mut e,
+            "load_clamped_samples",
+            "Samples above the histograms' top (1 h), recorded at the top",
+            None,
+            &one(rest.clamped as f64),
+        )?;
+        enc::gauge(
+            &mut e,
+            "load_in_flight_requests",
+            "Requests sent or queued and not yet completed",
+            None,
+            &one(live.in_flight.load(Ordering::Relaxed) as f64),
+        )?;
+        enc::gauge(
+            &mut e,
+            "load_info",
+            "The run: scenario and target (value 1)",
+            None,
+            &[(
+                vec![
+                    ("scenario", self.scenario.clone()),
+                    ("target", self.target.clone()),
+                ],
+                1.0,
+            )],
+        )?;
+        if let Some(r) = self.resources.lock().ok().and_then(|g| g.clone()) {
+            encode_resources(&mut e, &r)?;
+        }
+        if let Some(b) = &self.baseline {
+            let l: Vec<_> = b
+                .latency
+                .iter()
+                .map(|(o, q, s)| {
+                    (
+                        vec![("operation", o.clone()), ("quantile", q.to_string())],
+                        *s,
+                    )
+                })
+                .collect();
+            enc::gauge(
+                &mut e,
+                "baseline_latency",
+                "Latency quantiles of the baseline run (--baseline): the reference line and the regression alert's bound",
+                Some(Unit::Seconds),
+                &l,
+            )?;
+            if let Some(t) = b.throughput {
+                enc::gauge(
+                    &mut e,
+                    "baseline_throughput_requests_per_second",
+                    "Achieved throughput of the baseline run (--baseline)",
+                    None,
+                    &one(t),
+                )?;
+            }
+        }
+        Ok(())
+    }
+}
+
+/// The target process's resource use (from /proc): `hwprof_target_*`.
+pub fn encode_resources(e: &mut DescriptorEncoder, r: &Resources) -> Result<(), std::fmt::Error> {
+    let one = |v: f64| vec![(Vec::new(), v)];
+    enc::gauge(
+        e,
+        "target_resident_memory",
+        "Resident set size of the target process",
+        Some(Unit::Bytes),
+        &one(r.rss_bytes as f64),
+    )?;
+    enc::counter(
+        e,
+        "target_cpu",
+        "CPU time of the target process by mode",
+        Some(Unit::Seconds),
+        &[
+            (vec![("mode", "user".to_string())], r.cpu_user_s),
+            (vec![("mode", "system".to_string())], r.cpu_sys_s),
+        ],
+    )?;
+    enc::gauge(
+        e,
+        "target_threads",
+        "Threads of the target process",
+        None,
+        &one(r.threads as f64),
+    )?;
+    enc::gauge(
+        e,
+        "target_open_fds",
+        "Open file descriptors of the target process",
+        None,
+        &one(r.open_fds as f64),
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_exposition_carries_the_recorders_counts() {
+        let rec = Arc::new(Mutex::new(Recorder::new(1_000_000_000)));
+        {
+            let mut g = rec.lock().unwrap();
+            for i in 0..99u64 {
+                g.complete(OpKind::Search, i * 1000, i * 1000, i * 1000 + 2_000_000, None);
+            }
+            g.complete(
+                OpKind::Search,
+                0,
+                0,
+                300_000_000,
+                Some(super::super::record::ErrorKind::Http5xx),
+            );
+        }
+        let live = Arc::new(Live::default());
+        live.offered.store(100, Ordering::Relaxed);
+        let c = LoadCollector {
+            recorders: vec![rec],
+            live,
+            resources: Arc::new(Mutex::new(Some(Resources {
+                rss_bytes: 4096,
+                cpu_user_s: 1.5,
+                cpu_sys_s: 0.5,
+                threads: 3,
+                open_fds: 9,
+            }))),
+            baseline: Some(Baseline {
+                latency: vec![("all".into(), "0.99", 0.002)],
+                throughput: Some(1000.0),
+                source: "test".into(),
+            }),
+            scenario: "s".into(),
+            target: "http://127.0.0.1:1".into(),
+        };
+        let reg = crate::metrics::registry();
+        reg.write().unwrap().register_collector(Box::new(c));
+        let text = crate::metrics::encode(&reg);
+        for line in [
+            "hwprof_load_requests_total{operation=\"search\",outcome=\"ok\"} 99",
+            "hwprof_load_requests_total{operation=\"search\",outcome=\"error\"} 1",
+            "hwprof_load_errors_total{kind=\"http-5xx\"} 1",
+            "hwprof_load_latency_seconds_count{operation=\"search\"} 100",
+            "hwprof_load_latency_seconds_bucket{le=\"+Inf\",operation=\"search\"} 100",
+            "hwprof_load_offered_requests_total 100",
+            "hwprof_target_resident_memory_bytes 4096",
+            "hwprof_target_cpu_seconds_total{mode=\"user\"} 1.5",
+            "hwprof_baseline_latency_seconds{operation=\"all\",quantile=\"0.99\"} 0.002",
+        ] {
+            assert!(text.contains(line), "missing {line:?} in\n{text}");
+        }
+        assert!(text.trim_end().ends_with("# EOF"), "not OpenMetrics: {text}");
+    }
+}
