@@ -86,6 +86,12 @@ pub struct ServeArgs {
     /// Fault: serialise every request on one mutex.
     #[arg(long)]
     pub global_lock: bool,
+    /// The faults above start this long after the server (e.g. 2m): a regression switched on mid-run.
+    #[arg(long, value_name = "D", allow_negative_numbers = true, value_parser = parse_seconds)]
+    pub faults_after: Option<f64>,
+    /// Also serve the metrics at http://ADDR/metrics (always at /metrics/prometheus on the server's port).
+    #[arg(long, value_name = "ADDR", value_parser = crate::metrics::parse_addr)]
+    pub metrics: Option<std::net::SocketAddr>,
 }
 
 #[derive(Debug, Args)]

@@ -417,7 +417,9 @@ fn serve(a: hwprof::cli::ServeArgs, interrupted: Arc<AtomicBool>) -> anyhow::Res
             leak_bytes_per_op: a.leak_bytes_per_op.unwrap_or(0),
             error_rate: a.error_rate.unwrap_or(0.0),
             global_lock: a.global_lock,
+            after: std::time::Duration::from_secs_f64(a.faults_after.unwrap_or(0.0)),
         },
+        metrics: a.metrics,
     };
     let bar = if a.preload > 0 && std::io::IsTerminal::is_terminal(&std::io::stderr()) {
         let b = indicatif::ProgressBar::new(a.preload * u64::from(a.spaces));

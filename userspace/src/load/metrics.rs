@@ -11,10 +11,10 @@ use prometheus_client::encoding::DescriptorEncoder;
 use prometheus_client::registry::Unit;
 
 use super::exec::Live;
-use super::output::Resources;
+use crate::measure::process::Resources;
 use super::record::{Recorder, OpStats};
 use super::schedule::OpKind;
-use crate::metrics::{enc, hdr_buckets, latency_buckets};
+use crate::metrics::{enc, encode_resources, hdr_buckets, latency_buckets};
 
 /// Quantiles of a previous run (`--baseline REPORT`), the reference line of the
 /// latency panels and the P99 regression alert.
@@ -304,42 +304,6 @@ impl Collector for LoadCollector {
         }
         Ok(())
     }
-}
-
-/// The target process's resource use (from /proc): `hwprof_target_*`.
-pub fn encode_resources(e: &mut DescriptorEncoder, r: &Resources) -> Result<(), std::fmt::Error> {
-    let one = |v: f64| vec![(Vec::new(), v)];
-    enc::gauge(
-        e,
-        "target_resident_memory",
-        "Resident set size of the target process",
-        Some(Unit::Bytes),
-        &one(r.rss_bytes as f64),
-    )?;
-    enc::counter(
-        e,
-        "target_cpu",
-        "CPU time of the target process by mode",
-        Some(Unit::Seconds),
-        &[
-            (vec![("mode", "user".to_string())], r.cpu_user_s),
-            (vec![("mode", "system".to_string())], r.cpu_sys_s),
-        ],
-    )?;
-    enc::gauge(
-        e,
-        "target_threads",
-        "Threads of the target process",
-        None,
-        &one(r.threads as f64),
-    )?;
-    enc::gauge(
-        e,
-        "target_open_fds",
-        "Open file descriptors of the target process",
-        None,
-        &one(r.open_fds as f64),
-    )
 }
 
 #[cfg(test)]

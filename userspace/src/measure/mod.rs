@@ -11,6 +11,8 @@ pub mod counters;
 #[path = "no_counters.rs"]
 pub mod counters;
 pub mod event;
+/// /proc where there is one; elsewhere every sample is None.
+pub mod process;
 pub mod schedule;
 pub mod timer;
 

@@ -286,6 +286,45 @@ pub mod enc {
     }
 }
 
+/// The target process's resource use (from /proc): `hwprof_target_*`.
+pub fn encode_resources(
+    e: &mut prometheus_client::encoding::DescriptorEncoder,
+    r: &crate::measure::process::Resources,
+) -> Result<(), std::fmt::Error> {
+    let one = |v: f64| vec![(Vec::new(), v)];
+    enc::gauge(
+        e,
+        "target_resident_memory",
+        "Resident set size of the target process",
+        Some(prometheus_client::registry::Unit::Bytes),
+        &one(r.rss_bytes as f64),
+    )?;
+    enc::counter(
+        e,
+        "target_cpu",
+        "CPU time of the target process by mode",
+        Some(prometheus_client::registry::Unit::Seconds),
+        &[
+            (vec![("mode", "user".to_string())], r.cpu_user_s),
+            (vec![("mode", "system".to_string())], r.cpu_sys_s),
+        ],
+    )?;
+    enc::gauge(
+        e,
+        "target_threads",
+        "Threads of the target process",
+        None,
+        &one(r.threads as f64),
+    )?;
+    enc::gauge(
+        e,
+        "target_open_fds",
+        "Open file descriptors of the target process",
+        None,
+        &one(r.open_fds as f64),
+    )
+}
+
 /// This machine's name for the `machine` label: the hostname.
 pub fn machine_name() -> String {
     std::fs::read_to_string("/proc/sys/kernel/hostname")

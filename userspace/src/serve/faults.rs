@@ -16,12 +16,23 @@ pub struct Faults {
     pub error_rate: f64,
     /// Every request's work serialised on one mutex.
     pub global_lock: bool,
+    /// The faults above start this long after the server does (a regression
+    /// switched on mid-run: alerts and gates must see the change, not a level).
+    pub after: Duration,
 }
 
 impl Faults {
+    /// Whether the faults are on at `since_start` (after their onset).
+    pub fn on(&self, since_start: Duration) -> bool {
+        since_start >= self.after
+    }
+
     /// How long a request arriving at `since_start` waits for a stall to end.
     pub fn stall_remaining(&self, since_start: Duration) -> Option<Duration> {
         let (every, length) = self.stall?;
+        if !self.on(since_start) {
+            return None;
+        }
         let every_ns = every.as_nanos().max(1);
         let phase = since_start.as_nanos() % every_ns;
         // The stall sits at the end of each period, so a server starts serving.
@@ -53,6 +64,12 @@ impl Faults {
         }
         if v.is_empty() {
             "none".into()
+        } else if !self.after.is_zero() {
+            format!(
+                "{} from {} after start",
+                v.join(", "),
+                humantime::format_duration(self.after)
+            )
         } else {
             v.join(", ")
         }
@@ -94,6 +111,14 @@ mod tests {
         assert_eq!(f.stall_remaining(ms(1950)), Some(ms(50)));
         assert_eq!(f.stall_remaining(ms(3900)), Some(ms(100)));
         assert!(parse_stall("200ms:2s").is_err());
+        // An onset delays the stalls too.
+        let late = Faults {
+            after: ms(5000),
+            ..f.clone()
+        };
+        assert_eq!(late.stall_remaining(ms(1900)), None);
+        assert_eq!(late.stall_remaining(ms(5900)), Some(ms(100)));
+        assert!(late.describe().ends_with("from 5s after start"));
         assert!(parse_stall("2s").is_err());
     }
 }

@@ -7,6 +7,7 @@
 //! per operation, an error rate, one global lock.
 
 pub mod faults;
+pub mod metrics;
 
 use std::collections::hash_map::DefaultHasher;
 use std::hash::{Hash, Hasher};
@@ -42,6 +43,9 @@ pub struct ServeOptions {
     /// Tokio worker threads (default: one per CPU).
     pub threads: Option<usize>,
     pub faults: Faults,
+    /// Also serve the metrics at http://ADDR/metrics (they are always at
+    /// /metrics/prometheus on the server's own port, as Engram has them).
+    pub metrics: Option<SocketAddr>,
 }
 
 /// The store and the fault state every request shares.
@@ -54,6 +58,7 @@ pub struct AppState {
     leaked: std::sync::Mutex<Vec<Box<[u8]>>>,
     global: std::sync::Mutex<()>,
     pub requests: AtomicU64,
+    pub metrics: metrics::ServeMetrics,
 }
 
 /// A running server: its address, and how to stop it.
@@ -62,6 +67,8 @@ pub struct ServerHandle {
     stop: Arc<AtomicBool>,
     thread: Option<std::thread::JoinHandle<anyhow::Result<()>>>,
     pub state: Arc<AppState>,
+    /// `--metrics ADDR`: the exporter, stopped with the server.
+    pub exporter: Option<crate::metrics::Exporter>,
 }
 
 impl ServerHandle {
@@ -115,7 +122,9 @@ pub fn start(
         leaked: std::sync::Mutex::new(Vec::new()),
         global: std::sync::Mutex::new(()),
         requests: AtomicU64::new(0),
+        metrics: metrics::ServeMetrics::new(),
     });
+    metrics::register(&state);
     let mut rt = tokio::runtime::Builder::new_multi_thread();
     rt.enable_all().thread_name("hwprof-serve");
     if let Some(n) = opts.threads {
@@ -146,12 +155,14 @@ pub fn start(
             })
         })
         .map_err(|e| anyhow::anyhow!("cannot start the server thread: {e}"))?;
+    let exporter = crate::metrics::start_if(opts.metrics, &state.metrics.registry, false)?;
     Ok((
         ServerHandle {
             addr,
             stop,
             thread: Some(thread),
             state,
+            exporter,
         },
         preload_time,
     ))
@@ -165,8 +176,18 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/api/v1/memories/recall", get(recall))
         .route("/api/v1/memories/search", get(search))
         .route("/api/v1/complete", post(complete))
+        .route("/metrics/prometheus", get(prometheus))
         .fallback(not_found)
+        .layer(axum::middleware::from_fn_with_state(
+            Arc::clone(&state),
+            metrics::track,
+        ))
         .with_state(state)
+}
+
+/// Engram's metrics route: the same exposition as `--metrics ADDR`.
+async fn prometheus(State(st): State<Arc<AppState>>) -> Response {
+    crate::metrics::scrape(st.metrics.registry.clone()).await
 }
 
 fn error(status: StatusCode, code: &str, msg: impl Into<String>) -> Response {
@@ -227,8 +248,12 @@ fn header_space(h: &HeaderMap) -> Option<String> {
 /// at the error rate, hold the global lock, stretch the service time, leak.
 async fn serve_op<T>(st: &AppState, work: impl FnOnce() -> T) -> Result<T, Response> {
     st.requests.fetch_add(1, Ordering::Relaxed);
-    if let Some(wait) = st.faults.stall_remaining(st.started.elapsed()) {
+    let since = st.started.elapsed();
+    if let Some(wait) = st.faults.stall_remaining(since) {
         tokio::time::sleep(wait).await;
+    }
+    if !st.faults.on(since) {
+        return Ok(work());
     }
     if st.faults.error_rate > 0.0 && rand::rng().random_bool(st.faults.error_rate.min(1.0)) {
         return Err(error(

@@ -1,0 +1,38 @@
+//! A process's resource use from the kernel's per-process accounting (/proc):
+//! what load, soak and the exporters report of a target. Source: software.
+
+use serde::{Deserialize, Serialize};
+
+/// A target process's resource use, from /proc.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct Resources {
+    pub rss_bytes: u64,
+    pub cpu_user_s: f64,
+    pub cpu_sys_s: f64,
+    pub threads: u64,
+    pub open_fds: u64,
+}
+
+/// RSS, CPU time, threads and fds of a process.
+pub fn sample_process(pid: u32) -> Option<Resources> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let after = &stat[stat.rfind(')')? + 2..];
+    let f: Vec<&str> = after.split_whitespace().collect();
+    // SAFETY: sysconf has no preconditions.
+    let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) }.max(1) as f64;
+    let page = unsafe { libc::sysconf(libc::_SC_PAGESIZE) }.max(1) as u64;
+    let utime: f64 = f.get(11)?.parse().ok()?;
+    let stime: f64 = f.get(12)?.parse().ok()?;
+    let threads: u64 = f.get(17)?.parse().ok()?;
+    let rss_pages: u64 = f.get(21)?.parse().ok()?;
+    let fds = std::fs::read_dir(format!("/proc/{pid}/fd"))
+        .map(|d| d.count() as u64)
+        .unwrap_or(0);
+    Some(Resources {
+        rss_bytes: rss_pages * page,
+        cpu_user_s: utime / hz,
+        cpu_sys_s: stime / hz,
+        threads,
+        open_fds: fds,
+    })
+}
