@@ -26,6 +26,24 @@ pub struct AttachOptions {
     pub frequency: u64,
     pub json: bool,
     pub out: Option<PathBuf>,
+    /// Serve the probes' figures live at http://ADDR/metrics.
+    pub metrics: Option<std::net::SocketAddr>,
+}
+
+/// The attached process's /proc accounting at each scrape: `hwprof_target_*`.
+#[derive(Debug)]
+struct TargetResources(u32);
+
+impl prometheus_client::collector::Collector for TargetResources {
+    fn encode(
+        &self,
+        mut e: prometheus_client::encoding::DescriptorEncoder,
+    ) -> Result<(), std::fmt::Error> {
+        match crate::measure::process::sample_process(self.0) {
+            Some(r) => crate::metrics::encode_resources(&mut e, &r),
+            None => Ok(()),
+        }
+    }
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -158,6 +176,21 @@ pub fn run(o: &AttachOptions, interrupted: &AtomicBool) -> anyhow::Result<Attach
         o.probes,
         o.duration
     );
+    let latest = std::sync::Arc::new(std::sync::Mutex::new(None));
+    let _exporter = match o.metrics {
+        None => None,
+        Some(addr) => {
+            let reg = crate::metrics::registry();
+            {
+                let mut g = reg.write().unwrap_or_else(|e| e.into_inner());
+                g.register_collector(Box::new(crate::probes::metrics::ProbesCollector::new(
+                    std::sync::Arc::clone(&latest),
+                )));
+                g.register_collector(Box::new(TargetResources(o.pid)));
+            }
+            crate::metrics::start_if(Some(addr), &reg, false)?
+        }
+    };
     let start = Instant::now();
     let limit = Duration::from_secs_f64(o.duration);
     let mut polls = 0u64;
@@ -181,6 +214,18 @@ pub fn run(o: &AttachOptions, interrupted: &AtomicBool) -> anyhow::Result<Attach
         polls += 1;
         if polls % 10 == 0 {
             counters.refresh();
+        }
+        // The exporter's snapshot of the probes, once a second.
+        if o.metrics.is_some() && polls % 20 == 1 {
+            let snap = session.collect(&CollectContext {
+                topology: &profile.topology,
+                pid: o.pid,
+                duration_s: start.elapsed().as_secs_f64(),
+                profile_out: None,
+            });
+            if let Ok(mut l) = latest.lock() {
+                *l = Some(snap);
+            }
         }
         std::thread::sleep(Duration::from_millis(50).min(limit.saturating_sub(start.elapsed())));
     };

@@ -193,6 +193,9 @@ pub struct SuiteArgs {
     /// Print the combined JSON on stdout.
     #[arg(long)]
     pub json: bool,
+    /// Serve each experiment's verdicts as gauges at http://ADDR/metrics (held until scraped once at the end, at most 60 s).
+    #[arg(long, value_name = "ADDR", value_parser = crate::metrics::parse_addr)]
+    pub metrics: Option<std::net::SocketAddr>,
 }
 
 #[derive(Debug, Args)]
@@ -218,6 +221,9 @@ pub struct AttachArgs {
     /// Write attach.json, attach.md (and profile.folded, profile.svg) into DIR.
     #[arg(long, value_name = "DIR")]
     pub out: Option<PathBuf>,
+    /// Serve the probes' figures live (OpenMetrics) at http://ADDR/metrics: HOST:PORT, :PORT or PORT.
+    #[arg(long, value_name = "ADDR", value_parser = crate::metrics::parse_addr)]
+    pub metrics: Option<std::net::SocketAddr>,
 }
 
 #[derive(Debug, Args)]
@@ -325,6 +331,9 @@ pub struct RunArgs {
     /// Write report.json and summary.md into DIR.
     #[arg(long, value_name = "DIR")]
     pub out: Option<PathBuf>,
+    /// Serve the verdicts as gauges at http://ADDR/metrics (held until scraped once, at most 60 s).
+    #[arg(long, value_name = "ADDR", value_parser = crate::metrics::parse_addr)]
+    pub metrics: Option<std::net::SocketAddr>,
     /// Print the placement plan and exit without running.
     #[arg(long)]
     pub plan_only: bool,

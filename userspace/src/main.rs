@@ -71,7 +71,13 @@ fn dispatch(cli: Cli, interrupted: Arc<AtomicBool>) -> anyhow::Result<ExitCode> 
         Command::Events(EventsCommand::List(a)) => events_list(a)?,
         Command::C2c(a) => return c2c(a, interrupted),
         Command::Suite(a) => {
-            let r = hwprof::suite::run(a.quick, &a.out, a.json, Arc::clone(&interrupted))?;
+            let r = hwprof::suite::run(
+                a.quick,
+                &a.out,
+                a.json,
+                a.metrics,
+                Arc::clone(&interrupted),
+            )?;
             if interrupted.load(std::sync::atomic::Ordering::Relaxed) {
                 return Ok(ExitCode::from(130));
             }
@@ -89,6 +95,7 @@ fn dispatch(cli: Cli, interrupted: Arc<AtomicBool>) -> anyhow::Result<ExitCode> 
                     frequency: a.frequency,
                     json: a.json,
                     out: a.out,
+                    metrics: a.metrics,
                 },
                 &interrupted,
             )?;
@@ -173,7 +180,26 @@ fn dispatch(cli: Cli, interrupted: Arc<AtomicBool>) -> anyhow::Result<ExitCode> 
                 topology: a.topology,
                 command: std::env::args().collect(),
             };
-            let report = experiment::run(&opts, interrupted)?;
+            // --metrics: the verdicts as gauges, served until scraped once.
+            let verdicts = hwprof::metrics::verdicts::Verdicts::default();
+            let exporter = match a.metrics {
+                None => None,
+                Some(_) => {
+                    let reg = hwprof::metrics::registry();
+                    reg.write()
+                        .unwrap_or_else(|e| e.into_inner())
+                        .register_collector(Box::new(verdicts.clone()));
+                    hwprof::metrics::start_if(a.metrics, &reg, a.json)?
+                }
+            };
+            let report = experiment::run(&opts, Arc::clone(&interrupted))?;
+            if let (Some(e), Some(r)) = (&exporter, &report) {
+                verdicts.set(
+                    &r.experiment.name,
+                    hwprof::report::metrics::verdict_samples(r, &hwprof::metrics::machine_name()),
+                );
+                e.hold_for_one_scrape(std::time::Duration::from_secs(60), &interrupted);
+            }
             if report.is_some_and(|r| r.interrupted) {
                 eprintln!("hwprof: interrupted: partial report written");
                 return Ok(ExitCode::from(130));

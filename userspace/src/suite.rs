@@ -79,9 +79,23 @@ pub fn run(
     quick: bool,
     out: &Path,
     json: bool,
+    metrics: Option<std::net::SocketAddr>,
     interrupted: Arc<AtomicBool>,
 ) -> anyhow::Result<SuiteReport> {
     let out = crate::output::prepare_dir("--out", out)?;
+    // --metrics: each experiment's verdicts as gauges as soon as it finishes.
+    let verdicts = crate::metrics::verdicts::Verdicts::default();
+    let machine_name = crate::metrics::machine_name();
+    let exporter = match metrics {
+        None => None,
+        Some(_) => {
+            let reg = crate::metrics::registry();
+            reg.write()
+                .unwrap_or_else(|e| e.into_inner())
+                .register_collector(Box::new(verdicts.clone()));
+            crate::metrics::start_if(metrics, &reg, json)?
+        }
+    };
     let started = std::time::Instant::now();
     let started_at = humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string();
     let registry = hwprof_workloads::registry();
@@ -147,6 +161,10 @@ pub fn run(
                 if machine.is_none() {
                     machine = Some(r.machine.clone());
                 }
+                verdicts.set(
+                    exp.name(),
+                    report::metrics::verdict_samples(&r, &machine_name),
+                );
                 entries.push(entry_from(
                     exp.name(),
                     exp.summary(),
@@ -190,6 +208,9 @@ pub fn run(
             "\nwrote {0}/index.html, {0}/suite.json, {0}/suite.md",
             out.display()
         );
+    }
+    if let Some(e) = &exporter {
+        e.hold_for_one_scrape(std::time::Duration::from_secs(60), &interrupted);
     }
     Ok(suite)
 }

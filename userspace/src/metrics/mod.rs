@@ -85,6 +85,8 @@ pub fn encode(reg: &SharedRegistry) -> String {
 pub struct Exporter {
     pub addr: SocketAddr,
     pub registry: SharedRegistry,
+    /// Scrapes answered so far.
+    scrapes: Arc<std::sync::atomic::AtomicU64>,
     stop: Arc<AtomicBool>,
     thread: Option<std::thread::JoinHandle<()>>,
 }
@@ -106,13 +108,20 @@ impl Exporter {
             })?;
         let bound = listener.local_addr()?;
         let stop = Arc::new(AtomicBool::new(false));
-        let (stop2, reg) = (Arc::clone(&stop), Arc::clone(&registry));
+        let scrapes = Arc::new(std::sync::atomic::AtomicU64::new(0));
+        let (stop2, reg, n) = (Arc::clone(&stop), Arc::clone(&registry), Arc::clone(&scrapes));
         let thread = std::thread::Builder::new()
             .name("hwprof-metrics".into())
             .spawn(move || {
                 use axum::routing::get;
                 let app = axum::Router::new()
-                    .route("/metrics", get(move || scrape(Arc::clone(&reg))))
+                    .route(
+                        "/metrics",
+                        get(move || {
+                            n.fetch_add(1, Ordering::Relaxed);
+                            scrape(Arc::clone(&reg))
+                        }),
+                    )
                     .fallback(|| async {
                         (
                             axum::http::StatusCode::NOT_FOUND,
@@ -134,6 +143,7 @@ impl Exporter {
         Ok(Exporter {
             addr: bound,
             registry,
+            scrapes,
             stop,
             thread: Some(thread),
         })
@@ -148,6 +158,23 @@ pub async fn scrape(reg: SharedRegistry) -> axum::response::Response {
         .await
         .unwrap_or_default();
     ([(axum::http::header::CONTENT_TYPE, CONTENT_TYPE)], body).into_response()
+}
+
+impl Exporter {
+    /// After the last figures are set: keep serving until one more scrape has
+    /// taken them (at most `limit`, or until `interrupted`), so a command that
+    /// ends between two scrapes does not lose its final verdicts.
+    pub fn hold_for_one_scrape(&self, limit: Duration, interrupted: &AtomicBool) -> bool {
+        let seen = self.scrapes.load(Ordering::Relaxed);
+        let t0 = std::time::Instant::now();
+        while t0.elapsed() < limit && !interrupted.load(Ordering::Relaxed) {
+            if self.scrapes.load(Ordering::Relaxed) > seen {
+                return true;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        false
+    }
 }
 
 impl Drop for Exporter {

@@ -4,6 +4,7 @@
 
 pub mod json;
 pub mod markdown;
+pub mod metrics;
 /// The one write path (moved to the crate root: every layer writes through it).
 pub use crate::output;
 pub mod plots;
