@@ -18,10 +18,18 @@ use crate::metrics::{enc, encode_resources, hdr_buckets, latency_buckets};
 
 /// Quantiles of a previous run (`--baseline REPORT`), the reference line of the
 /// latency panels and the P99 regression alert.
+///
+/// Two estimates per quantile: `exact` (the HdrHistogram's, 3 significant
+/// digits, as in the report) and `buckets` (Prometheus's `histogram_quantile`
+/// over this exporter's buckets, computed from the same histogram). Alerts
+/// compare live `histogram_quantile` output with the `buckets` one: both carry
+/// the same interpolation error, which would otherwise read as a regression.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Baseline {
-    /// (operation or `all`, quantile, seconds)
+    /// (operation or `all`, quantile, seconds): exact.
     pub latency: Vec<(String, &'static str, f64)>,
+    /// The same quantiles as `histogram_quantile` would estimate them.
+    pub latency_buckets: Vec<(String, &'static str, f64)>,
     pub throughput: Option<f64>,
     /// Where it came from (the report's path and start time).
     pub source: String,
@@ -59,6 +67,7 @@ impl Baseline {
                 }
             }
             b.throughput = v["achieved"]["rate"].as_f64();
+            b.latency_buckets = bucket_quantiles(&v);
         } else if v.get("p99_latency_ms").is_some() {
             for (q, key) in [
                 ("0.5", "p50_latency_ms"),
@@ -79,6 +88,64 @@ impl Baseline {
         }
         Ok(b)
     }
+}
+
+/// Prometheus's `histogram_quantile(q, …)` on cumulative-free buckets (upper
+/// bound, count): the bucket holding rank q·n, interpolated linearly from its
+/// lower bound (0 for the first); the +Inf bucket answers its lower bound.
+pub fn prometheus_quantile(q: f64, buckets: &[(f64, u64)]) -> Option<f64> {
+    let total: u64 = buckets.iter().map(|b| b.1).sum();
+    if total == 0 {
+        return None;
+    }
+    let rank = q * total as f64;
+    let mut below = 0u64;
+    for (i, &(upper, n)) in buckets.iter().enumerate() {
+        if (below + n) as f64 >= rank && n > 0 {
+            let lower = if i == 0 { 0.0 } else { buckets[i - 1].0 };
+            if upper.is_infinite() {
+                return Some(lower);
+            }
+            return Some(lower + (upper - lower) * (rank - below as f64) / n as f64);
+        }
+        below += n;
+    }
+    buckets.iter().rev().nth(1).map(|b| b.0)
+}
+
+/// The report's whole-run latency histograms, as `histogram_quantile` would
+/// see them through this exporter's buckets: per operation and over all.
+fn bucket_quantiles(v: &serde_json::Value) -> Vec<(String, &'static str, f64)> {
+    let bounds = latency_buckets();
+    let mut out = Vec::new();
+    let mut all: Vec<(f64, u64)> = Vec::new();
+    if let Some(hs) = v["histograms"].as_object() {
+        for (op, h) in hs {
+            let Some(b64) = h["latency"].as_str() else {
+                continue;
+            };
+            let Ok(hist) = super::output::decode(b64) else {
+                continue;
+            };
+            let (_, _, b) = hdr_buckets(&hist, &bounds);
+            if all.is_empty() {
+                all = b.clone();
+            } else {
+                all.iter_mut().zip(&b).for_each(|(a, x)| a.1 += x.1);
+            }
+            for q in ["0.5", "0.9", "0.99"] {
+                if let Some(x) = prometheus_quantile(q.parse().unwrap_or(0.5), &b) {
+                    out.push((op.clone(), q, x));
+                }
+            }
+        }
+    }
+    for q in ["0.5", "0.9", "0.99"] {
+        if let Some(x) = prometheus_quantile(q.parse().unwrap_or(0.5), &all) {
+            out.push(("all".into(), q, x));
+        }
+    }
+    out
 }
 
 /// What the collector reads; shared with the run.
@@ -275,15 +342,23 @@ impl Collector for LoadCollector {
             encode_resources(&mut e, &r)?;
         }
         if let Some(b) = &self.baseline {
+            let tag = |est: &'static str| {
+                move |(o, q, s): &(String, &'static str, f64)| {
+                    (
+                        vec![
+                            ("operation", o.clone()),
+                            ("quantile", q.to_string()),
+                            ("estimate", est.to_string()),
+                        ],
+                        *s,
+                    )
+                }
+            };
             let l: Vec<_> = b
                 .latency
                 .iter()
-                .map(|(o, q, s)| {
-                    (
-                        vec![("operation", o.clone()), ("quantile", q.to_string())],
-                        *s,
-                    )
-                })
+                .map(tag("exact"))
+                .chain(b.latency_buckets.iter().map(tag("buckets")))
                 .collect();
             enc::gauge(
                 &mut e,
@@ -309,6 +384,18 @@ impl Collector for LoadCollector {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn quantiles_interpolate_as_prometheus_does() {
+        // 980 in (0, 5 ms], 20 in (5, 10 ms]: rank 990 sits half-way into the second.
+        let b = [(0.005, 980), (0.01, 20), (0.02, 0), (f64::INFINITY, 0)];
+        assert!((prometheus_quantile(0.99, &b).unwrap() - 0.0075).abs() < 1e-12);
+        assert!((prometheus_quantile(0.5, &b).unwrap() - 0.005 * 500.0 / 980.0).abs() < 1e-12);
+        // A rank in the +Inf bucket answers the highest finite bound.
+        let t = [(0.005, 1), (f64::INFINITY, 99)];
+        assert_eq!(prometheus_quantile(0.99, &t), Some(0.005));
+        assert_eq!(prometheus_quantile(0.99, &[(1.0, 0), (f64::INFINITY, 0)]), None);
+    }
 
     #[test]
     fn the_exposition_carries_the_recorders_counts() {
@@ -340,6 +427,7 @@ mod tests {
             }))),
             baseline: Some(Baseline {
                 latency: vec![("all".into(), "0.99", 0.002)],
+                latency_buckets: vec![],
                 throughput: Some(1000.0),
                 source: "test".into(),
             }),
@@ -358,7 +446,7 @@ mod tests {
             "hwprof_load_offered_requests_total 100",
             "hwprof_target_resident_memory_bytes 4096",
             "hwprof_target_cpu_seconds_total{mode=\"user\"} 1.5",
-            "hwprof_baseline_latency_seconds{operation=\"all\",quantile=\"0.99\"} 0.002",
+            "hwprof_baseline_latency_seconds{operation=\"all\",quantile=\"0.99\",estimate=\"exact\"} 0.002",
         ] {
             assert!(text.contains(line), "missing {line:?} in\n{text}");
         }
