@@ -56,7 +56,7 @@ tests:
         exp_alerts:
           - exp_labels: {{severity: info, job: load, instance: spike}}
             exp_annotations:
-              summary: "p99 latency is 6.312 standard deviations above its level of last week"
+              summary: "p99 latency is more than 3 standard deviations above its level of last week"
               dashboard_panel: "P99 z-score vs last week (row Latency)"
               likely_cause: "row 'Why' at the same time: run-queue latency, futex waits by symbol, off-CPU time, page faults"
 """)

@@ -71,13 +71,8 @@ fn dispatch(cli: Cli, interrupted: Arc<AtomicBool>) -> anyhow::Result<ExitCode> 
         Command::Events(EventsCommand::List(a)) => events_list(a)?,
         Command::C2c(a) => return c2c(a, interrupted),
         Command::Suite(a) => {
-            let r = hwprof::suite::run(
-                a.quick,
-                &a.out,
-                a.json,
-                a.metrics,
-                Arc::clone(&interrupted),
-            )?;
+            let r =
+                hwprof::suite::run(a.quick, &a.out, a.json, a.metrics, Arc::clone(&interrupted))?;
             if interrupted.load(std::sync::atomic::Ordering::Relaxed) {
                 return Ok(ExitCode::from(130));
             }

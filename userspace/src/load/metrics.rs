@@ -11,9 +11,9 @@ use prometheus_client::encoding::DescriptorEncoder;
 use prometheus_client::registry::Unit;
 
 use super::exec::Live;
-use crate::measure::process::Resources;
-use super::record::{Recorder, OpStats};
+use super::record::{OpStats, Recorder};
 use super::schedule::OpKind;
+use crate::measure::process::Resources;
 use crate::metrics::{enc, encode_resources, hdr_buckets, latency_buckets};
 
 /// Quantiles of a previous run (`--baseline REPORT`), the reference line of the
@@ -251,10 +251,16 @@ impl Collector for LoadCollector {
             None,
             &requests,
         )?;
-        let errors: Vec<_> = rest
-            .errors
+        // Every kind, zero or not: a series that appears only on the first
+        // error would leave rate() blind to it.
+        let errors: Vec<_> = super::record::ErrorKind::ALL
             .iter()
-            .map(|(k, n)| (vec![("kind", k.name().to_string())], *n as f64))
+            .map(|k| {
+                (
+                    vec![("kind", k.name().to_string())],
+                    rest.errors.get(k).copied().unwrap_or(0) as f64,
+                )
+            })
             .collect();
         enc::counter(
             &mut e,
@@ -394,7 +400,10 @@ mod tests {
         // A rank in the +Inf bucket answers the highest finite bound.
         let t = [(0.005, 1), (f64::INFINITY, 99)];
         assert_eq!(prometheus_quantile(0.99, &t), Some(0.005));
-        assert_eq!(prometheus_quantile(0.99, &[(1.0, 0), (f64::INFINITY, 0)]), None);
+        assert_eq!(
+            prometheus_quantile(0.99, &[(1.0, 0), (f64::INFINITY, 0)]),
+            None
+        );
     }
 
     #[test]
@@ -403,7 +412,13 @@ mod tests {
         {
             let mut g = rec.lock().unwrap();
             for i in 0..99u64 {
-                g.complete(OpKind::Search, i * 1000, i * 1000, i * 1000 + 2_000_000, None);
+                g.complete(
+                    OpKind::Search,
+                    i * 1000,
+                    i * 1000,
+                    i * 1000 + 2_000_000,
+                    None,
+                );
             }
             g.complete(
                 OpKind::Search,
@@ -450,6 +465,9 @@ mod tests {
         ] {
             assert!(text.contains(line), "missing {line:?} in\n{text}");
         }
-        assert!(text.trim_end().ends_with("# EOF"), "not OpenMetrics: {text}");
+        assert!(
+            text.trim_end().ends_with("# EOF"),
+            "not OpenMetrics: {text}"
+        );
     }
 }

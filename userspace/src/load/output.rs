@@ -849,4 +849,3 @@ pub fn cpus_of_pid(pid: u32) -> Option<Vec<usize>> {
         .find_map(|l| l.strip_prefix("Cpus_allowed_list:"))?;
     crate::placement::cpulist::parse(l.trim()).ok()
 }
-

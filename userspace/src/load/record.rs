@@ -33,6 +33,15 @@ pub enum ErrorKind {
 }
 
 impl ErrorKind {
+    pub const ALL: [ErrorKind; 6] = [
+        Self::Timeout,
+        Self::ConnectionRefused,
+        Self::ConnectionReset,
+        Self::Http4xx,
+        Self::Http5xx,
+        Self::Other,
+    ];
+
     pub fn name(self) -> &'static str {
         match self {
             Self::Timeout => "timeout",

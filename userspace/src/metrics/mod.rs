@@ -109,7 +109,11 @@ impl Exporter {
         let bound = listener.local_addr()?;
         let stop = Arc::new(AtomicBool::new(false));
         let scrapes = Arc::new(std::sync::atomic::AtomicU64::new(0));
-        let (stop2, reg, n) = (Arc::clone(&stop), Arc::clone(&registry), Arc::clone(&scrapes));
+        let (stop2, reg, n) = (
+            Arc::clone(&stop),
+            Arc::clone(&registry),
+            Arc::clone(&scrapes),
+        );
         let thread = std::thread::Builder::new()
             .name("hwprof-metrics".into())
             .spawn(move || {
@@ -204,7 +208,10 @@ pub fn start_if(
 /// cumulative; the last bound is +Inf) from an HdrHistogram of nanoseconds.
 /// Sum and count come from the same histogram, so the exposition and the
 /// report agree exactly.
-pub fn hdr_buckets(h: &hdrhistogram::Histogram<u64>, bounds_s: &[f64]) -> (f64, u64, Vec<(f64, u64)>) {
+pub fn hdr_buckets(
+    h: &hdrhistogram::Histogram<u64>,
+    bounds_s: &[f64],
+) -> (f64, u64, Vec<(f64, u64)>) {
     let mut counts = vec![0u64; bounds_s.len() + 1];
     let mut sum_ns = 0f64;
     for v in h.iter_recorded() {
@@ -381,8 +388,8 @@ mod tests {
 
     #[test]
     fn hdr_buckets_keep_every_sample_and_the_sum() {
-        let mut h = hdrhistogram::Histogram::<u64>::new_with_bounds(1_000, 3_600_000_000_000, 3)
-            .unwrap();
+        let mut h =
+            hdrhistogram::Histogram::<u64>::new_with_bounds(1_000, 3_600_000_000_000, 3).unwrap();
         for _ in 0..90 {
             h.record(1_000_000).unwrap(); // 1 ms
         }

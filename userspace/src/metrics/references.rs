@@ -86,6 +86,8 @@ mod tests {
         assert_eq!(q.p99_latency_range_ms, Some([22.0, 24.0]));
         let n = r.iter().find(|r| r.system == "neo4j").expect("neo4j");
         assert_eq!(n.p99_latency_ms, Some(27.96));
-        assert!(r.iter().all(|r| !r.source.is_empty() && !r.benchmark.is_empty()));
+        assert!(r
+            .iter()
+            .all(|r| !r.source.is_empty() && !r.benchmark.is_empty()));
     }
 }

@@ -20,8 +20,9 @@ pub struct VerdictSample {
     pub ci_low: f64,
     pub ci_high: f64,
     pub conclusive: bool,
-    /// Whether the engineering target is met, where the comparison has one.
-    pub target_met: Option<bool>,
+    /// Whether the engineering target is met (None: the CI straddles it),
+    /// where the comparison has a target at all.
+    pub target_met: Option<Option<bool>>,
     /// Unix time of the measurement.
     pub at_s: f64,
 }
@@ -54,7 +55,9 @@ impl Collector for Verdicts {
             ]
         };
         let each = |f: &dyn Fn(&VerdictSample) -> Option<f64>| -> Vec<(enc::Labels, f64)> {
-            v.iter().filter_map(|s| f(s).map(|x| (labels(s), x))).collect()
+            v.iter()
+                .filter_map(|s| f(s).map(|x| (labels(s), x)))
+                .collect()
         };
         enc::gauge(
             &mut e,
@@ -87,9 +90,12 @@ impl Collector for Verdicts {
         enc::gauge(
             &mut e,
             "verdict_target_met",
-            "1 when the comparison meets its engineering target, 0 when not (only comparisons with a target)",
+            "1 when the comparison meets its engineering target, 0 when it misses it, NaN when the CI straddles it (comparisons with a target only)",
             None,
-            &each(&|s| s.target_met.map(|m| f64::from(u8::from(m)))),
+            &each(&|s| {
+                s.target_met
+                    .map(|m| m.map_or(f64::NAN, |met| f64::from(u8::from(met))))
+            }),
         )?;
         enc::gauge(
             &mut e,

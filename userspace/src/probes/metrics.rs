@@ -101,15 +101,16 @@ impl Collector for ProbesCollector {
                 Some(Unit::Seconds),
                 &[(vec![], log2_buckets(&runq))],
             )?;
-            let mut by: Vec<(enc::Labels, f64)> = ["same-core", "same-l3", "cross-l3", "cross-numa"]
-                .iter()
-                .map(|c| {
-                    (
-                        vec![("distance", c.to_string())],
-                        s.migrations_by_class.get(*c).copied().unwrap_or(0) as f64,
-                    )
-                })
-                .collect();
+            let mut by: Vec<(enc::Labels, f64)> =
+                ["same-core", "same-l3", "cross-l3", "cross-numa"]
+                    .iter()
+                    .map(|c| {
+                        (
+                            vec![("distance", c.to_string())],
+                            s.migrations_by_class.get(*c).copied().unwrap_or(0) as f64,
+                        )
+                    })
+                    .collect();
             let other: u64 = s
                 .migrations_by_class
                 .iter()
@@ -162,21 +163,23 @@ impl Collector for ProbesCollector {
                 &one(m.migrated_pages as f64),
             )?;
         }
-        let lost: Vec<(enc::Labels, f64)> = r
-            .drops
-            .iter()
-            .map(|(k, v)| (vec![("map", k.clone())], *v as f64))
-            .collect();
+        // The total always (zero is a figure), each map that lost any beside it.
+        let lost: Vec<(enc::Labels, f64)> = std::iter::once((
+            vec![("map", "total".to_string())],
+            r.drops.values().sum::<u64>() as f64,
+        ))
+        .chain(
+            r.drops
+                .iter()
+                .map(|(k, v)| (vec![("map", k.clone())], *v as f64)),
+        )
+        .collect();
         enc::counter(
             &mut e,
             "probe_lost_events",
             "Events the kernel side could not record (a map or ring buffer full), by map",
             None,
-            if lost.is_empty() {
-                &[]
-            } else {
-                &lost
-            },
+            &lost,
         )?;
         enc::gauge(
             &mut e,
@@ -223,7 +226,9 @@ mod tests {
             top,
             wait_time: Log2Hist::from_counts(&[]),
         };
-        let first: Vec<_> = (0..8).map(|i| addr(&format!("lock{i}"), 1_000_000_000)).collect();
+        let first: Vec<_> = (0..8)
+            .map(|i| addr(&format!("lock{i}"), 1_000_000_000))
+            .collect();
         let v = c.futex_by_symbol(&report(first, 10_000_000_000));
         // Five symbols and other, never more.
         assert_eq!(v.len(), TOP_SYMBOLS + 1);

@@ -21,11 +21,11 @@ pub fn verdict_samples(r: &Report, machine: &str) -> Vec<VerdictSample> {
                 ci_low: c.ci95.lo,
                 ci_high: c.ci95.hi,
                 conclusive: c.verdict.conclusive,
-                target_met: match (c.target, c.verdict.outcome.as_str()) {
-                    (Some(_), "meets-target") => Some(true),
-                    (Some(_), "misses-target") => Some(false),
+                target_met: c.target.map(|_| match c.verdict.outcome.as_str() {
+                    "meets-target" => Some(true),
+                    "misses-target" => Some(false),
                     _ => None,
-                },
+                }),
                 at_s,
             });
         }

@@ -586,7 +586,10 @@ mod tests {
         };
         let files = chart(dir.path(), &c).unwrap();
         let svg = read_pair(&[dir.path().join(&files[0]), dir.path().join(&files[1])]);
-        assert!(svg.contains("offered rate (right axis)"), "no secondary legend");
+        assert!(
+            svg.contains("offered rate (right axis)"),
+            "no secondary legend"
+        );
         assert!(svg.contains("requests/s"), "no secondary axis label");
         // The right axis is scaled to its own curves (5000 → a 4000 tick), not the latency's.
         assert!(svg.contains(">4000<"), "secondary ticks missing");
