@@ -69,12 +69,12 @@ ts("Latency P50/P95/P99 vs baseline", [
     (f'hwprof:load_latency_seconds:p50_1m{{{SEL}}}', "p50 {{instance}}"),
     (f'hwprof:load_latency_seconds:p95_1m{{{SEL}}}', "p95 {{instance}}"),
     (f'hwprof:load_latency_seconds:p99_1m{{{SEL}}}', "p99 {{instance}}"),
-    (f'hwprof:baseline_latency_seconds:p99{{{SEL}}}', "baseline p99"),
+    (f'hwprof:baseline_latency_seconds:p99{{{SEL}}}', "baseline p99 (highest run)"),
     (f'1.05 * hwprof:baseline_latency_seconds:p99{{{SEL}}}', "baseline p99 +5% (alert)"),
 ], "s", 0, description="hwprof:load_latency_seconds (recording rules over hwprof_load_latency_seconds, source: timer). "
    "The baseline is a previous run (hwprof load --baseline REPORT), estimated through the same buckets; "
    "HwprofP99AboveBaseline fires when the 5-minute p99 stays above the +5% line.",
-   overrides=[dashed("baseline p99"), dashed("baseline p99 +5% (alert)")])
+   overrides=[dashed("baseline p99 (highest run)"), dashed("baseline p99 +5% (alert)")])
 ts("P99 z-score vs last week", [
     (f'hwprof:load_latency_seconds:p99_1m:zscore_1w{{{SEL}}}', "z {{instance}}"),
 ], "none", 12, description="(p99 - (weekly mean + this hour's seasonal offset)) / weekly sigma; HwprofLatencyAnomaly above 3.")

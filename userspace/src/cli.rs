@@ -159,10 +159,10 @@ pub struct LoadArgs {
     /// Serve live metrics (OpenMetrics, for Prometheus) at http://ADDR/metrics: HOST:PORT, :PORT or PORT.
     #[arg(long, value_name = "ADDR", value_parser = crate::metrics::parse_addr)]
     pub metrics: Option<std::net::SocketAddr>,
-    /// A previous run's report.json (or --out directory, or Engram results JSON):
-    /// its quantiles are exported as hwprof_baseline_latency_seconds.
+    /// A previous run's report.json (or --out directory, or Engram results JSON), repeatable:
+    /// the quantiles are exported as hwprof_baseline_latency_seconds (median and highest over the runs).
     #[arg(long, value_name = "REPORT")]
-    pub baseline: Option<PathBuf>,
+    pub baseline: Vec<PathBuf>,
 }
 
 #[derive(Debug, Subcommand)]

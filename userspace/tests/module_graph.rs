@@ -96,7 +96,7 @@ fn layers_import_downward_only() {
     );
     // The foundation never reaches the layers built on it.
     for low in [
-        "output", "input", "error", "stats", "topology", "cpu", "virt",
+        "output", "input", "error", "stats", "topology", "cpu", "virt", "metrics",
     ] {
         for high in ["experiment", "load", "suite", "attach", "serve"] {
             assert!(!reaches(&g, low, high), "{low} reaches {high}: {g:?}");

@@ -57,8 +57,8 @@ pub struct LoadOptions {
     pub command: Vec<String>,
     /// Serve the run's live metrics (OpenMetrics) at http://ADDR/metrics.
     pub metrics: Option<SocketAddr>,
-    /// A previous run's report (or Engram results) exported as the baseline.
-    pub baseline: Option<PathBuf>,
+    /// Previous runs' reports (or Engram results) exported as the baseline.
+    pub baseline: Vec<PathBuf>,
 }
 
 /// Schedule lag (dispatch − intended) above which the generator, not the
@@ -186,9 +186,9 @@ pub fn run(o: &LoadOptions, interrupted: Arc<AtomicBool>) -> anyhow::Result<outp
         .unwrap_or(0.15) as f32;
     let baseline = o
         .baseline
-        .as_deref()
-        .map(metrics::Baseline::load)
-        .transpose()?;
+        .iter()
+        .map(|p| metrics::Baseline::load(p))
+        .collect::<anyhow::Result<Vec<_>>>()?;
     let plan = Plan::from_scenario(&sc, duration, seed);
     let payloads = Arc::new(Payloads::new(seed, clusters, sc.data.embedding_dim, sigma));
     let preload_nodes = o.preload.unwrap_or(sc.data.num_nodes);
