@@ -48,18 +48,22 @@ case_run() { # $1 = name, $2.. = extra serve args
   for _ in $(seq 200); do grep -q http:// "$out/serve.txt" 2>/dev/null && break; sleep 0.1; done
   local url; url=$(grep -o 'http://[0-9.:]*' "$out/serve.txt")
   local t_serve; t_serve=$(date +%s.%N)
-  local bases=()
-  for b in $(seq "$nbase"); do
-    taskset -c 0 "$H" load --cpus 0 --threads 1 --spin 2ms --target "$url" --scenario "$out/recall.toml" --out "$out/base-$name-$b" > /dev/null 2>&1
-    bases+=(--baseline "$out/base-$name-$b")
-  done
+  # Prometheus first, as in a monitored lab: the baselines run under the same
+  # scrapes and rule evaluations as the measured run. SCHED_IDLE: it only gets a
+  # CPU neither the server nor the generator wants (2 vCPUs here).
   local mport; mport=$(free_port)
   local pport; pport=$(free_port)
   scripts/setup_performance_dashboard.sh --dir "$out/prom-$name" --no-start --interval 1s \
     --target "hwprof-load=127.0.0.1:$mport" --target "engram=${url#http://}/metrics/prometheus" > /dev/null 2>&1
-  prometheus --config.file="$out/prom-$name/prometheus.yml" --storage.tsdb.path="$out/prom-$name/tsdb" \
+  chrt -i 0 prometheus --config.file="$out/prom-$name/prometheus.yml" --storage.tsdb.path="$out/prom-$name/tsdb" \
     --web.listen-address="127.0.0.1:$pport" > /dev/null 2>&1 &
   local ppid=$!
+  local bases=()
+  for b in $(seq "$nbase"); do
+    taskset -c 0 "$H" load --cpus 0 --threads 1 --spin 2ms --target "$url" --scenario "$out/recall.toml" \
+      --metrics "127.0.0.1:$mport" --out "$out/base-$name-$b" > /dev/null 2>&1
+    bases+=(--baseline "$out/base-$name-$b")
+  done
   taskset -c 0 "$H" load --cpus 0 --threads 1 --spin 2ms --target "$url" --scenario "$out/recall.toml" \
     --duration "$(python3 -c "print($lead + $onset + $observe - ($(date +%s.%N) - $t_serve))")" \
     "${bases[@]}" --metrics "127.0.0.1:$mport" --out "$out/run-$name" > /dev/null 2>&1 &
@@ -68,7 +72,7 @@ case_run() { # $1 = name, $2.. = extra serve args
   : > "$out/alerts-$name.txt"
   while kill -0 "$lpid" 2>/dev/null; do
     sleep 1
-    curl -s "127.0.0.1:$pport/api/v1/alerts" | python3 -c "
+    chrt -i 0 curl -s "127.0.0.1:$pport/api/v1/alerts" | chrt -i 0 python3 -c "
 import json, sys, time
 try: d = json.load(sys.stdin)
 except Exception: sys.exit(0)

@@ -63,25 +63,45 @@ echo "== 3. generator ceiling: no-op target, one thread on CPU 0, 2M req/s sched
 $H load --target noop --threads 1 --cpus 0 --rate 2000000 --duration 5 --json > "$out/noop.json" 2>/dev/null || true
 jq_ "$out/noop.json" "'scheduled %.0f/s achieved %.0f/s, schedule lag p50 %s p99 %s ms' % (d['offered']['rate'], d['achieved']['rate'], d['dispatch_lag']['p50_ms'], d['dispatch_lag']['p99_ms'])"
 
-echo "== 4. maximum rate over loopback, GET search, 16 connections, ${ROUNDS:-3} interleaved rounds of 10 s"
+echo "== 4. maximum rate over loopback, GET search, 16 connections, ${ROUNDS:-9} interleaved rounds of 10 s"
 # One server for all rounds; each round runs wrk (closed loop: its maximum), oha
 # (-q above capacity with --latency-correction) and hwprof (open loop offered
 # above capacity: what it achieves is its maximum), in turn, so host drift hits
-# all three alike. The same route (search); hwprof varies the query text, as its scenarios do.
+# all three alike. All three send the same requests: search with varied query
+# text (hwprof's scenarios vary it; wrk through a Lua script, oha through
+# --rand-regex-url), space default, the x-memory-space header. (One fixed query
+# string would hand wrk and oha a server whose caches always hold the same cluster.)
 serve --preload 1000
-route="$url/api/v1/memories/search?query=topic-1-2&limit=10"
 offer=${OFFER:-40000}
 sed -e "s/rate = 1000/rate = $offer/" -e "s/total_seconds = $secs/total_seconds = 10/" "$out/stall.toml" > "$out/max.toml"
+cat > "$out/varied.lua" <<'LUA'
+wrk.headers["x-memory-space"] = "default"
+request = function()
+  return wrk.format("GET", "/api/v1/memories/search?query=topic-" .. math.random(0, 9) .. "-" .. math.random(0, 999) .. "&limit=10&space=default")
+end
+LUA
 command -v oha >/dev/null || cargo install oha --locked >&2 || true
-for round in $(seq "${ROUNDS:-3}"); do
-  w=$(taskset -c 0 wrk -t1 -c16 -d10s "$route" | awk '/Requests\/sec/ {print $2}')
-  o=n/a
+: > "$out/rounds.txt"
+for round in $(seq "${ROUNDS:-9}"); do
+  w=$(taskset -c 0 wrk -t1 -c16 -d10s -s "$out/varied.lua" "$url" | awk '/Requests\/sec/ {print $2}')
+  o=0
   if command -v oha >/dev/null; then
-    o=$(taskset -c 0 oha --no-tui --output-format json -c 16 -z 10s -q "$offer" --latency-correction "$route" \
+    o=$(taskset -c 0 oha --no-tui --output-format json -c 16 -z 10s -q "$offer" --latency-correction \
+          -H "x-memory-space: default" \
+          --rand-regex-url "$url/api/v1/memories/search\\?query=topic-[0-9]-[0-9]{1,3}&limit=10&space=default" \
         | python3 -c "import json,sys; print('%.0f' % json.load(sys.stdin)['summary']['requestsPerSec'])")
   fi
   L --target "$url" --scenario "$out/max.toml" --connections 16 --json > "$out/max.json" 2>/dev/null || true
   h=$(jq_ "$out/max.json" "'%.0f' % d['achieved']['rate']")
   echo "round $round: wrk $w req/s, oha $o req/s, hwprof $h req/s (offered $offer/s)"
+  echo "$w $o $h" >> "$out/rounds.txt"
 done
+python3 - "$out/rounds.txt" <<'PY'
+import statistics as s, sys
+r = [list(map(float, l.split())) for l in open(sys.argv[1]) if l.strip()]
+w, o, h = zip(*r)
+ratio = sorted(hh / ww for ww, hh in zip(w, h))
+print("medians: wrk %.0f, oha %.0f, hwprof %.0f req/s; hwprof/wrk per round: median %.3f, range %.3f-%.3f"
+      % (s.median(w), s.median(o), s.median(h), s.median(ratio), ratio[0], ratio[-1]))
+PY
 stop

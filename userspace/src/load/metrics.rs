@@ -165,10 +165,7 @@ pub struct LoadCollector {
 /// and the highest over the baseline runs (`bound`); the regression alert
 /// compares with the highest, so a clean run as noisy as the noisiest baseline
 /// run does not fire it.
-fn encode_baselines(
-    e: &mut DescriptorEncoder,
-    runs: &[Baseline],
-) -> Result<(), std::fmt::Error> {
+fn encode_baselines(e: &mut DescriptorEncoder, runs: &[Baseline]) -> Result<(), std::fmt::Error> {
     let mut by: BTreeMap<(String, &'static str, &'static str), Vec<f64>> = BTreeMap::new();
     for b in runs {
         for (est, list) in [("exact", &b.latency), ("buckets", &b.latency_buckets)] {

@@ -251,6 +251,7 @@ async fn serve_op<T>(st: &AppState, work: impl FnOnce() -> T) -> Result<T, Respo
     let since = st.started.elapsed();
     if let Some(wait) = st.faults.stall_remaining(since) {
         tokio::time::sleep(wait).await;
+        let _ = metrics::STALL_WAITED.try_with(|w| w.set(w.get() + wait));
     }
     if !st.faults.on(since) {
         return Ok(work());
@@ -266,16 +267,9 @@ async fn serve_op<T>(st: &AppState, work: impl FnOnce() -> T) -> Result<T, Respo
         .faults
         .global_lock
         .then(|| st.global.lock().unwrap_or_else(|e| e.into_inner()));
-    let t0 = Instant::now();
+    // --slowdown stretches the whole service time (parsing, work, the
+    // response): serve/metrics.rs's middleware applies it around the handler.
     let out = work();
-    if st.faults.slowdown_pct > 0.0 {
-        // Busy, like real extra work: the CPU is held for the extra time.
-        let extra = t0.elapsed().mul_f64(st.faults.slowdown_pct / 100.0);
-        let until = Instant::now() + extra;
-        while Instant::now() < until {
-            std::hint::spin_loop();
-        }
-    }
     if st.faults.leak_bytes_per_op > 0 {
         // Touched, so it is resident (RSS grows, not just address space).
         let leak = vec![0xA5u8; st.faults.leak_bytes_per_op].into_boxed_slice();
