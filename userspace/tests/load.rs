@@ -329,7 +329,42 @@ fn bad_load_input_exits_2_with_one_line() {
         }
     });
     let small_dim = Server::start(&["--dim", "64"]);
+    let not_a_report = scenario(d, "x.json", "{\"x\": 1}");
+    let busy = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let busy_addr = busy.local_addr().unwrap().to_string();
     let rows: Vec<(Vec<&str>, &[&str])> = vec![
+        (vec!["load", "--metrics", "nonsense"], &["--metrics"]),
+        (
+            vec!["load", "--metrics", "127.0.0.1:99999"],
+            &["--metrics", "port"],
+        ),
+        (
+            vec![
+                "load",
+                "--duration",
+                "1",
+                "--preload",
+                "10",
+                "--metrics",
+                &busy_addr,
+            ],
+            &["--metrics", "cannot listen"],
+        ),
+        (
+            vec!["load", "--baseline", "/nonexistent/report.json"],
+            &["--baseline", "no such file"],
+        ),
+        (
+            vec!["load", "--baseline", &not_a_report],
+            &["--baseline", "neither"],
+        ),
+        (vec!["serve", "--faults-after", "-1"], &["--faults-after"]),
+        (vec!["serve", "--metrics", ":70000"], &["--metrics"]),
+        (
+            vec!["attach", "--pid", "1", "--metrics", "x"],
+            &["--metrics"],
+        ),
+        (vec!["suite", "--metrics", "x"], &["--metrics"]),
         (
             vec!["load", "--scenario", &malformed],
             &["--scenario", "m.toml:1"],
@@ -378,6 +413,7 @@ fn bad_load_input_exits_2_with_one_line() {
         (vec!["serve", "--port", "70000"], &["--port"]),
     ];
     let mut failures = Vec::new();
+    let _busy = &busy;
     for (args, wants) in &rows {
         let o = run(args);
         let stderr = String::from_utf8_lossy(&o.stderr);
