@@ -177,16 +177,7 @@ fn dispatch(cli: Cli, interrupted: Arc<AtomicBool>) -> anyhow::Result<ExitCode> 
             };
             // --metrics: the verdicts as gauges, served until scraped once.
             let verdicts = hwprof::metrics::verdicts::Verdicts::default();
-            let exporter = match a.metrics {
-                None => None,
-                Some(_) => {
-                    let reg = hwprof::metrics::registry();
-                    reg.write()
-                        .unwrap_or_else(|e| e.into_inner())
-                        .register_collector(Box::new(verdicts.clone()));
-                    hwprof::metrics::start_if(a.metrics, &reg, a.json)?
-                }
-            };
+            let exporter = verdicts.exporter(a.metrics, a.json)?;
             let report = experiment::run(&opts, Arc::clone(&interrupted))?;
             if let (Some(e), Some(r)) = (&exporter, &report) {
                 verdicts.set(

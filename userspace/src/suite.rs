@@ -86,16 +86,7 @@ pub fn run(
     // --metrics: each experiment's verdicts as gauges as soon as it finishes.
     let verdicts = crate::metrics::verdicts::Verdicts::default();
     let machine_name = crate::metrics::machine_name();
-    let exporter = match metrics {
-        None => None,
-        Some(_) => {
-            let reg = crate::metrics::registry();
-            reg.write()
-                .unwrap_or_else(|e| e.into_inner())
-                .register_collector(Box::new(verdicts.clone()));
-            crate::metrics::start_if(metrics, &reg, json)?
-        }
-    };
+    let exporter = verdicts.exporter(metrics, json)?;
     let started = std::time::Instant::now();
     let started_at = humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string();
     let registry = hwprof_workloads::registry();

@@ -270,14 +270,7 @@ pub mod enc {
         unit: Option<Unit>,
         samples: &[(Labels, f64)],
     ) -> Result<(), Error> {
-        if samples.is_empty() {
-            return Ok(());
-        }
-        let mut m = e.encode_descriptor(name, help, unit.as_ref(), MetricType::Gauge)?;
-        for (l, v) in samples {
-            ConstGauge::new(*v).encode(m.encode_family(l)?)?;
-        }
-        Ok(())
+        plain(e, MetricType::Gauge, name, help, unit, samples)
     }
 
     pub fn counter(
@@ -287,12 +280,28 @@ pub mod enc {
         unit: Option<Unit>,
         samples: &[(Labels, f64)],
     ) -> Result<(), Error> {
+        plain(e, MetricType::Counter, name, help, unit, samples)
+    }
+
+    /// One value per label set, as a gauge or a counter (`_total`).
+    fn plain(
+        e: &mut DescriptorEncoder,
+        kind: MetricType,
+        name: &str,
+        help: &str,
+        unit: Option<Unit>,
+        samples: &[(Labels, f64)],
+    ) -> Result<(), Error> {
         if samples.is_empty() {
             return Ok(());
         }
-        let mut m = e.encode_descriptor(name, help, unit.as_ref(), MetricType::Counter)?;
+        let mut m = e.encode_descriptor(name, help, unit.as_ref(), kind)?;
         for (l, v) in samples {
-            ConstCounter::new(*v).encode(m.encode_family(l)?)?;
+            let f = m.encode_family(l)?;
+            match kind {
+                MetricType::Counter => ConstCounter::new(*v).encode(f)?,
+                _ => ConstGauge::new(*v).encode(f)?,
+            }
         }
         Ok(())
     }

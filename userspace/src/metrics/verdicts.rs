@@ -42,6 +42,22 @@ impl Verdicts {
     pub fn snapshot(&self) -> Vec<VerdictSample> {
         self.0.lock().unwrap_or_else(|e| e.into_inner()).clone()
     }
+
+    /// `--metrics ADDR` of `run` and `suite`: an exporter of these verdicts.
+    pub fn exporter(
+        &self,
+        addr: Option<std::net::SocketAddr>,
+        quiet: bool,
+    ) -> anyhow::Result<Option<super::Exporter>> {
+        if addr.is_none() {
+            return Ok(None);
+        }
+        let reg = super::registry();
+        reg.write()
+            .unwrap_or_else(|e| e.into_inner())
+            .register_collector(Box::new(self.clone()));
+        super::start_if(addr, &reg, quiet)
+    }
 }
 
 impl Collector for Verdicts {
