@@ -113,6 +113,9 @@ pub fn prometheus_quantile(q: f64, buckets: &[(f64, u64)]) -> Option<f64> {
     buckets.iter().rev().nth(1).map(|b| b.0)
 }
 
+/// The quantiles a baseline carries, as labels and as numbers.
+const QUANTILES: [(&str, f64); 3] = [("0.5", 0.5), ("0.9", 0.9), ("0.99", 0.99)];
+
 /// The report's whole-run latency histograms, as `histogram_quantile` would
 /// see them through this exporter's buckets: per operation and over all.
 fn bucket_quantiles(v: &serde_json::Value) -> Vec<(String, &'static str, f64)> {
@@ -133,15 +136,15 @@ fn bucket_quantiles(v: &serde_json::Value) -> Vec<(String, &'static str, f64)> {
             } else {
                 all.iter_mut().zip(&b).for_each(|(a, x)| a.1 += x.1);
             }
-            for q in ["0.5", "0.9", "0.99"] {
-                if let Some(x) = prometheus_quantile(q.parse().unwrap_or(0.5), &b) {
+            for (q, qf) in QUANTILES {
+                if let Some(x) = prometheus_quantile(qf, &b) {
                     out.push((op.clone(), q, x));
                 }
             }
         }
     }
-    for q in ["0.5", "0.9", "0.99"] {
-        if let Some(x) = prometheus_quantile(q.parse().unwrap_or(0.5), &all) {
+    for (q, qf) in QUANTILES {
+        if let Some(x) = prometheus_quantile(qf, &all) {
             out.push(("all".into(), q, x));
         }
     }

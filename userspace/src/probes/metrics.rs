@@ -101,23 +101,22 @@ impl Collector for ProbesCollector {
                 Some(Unit::Seconds),
                 &[(vec![], log2_buckets(&runq))],
             )?;
-            let mut by: Vec<(enc::Labels, f64)> =
-                ["same-core", "same-l3", "cross-l3", "cross-numa"]
-                    .iter()
-                    .map(|c| {
-                        (
-                            vec![("distance", c.to_string())],
-                            s.migrations_by_class.get(*c).copied().unwrap_or(0) as f64,
-                        )
-                    })
-                    .collect();
-            let other: u64 = s
+            // The distance classes sched::classify_migration names; anything
+            // else counts as unknown.
+            const CLASSES: [&str; 4] = ["same-core", "same-l3", "cross-l3", "cross-numa"];
+            let count = |c: &str| s.migrations_by_class.get(c).copied().unwrap_or(0);
+            let unknown: u64 = s
                 .migrations_by_class
                 .iter()
-                .filter(|(k, _)| !by.iter().any(|(l, _)| &l[0].1 == *k))
+                .filter(|(k, _)| !CLASSES.contains(&k.as_str()))
                 .map(|(_, v)| v)
                 .sum();
-            by.push((vec![("distance", "unknown".into())], other as f64));
+            let by: Vec<(enc::Labels, f64)> = CLASSES
+                .iter()
+                .map(|c| (c.to_string(), count(c)))
+                .chain(std::iter::once(("unknown".to_string(), unknown)))
+                .map(|(c, n)| (vec![("distance", c)], n as f64))
+                .collect();
             enc::counter(
                 &mut e,
                 "probe_migrations",

@@ -1,7 +1,14 @@
 //! Faults `hwprof serve` injects on request, each off by default, so the load
 //! engine, soak and gate can be shown to find what they claim.
 
-use std::time::Duration;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use axum::extract::{MatchedPath, Request, State};
+use axum::middleware::Next;
+use axum::response::Response;
+
+use super::AppState;
 
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Faults {
@@ -74,6 +81,40 @@ impl Faults {
             v.join(", ")
         }
     }
+}
+
+tokio::task_local! {
+    /// Time the current request spent waiting out a --stall (not service).
+    pub static STALL_WAITED: std::cell::Cell<Duration>;
+}
+
+/// Middleware for `--slowdown PCT`: PCT% more of each request's whole service
+/// time (parsing, the work, the response), busy like real extra work. A stall
+/// waited out inside the handler is not service and is not stretched.
+pub async fn stretch(State(st): State<Arc<AppState>>, req: Request, next: Next) -> Response {
+    let f = &st.faults;
+    let exempt = req
+        .extensions()
+        .get::<MatchedPath>()
+        .is_some_and(|p| p.as_str() == "/metrics/prometheus");
+    if f.slowdown_pct <= 0.0 || exempt {
+        return next.run(req).await;
+    }
+    let t0 = Instant::now();
+    let (resp, stalled) = STALL_WAITED
+        .scope(std::cell::Cell::new(Duration::ZERO), async {
+            let r = next.run(req).await;
+            (r, STALL_WAITED.with(|w| w.get()))
+        })
+        .await;
+    if f.on(st.started.elapsed()) {
+        let served = t0.elapsed().saturating_sub(stalled);
+        let until = Instant::now() + served.mul_f64(f.slowdown_pct / 100.0);
+        while Instant::now() < until {
+            std::hint::spin_loop();
+        }
+    }
+    resp
 }
 
 /// `--stall EVERY:FOR`, e.g. `2s:200ms`.

@@ -146,12 +146,8 @@ pub fn register(state: &Arc<AppState>) {
     g.register_collector(Box::new(StateCollector(Arc::downgrade(state))));
 }
 
-tokio::task_local! {
-    /// Time the current request spent waiting out a --stall (not service).
-    pub static STALL_WAITED: std::cell::Cell<std::time::Duration>;
-}
-
-/// Middleware: count and time every request by its route, and apply --slowdown.
+/// Middleware: count and time every request by its route (the time includes
+/// an injected --slowdown: it is service time as the client sees it).
 pub async fn track(State(st): State<Arc<AppState>>, req: Request, next: Next) -> Response {
     let route = req
         .extensions()
@@ -159,24 +155,7 @@ pub async fn track(State(st): State<Arc<AppState>>, req: Request, next: Next) ->
         .map(|p| p.as_str().to_string())
         .unwrap_or_else(|| "unmatched".into());
     let t0 = Instant::now();
-    let resp = STALL_WAITED
-        .scope(std::cell::Cell::new(std::time::Duration::ZERO), async {
-            let r = next.run(req).await;
-            (r, STALL_WAITED.with(|w| w.get()))
-        })
-        .await;
-    let (resp, stalled) = resp;
-    let f = &st.faults;
-    if f.slowdown_pct > 0.0 && route != "/metrics/prometheus" && f.on(st.started.elapsed()) {
-        // --slowdown PCT: PCT% more of this request's whole service time
-        // (parsing, the work, the response), busy like real extra work. A stall
-        // waited out inside the handler is not service and is not stretched.
-        let served = t0.elapsed().saturating_sub(stalled);
-        let until = Instant::now() + served.mul_f64(f.slowdown_pct / 100.0);
-        while Instant::now() < until {
-            std::hint::spin_loop();
-        }
-    }
+    let resp = next.run(req).await;
     let secs = t0.elapsed().as_secs_f64();
     st.metrics
         .requests

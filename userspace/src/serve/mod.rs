@@ -178,6 +178,11 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/api/v1/complete", post(complete))
         .route("/metrics/prometheus", get(prometheus))
         .fallback(not_found)
+        // Inner: the injected slowdown; outer: the metrics, which time it too.
+        .layer(axum::middleware::from_fn_with_state(
+            Arc::clone(&state),
+            faults::stretch,
+        ))
         .layer(axum::middleware::from_fn_with_state(
             Arc::clone(&state),
             metrics::track,
@@ -251,7 +256,7 @@ async fn serve_op<T>(st: &AppState, work: impl FnOnce() -> T) -> Result<T, Respo
     let since = st.started.elapsed();
     if let Some(wait) = st.faults.stall_remaining(since) {
         tokio::time::sleep(wait).await;
-        let _ = metrics::STALL_WAITED.try_with(|w| w.set(w.get() + wait));
+        let _ = faults::STALL_WAITED.try_with(|w| w.set(w.get() + wait));
     }
     if !st.faults.on(since) {
         return Ok(work());
@@ -268,7 +273,7 @@ async fn serve_op<T>(st: &AppState, work: impl FnOnce() -> T) -> Result<T, Respo
         .global_lock
         .then(|| st.global.lock().unwrap_or_else(|e| e.into_inner()));
     // --slowdown stretches the whole service time (parsing, work, the
-    // response): serve/metrics.rs's middleware applies it around the handler.
+    // response): faults::stretch applies it around the handler.
     let out = work();
     if st.faults.leak_bytes_per_op > 0 {
         // Touched, so it is resident (RSS grows, not just address space).
