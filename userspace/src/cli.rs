@@ -44,6 +44,79 @@ pub enum Command {
     Serve(ServeArgs),
     /// Open-loop load (coordinated-omission free) against a server, the embedded memstore or a no-op target.
     Load(LoadArgs),
+    /// CI performance gate: interleaved repetitions of a baseline and a candidate, judged with
+    /// CIs and rank tests (exit 0 pass, 1 regression, 2 bad input, 3 inconclusive).
+    Gate(GateArgs),
+}
+
+#[derive(Debug, Args)]
+#[command(group(clap::ArgGroup::new("mode").required(true).args(["ab", "baseline", "server_a"])))]
+pub struct GateArgs {
+    /// Two shell commands that each write a report (hwprof or Engram JSON) into {out}
+    /// (also $HWPROF_GATE_OUT) or on stdout: baseline first, candidate second.
+    #[arg(long, num_args = 2, value_names = ["CMD_A", "CMD_B"])]
+    pub ab: Option<Vec<String>>,
+    /// Reports already run for the baseline: a directory of report.json folders or *.json.
+    #[arg(long, value_name = "DIR", requires = "current")]
+    pub baseline: Option<PathBuf>,
+    /// Reports already run for the candidate.
+    #[arg(long, value_name = "DIR", requires = "baseline")]
+    pub current: Option<PathBuf>,
+    /// Baseline server command ({port} or {addr} replaced, else --port N appended); started,
+    /// loaded with --scenario and stopped for every repetition.
+    #[arg(long, value_name = "CMD", requires_all = ["server_b", "scenario"])]
+    pub server_a: Option<String>,
+    /// Candidate server command.
+    #[arg(long, value_name = "CMD", requires = "server_a")]
+    pub server_b: Option<String>,
+    /// Scenario for --server-a/--server-b (as for hwprof load).
+    #[arg(long, value_name = "FILE")]
+    pub scenario: Option<PathBuf>,
+    /// Extra arguments for each `hwprof load` (with --server-a/b), e.g. "--cpus 0 --connections 4".
+    #[arg(long, value_name = "ARGS", allow_hyphen_values = true)]
+    pub load_args: Option<String>,
+    /// Discarded load against each fresh server before the measured run.
+    #[arg(long, default_value = "1s", value_parser = parse_seconds_or_zero)]
+    pub warmup: f64,
+    /// Discarded runs of each command before the interleaved ones (--ab).
+    #[arg(long, default_value_t = 1, allow_negative_numbers = true, value_parser = parse_warmup_runs)]
+    pub warmup_runs: usize,
+    /// Metric to judge (repeatable): p50, p90, p95, p99, p999, max, throughput, error_rate,
+    /// or a dotted path into the report, with :higher or :lower when the name does not say.
+    #[arg(long, value_name = "NAME")]
+    pub metric: Vec<String>,
+    /// Most repetitions a side (whole ABBA blocks).
+    #[arg(long, default_value_t = 20, allow_negative_numbers = true, value_parser = parse_reps)]
+    pub repetitions: usize,
+    /// Repetitions a side before the first look.
+    #[arg(long, default_value_t = 6, allow_negative_numbers = true, value_parser = parse_reps)]
+    pub min_repetitions: usize,
+    /// Wall-clock budget: no new ABBA block starts that would end past it.
+    #[arg(long, default_value = "5m", allow_negative_numbers = true, value_parser = parse_seconds)]
+    pub budget: f64,
+    /// Smallest change that counts, in percent (default 5; 10 with --competitive).
+    #[arg(long, value_name = "PCT", allow_negative_numbers = true, value_parser = parse_pct)]
+    pub threshold: Option<f64>,
+    /// A competitive comparison: the default threshold becomes 10%.
+    #[arg(long)]
+    pub competitive: bool,
+    /// Family-wise false-positive rate over every metric and look.
+    #[arg(long, default_value_t = 0.05, allow_negative_numbers = true, value_parser = parse_probability)]
+    pub alpha: f64,
+    /// Names of the two sides in the outputs.
+    #[arg(long, default_value = "A")]
+    pub name_a: String,
+    #[arg(long, default_value = "B")]
+    pub name_b: String,
+    /// Directory for gate.json, gate.md, gate.junit.xml, gate.bmf.json and runs/.
+    #[arg(long, value_name = "DIR", default_value = "results/gate")]
+    pub out: PathBuf,
+    /// Print gate.json on stdout instead of the Markdown summary.
+    #[arg(long)]
+    pub json: bool,
+    /// No per-run progress on stderr.
+    #[arg(long)]
+    pub quiet: bool,
 }
 
 #[derive(Debug, Args)]
@@ -486,6 +559,21 @@ fn parse_pct(s: &str) -> Result<f64, String> {
         return Err(format!("{s}% is more than 10000%"));
     }
     Ok(v)
+}
+
+fn parse_reps(s: &str) -> Result<usize, String> {
+    whole_number(s, "repetitions", 2, 1000).map(|v| v as usize)
+}
+
+fn parse_warmup_runs(s: &str) -> Result<usize, String> {
+    whole_number(s, "a count of warm-up runs", 0, 100).map(|v| v as usize)
+}
+
+fn parse_seconds_or_zero(s: &str) -> Result<f64, String> {
+    if s.trim().trim_end_matches('s').trim() == "0" {
+        return Ok(0.0);
+    }
+    parse_seconds(s)
 }
 
 fn parse_probability(s: &str) -> Result<f64, String> {

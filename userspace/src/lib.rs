@@ -9,6 +9,7 @@ pub mod cpu;
 pub mod error;
 pub mod events;
 pub mod experiment;
+pub mod gate;
 pub mod input;
 pub mod interrupt;
 pub mod load;

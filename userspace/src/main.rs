@@ -100,6 +100,7 @@ fn dispatch(cli: Cli, interrupted: Arc<AtomicBool>) -> anyhow::Result<ExitCode> 
         }
         Command::Serve(a) => return serve(a, interrupted),
         Command::Load(a) => return load(a, interrupted),
+        Command::Gate(a) => return gate(a, interrupted),
         Command::List => {
             for e in hwprof_workloads::registry() {
                 println!("{:<16} {}", e.name(), e.summary());
@@ -526,4 +527,75 @@ fn load(a: hwprof::cli::LoadArgs, interrupted: Arc<AtomicBool>) -> anyhow::Resul
         return Ok(ExitCode::from(1));
     }
     Ok(ExitCode::SUCCESS)
+}
+
+fn gate(a: hwprof::cli::GateArgs, interrupted: Arc<AtomicBool>) -> anyhow::Result<ExitCode> {
+    use hwprof::gate::{self, metric::MetricSpec, runner::Producer, Source};
+    // Server repetitions discard their own warm-up load; whole warm-up runs are for --ab.
+    let warmup_runs = if a.ab.is_some() { a.warmup_runs } else { 0 };
+    let source = if let Some(ab) = a.ab {
+        Source::Interleaved {
+            a: Producer::Command(ab[0].clone()),
+            b: Producer::Command(ab[1].clone()),
+        }
+    } else if let (Some(baseline), Some(current)) = (a.baseline, a.current) {
+        Source::Dirs { baseline, current }
+    } else {
+        let load_args: Vec<String> = a
+            .load_args
+            .as_deref()
+            .unwrap_or("")
+            .split_whitespace()
+            .map(String::from)
+            .collect();
+        let server = |command: String| Producer::Server {
+            command,
+            scenario: a.scenario.clone().expect("clap requires --scenario"),
+            warmup: a.warmup,
+            load_args: load_args.clone(),
+        };
+        Source::Interleaved {
+            a: server(a.server_a.expect("clap's group requires a mode")),
+            b: server(a.server_b.expect("clap requires --server-b")),
+        }
+    };
+    let names: Vec<String> = if a.metric.is_empty() {
+        gate::metric::DEFAULT_METRICS
+            .iter()
+            .map(|s| s.to_string())
+            .collect()
+    } else {
+        a.metric
+    };
+    let metrics = names
+        .iter()
+        .map(|m| MetricSpec::parse(m))
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    let threshold = a
+        .threshold
+        .unwrap_or(if a.competitive { 10.0 } else { 5.0 })
+        / 100.0;
+    let r = gate::run(
+        &gate::GateOptions {
+            source,
+            metrics,
+            repetitions: a.repetitions,
+            min_repetitions: a.min_repetitions,
+            budget: a.budget,
+            threshold,
+            alpha: a.alpha,
+            warmup_runs,
+            out: a.out,
+            json: a.json,
+            quiet: a.quiet,
+            names: (a.name_a, a.name_b),
+            command: std::env::args().collect(),
+        },
+        Arc::clone(&interrupted),
+    )?;
+    if r.interrupted {
+        eprintln!("hwprof: interrupted: the gate's outputs hold the runs made");
+        return Ok(ExitCode::from(130));
+    }
+    Ok(ExitCode::from(r.exit_code))
 }

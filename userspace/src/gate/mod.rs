@@ -1,0 +1,391 @@
+//! `hwprof gate`: a CI performance gate as a statistical instrument.
+//!
+//! Repetitions of a baseline (A) and a candidate (B) run interleaved ABBA,
+//! each a fresh process, after discarded warm-up; after every ABBA block past
+//! the minimum the runs so far are judged (judge.rs) and the gate stops as
+//! soon as the answer is clear, or at --repetitions, or when --budget would be
+//! exceeded. Reports already made can be judged instead (--baseline/--current).
+//! Outputs (output.rs): Markdown for a pull request, JUnit XML, Bencher Metric
+//! Format JSON and hwprof's JSON. docs/gate.md has the rule and its measured
+//! error rates.
+
+pub mod judge;
+pub mod metric;
+pub mod output;
+pub mod runner;
+
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Instant;
+
+use serde::Serialize;
+
+use crate::error::usage;
+use judge::{MetricJudgement, OneRunRule, Outcome, Rule};
+use metric::MetricSpec;
+use runner::Producer;
+
+/// Where the runs come from.
+#[derive(Debug, Clone)]
+pub enum Source {
+    /// Run A and B interleaved (commands, or servers under a scenario).
+    Interleaved { a: Producer, b: Producer },
+    /// Reports already run, one directory per side.
+    Dirs { baseline: PathBuf, current: PathBuf },
+}
+
+#[derive(Debug, Clone)]
+pub struct GateOptions {
+    pub source: Source,
+    pub metrics: Vec<MetricSpec>,
+    /// Most repetitions a side (rounded up to whole ABBA blocks).
+    pub repetitions: usize,
+    /// Repetitions a side before the first look.
+    pub min_repetitions: usize,
+    /// Wall-clock budget in seconds for the interleaved runs.
+    pub budget: f64,
+    pub threshold: f64,
+    pub alpha: f64,
+    /// Discarded runs of each side before the interleaved ones (commands).
+    pub warmup_runs: usize,
+    pub out: PathBuf,
+    pub json: bool,
+    pub quiet: bool,
+    pub names: (String, String),
+    pub command: Vec<String>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct RunRecord {
+    pub side: String,
+    /// 1-based per side.
+    pub index: usize,
+    /// Position in the whole interleaved order (1-based; 0 for warm-up).
+    pub order: usize,
+    pub report: String,
+    pub values: Vec<(String, f64)>,
+    pub wall_s: f64,
+    pub warmup: bool,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct GateReport {
+    pub schema_version: u32,
+    pub kind: &'static str,
+    pub mode: &'static str,
+    pub a: String,
+    pub b: String,
+    pub command: Vec<String>,
+    pub started_at: String,
+    pub threshold: f64,
+    pub alpha: f64,
+    pub looks_planned: usize,
+    pub looks_done: usize,
+    pub alpha_per_look: f64,
+    /// `decided`, `repetitions`, `budget`, `interrupted` or `reports` (dirs).
+    pub stopped_by: String,
+    pub budget_s: f64,
+    pub elapsed_s: f64,
+    pub outcome: Outcome,
+    pub exit_code: u8,
+    pub summary: String,
+    pub metrics: Vec<MetricJudgement>,
+    /// Engram's one-run ±threshold rule on the first measured A and B.
+    pub one_run_rule: Option<OneRunRule>,
+    pub runs: Vec<RunRecord>,
+    pub warnings: Vec<String>,
+    pub interrupted: bool,
+}
+
+/// Repetitions a side at which the gate looks: `min`, then ×1.5 (even, as
+/// each ABBA block adds two a side) up to `max`. Few, spread-out looks keep
+/// the Bonferroni share of α per look large enough to decide early.
+pub fn look_points(min: usize, max: usize) -> Vec<usize> {
+    let mut points = vec![min];
+    let mut n = min;
+    while n < max {
+        n = (n * 3).div_ceil(2).next_multiple_of(2).min(max);
+        points.push(n);
+    }
+    points
+}
+
+fn read_values(
+    metrics: &[MetricSpec],
+    v: &serde_json::Value,
+    report: &std::path::Path,
+) -> anyhow::Result<Vec<f64>> {
+    metrics
+        .iter()
+        .map(|m| {
+            m.read(v).filter(|x| x.is_finite()).ok_or_else(|| {
+                usage(format!(
+                    "--metric {}: {} has no such figure",
+                    m.name,
+                    report.display()
+                ))
+            })
+        })
+        .collect()
+}
+
+/// Run the gate and write its outputs.
+pub fn run(o: &GateOptions, interrupted: Arc<AtomicBool>) -> anyhow::Result<GateReport> {
+    if o.metrics.is_empty() {
+        return Err(usage("--metric: at least one metric is needed"));
+    }
+    if !(o.threshold > 0.0 && o.threshold < 10.0) {
+        return Err(usage(format!(
+            "--threshold {}%: must be above 0 and below 1000%",
+            o.threshold * 100.0
+        )));
+    }
+    if !(o.alpha > 0.0 && o.alpha < 0.5) {
+        return Err(usage(format!("--alpha {}: must be in (0, 0.5)", o.alpha)));
+    }
+    let min = o.min_repetitions.max(2).next_multiple_of(2);
+    let max = o.repetitions.max(min).next_multiple_of(2);
+    if o.repetitions < 2 {
+        return Err(usage("--repetitions: at least 2 a side"));
+    }
+    let out = crate::output::prepare_dir("--out", &o.out)?;
+    let started_at = humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string();
+    let t0 = Instant::now();
+    let mut runs: Vec<RunRecord> = Vec::new();
+    let mut warnings: Vec<String> = Vec::new();
+    let m = o.metrics.len();
+    let (mut va, mut vb): (Vec<Vec<f64>>, Vec<Vec<f64>>) = (vec![vec![]; m], vec![vec![]; m]);
+    let names = |vals: &[f64]| -> Vec<(String, f64)> {
+        o.metrics
+            .iter()
+            .zip(vals)
+            .map(|(s, &v)| (s.name.clone(), v))
+            .collect()
+    };
+    let mut judged: Option<Vec<MetricJudgement>> = None;
+    let mut looks_done = 0;
+    let looks_planned;
+    let stopped_by;
+    let mode;
+    match &o.source {
+        Source::Dirs { baseline, current } => {
+            mode = "reports";
+            looks_planned = 1;
+            for (flag, dir, side, store) in [
+                ("--baseline", baseline, "A", &mut va),
+                ("--current", current, "B", &mut vb),
+            ] {
+                for (i, (path, v)) in runner::reports_in(flag, dir)?.into_iter().enumerate() {
+                    let vals = read_values(&o.metrics, &v, &path)?;
+                    for (k, x) in vals.iter().enumerate() {
+                        store[k].push(*x);
+                    }
+                    runs.push(RunRecord {
+                        side: side.into(),
+                        index: i + 1,
+                        order: 0,
+                        report: path.display().to_string(),
+                        values: names(&vals),
+                        wall_s: 0.0,
+                        warmup: false,
+                    });
+                }
+            }
+            if va[0].len() < 2 || vb[0].len() < 2 {
+                return Err(usage(format!(
+                    "--baseline/--current: at least 2 reports a side are needed for a CI ({} and {} found)",
+                    va[0].len(),
+                    vb[0].len()
+                )));
+            }
+            stopped_by = "reports".to_string();
+        }
+        Source::Interleaved { a, b } => {
+            mode = match a {
+                Producer::Command(_) => "commands",
+                Producer::Server { .. } => "servers",
+            };
+            looks_planned = look_points(min, max).len();
+            let looks = look_points(min, max);
+            let runs_dir = out.join("runs");
+            let say = |s: String| {
+                if !o.quiet {
+                    eprintln!("hwprof gate: {s}");
+                }
+            };
+            // Warm-up: whole runs of each side, discarded (commands; a server
+            // run discards its own warm-up load).
+            for w in 0..o.warmup_runs {
+                for (side, p) in [("A", a), ("B", b)] {
+                    if interrupted.load(Ordering::Relaxed) {
+                        break;
+                    }
+                    let t = Instant::now();
+                    let dir = runs_dir.join(format!("warmup-{side}-{:02}", w + 1));
+                    let r = p.produce(&dir, side, 0)?;
+                    runs.push(RunRecord {
+                        side: side.into(),
+                        index: w + 1,
+                        order: 0,
+                        report: r.report.display().to_string(),
+                        values: vec![],
+                        wall_s: t.elapsed().as_secs_f64(),
+                        warmup: true,
+                    });
+                }
+            }
+            let mut order = 0;
+            let mut block_s: f64 = 0.0;
+            let mut stop = "repetitions".to_string();
+            'blocks: while va[0].len() < max {
+                if interrupted.load(Ordering::Relaxed) {
+                    stop = "interrupted".into();
+                    break;
+                }
+                let elapsed = t0.elapsed().as_secs_f64();
+                if va[0].len() >= 2 && elapsed + block_s > o.budget {
+                    stop = "budget".into();
+                    break;
+                }
+                let tb = Instant::now();
+                for side in ["A", "B", "B", "A"] {
+                    if interrupted.load(Ordering::Relaxed) {
+                        stop = "interrupted".into();
+                        break 'blocks;
+                    }
+                    let (p, store) = if side == "A" {
+                        (a, &mut va)
+                    } else {
+                        (b, &mut vb)
+                    };
+                    let index = store[0].len() + 1;
+                    order += 1;
+                    let t = Instant::now();
+                    let dir = runs_dir.join(format!("{order:03}-{side}-{index:02}"));
+                    let r = p.produce(&dir, side, index)?;
+                    let vals = read_values(&o.metrics, &r.json, &r.report)?;
+                    for (k, x) in vals.iter().enumerate() {
+                        store[k].push(*x);
+                    }
+                    warnings.extend(r.warnings);
+                    say(format!(
+                        "{side} #{index}: {}",
+                        vals.iter()
+                            .zip(&o.metrics)
+                            .map(|(v, s)| format!("{} {v:.4}", s.name))
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    ));
+                    runs.push(RunRecord {
+                        side: side.into(),
+                        index,
+                        order,
+                        report: r.report.display().to_string(),
+                        values: names(&vals),
+                        wall_s: t.elapsed().as_secs_f64(),
+                        warmup: false,
+                    });
+                }
+                block_s = tb.elapsed().as_secs_f64();
+                let n = va[0].len();
+                if looks.contains(&n) {
+                    looks_done += 1;
+                    let rule = Rule {
+                        threshold: o.threshold,
+                        alpha: o.alpha,
+                        alpha_look: o.alpha / looks_planned as f64,
+                    };
+                    let js = judge::judge(&o.metrics, &va, &vb, rule);
+                    let verdict = judge::overall(&js);
+                    say(format!(
+                        "look {looks_done}/{looks_planned} at {n} a side: {}",
+                        verdict.as_str()
+                    ));
+                    judged = Some(js);
+                    if verdict != Outcome::Inconclusive {
+                        stop = "decided".into();
+                        break;
+                    }
+                }
+            }
+            stopped_by = stop;
+        }
+    }
+    let alpha_look = o.alpha / looks_planned as f64;
+    // A gate cut short (budget, interrupt) before a planned look is judged on
+    // what it has, at the same per-look α.
+    let n = va[0].len().min(vb[0].len());
+    let js = match judged {
+        Some(js) if js[0].n_a == va[0].len() && js[0].n_b == vb[0].len() => js,
+        _ if n >= 2 => {
+            looks_done += 1;
+            judge::judge(
+                &o.metrics,
+                &va,
+                &vb,
+                Rule {
+                    threshold: o.threshold,
+                    alpha: o.alpha,
+                    alpha_look,
+                },
+            )
+        }
+        _ => vec![],
+    };
+    let outcome = if js.is_empty() {
+        Outcome::Inconclusive
+    } else {
+        judge::overall(&js)
+    };
+    let one_run_rule = (!va[0].is_empty() && !vb[0].is_empty()).then(|| {
+        let first = |v: &[Vec<f64>]| v.iter().map(|s| s[0]).collect::<Vec<_>>();
+        judge::one_run_rule(&o.metrics, &first(&va), &first(&vb), 0.05)
+    });
+    let summary = output::summary_line(outcome, &js, &stopped_by, &o.names, n);
+    let report = GateReport {
+        schema_version: 1,
+        kind: "gate",
+        mode,
+        a: o.names.0.clone(),
+        b: o.names.1.clone(),
+        command: o.command.clone(),
+        started_at,
+        threshold: o.threshold,
+        alpha: o.alpha,
+        looks_planned,
+        looks_done,
+        alpha_per_look: alpha_look,
+        interrupted: stopped_by == "interrupted",
+        stopped_by,
+        budget_s: o.budget,
+        elapsed_s: t0.elapsed().as_secs_f64(),
+        outcome,
+        exit_code: outcome.exit_code(),
+        summary,
+        metrics: js,
+        one_run_rule,
+        runs,
+        warnings,
+    };
+    output::write_all(&report, &out)?;
+    if o.json {
+        println!("{}", crate::report::json::to_string(&report));
+    } else {
+        print!("{}", output::markdown(&report));
+    }
+    Ok(report)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn looks_are_few_and_even() {
+        assert_eq!(look_points(6, 20), vec![6, 10, 16, 20]);
+        assert_eq!(look_points(6, 6), vec![6]);
+        assert_eq!(look_points(2, 8), vec![2, 4, 6, 8]);
+        assert_eq!(look_points(6, 1000).len(), 14);
+    }
+}
