@@ -47,6 +47,98 @@ pub enum Command {
     /// CI performance gate: interleaved repetitions of a baseline and a candidate, judged with
     /// CIs and rank tests (exit 0 pass, 1 regression, 2 bad input, 3 inconclusive).
     Gate(GateArgs),
+    /// Results history (SQLite, or PostgreSQL for a fleet): add reports, show a metric over
+    /// commits, find change points, compare with a competitor's published figures.
+    #[command(subcommand)]
+    History(HistoryCommand),
+}
+
+#[derive(Debug, Args)]
+pub struct HistoryDb {
+    /// The history: a file (default results/history.db), sqlite://PATH or postgres://USER@HOST/DB.
+    #[arg(long, value_name = "DB", global = true)]
+    pub history: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct SeriesFilter {
+    /// Metric (p50, p99, throughput, error_rate, store.p99, an experiment's group/variant/metric).
+    #[arg(long)]
+    pub metric: Option<String>,
+    /// Scenario or experiment name.
+    #[arg(long)]
+    pub scenario: Option<String>,
+    /// Machine (a profile's slug, or the name given at `add`).
+    #[arg(long)]
+    pub machine: Option<String>,
+    #[arg(long)]
+    pub branch: Option<String>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum HistoryCommand {
+    /// Record reports (hwprof load, experiment or suite reports, Engram results).
+    Add {
+        /// report.json files or --out directories.
+        #[arg(required = true)]
+        reports: Vec<PathBuf>,
+        /// Commit (default: $GITHUB_SHA, $CI_COMMIT_SHA, or git rev-parse HEAD here).
+        #[arg(long)]
+        commit: Option<String>,
+        /// Branch (default: CI's variables, or git here).
+        #[arg(long)]
+        branch: Option<String>,
+        /// Machine: a profile from `hwprof info --save` (FILE.json) or a name (default: the report's).
+        #[arg(long)]
+        machine: Option<String>,
+        /// Scenario name (default: the report's scenario or experiment).
+        #[arg(long)]
+        scenario: Option<String>,
+        #[command(flatten)]
+        db: HistoryDb,
+    },
+    /// A metric over time: a table and a plot per machine.
+    Show {
+        #[command(flatten)]
+        filter: SeriesFilter,
+        /// Directory for history.svg/png and history.json.
+        #[arg(long, value_name = "DIR")]
+        out: Option<PathBuf>,
+        #[arg(long)]
+        json: bool,
+        #[command(flatten)]
+        db: HistoryDb,
+    },
+    /// Change points in every series (E-Divisive means with a permutation test).
+    Changes {
+        #[command(flatten)]
+        filter: SeriesFilter,
+        /// Keep a change when its permutation p-value is below this.
+        #[arg(long, default_value_t = 0.01, allow_negative_numbers = true, value_parser = parse_probability)]
+        significance: f64,
+        /// Fewest runs on either side of a change.
+        #[arg(long, default_value_t = 4, allow_negative_numbers = true, value_parser = parse_reps)]
+        min_size: usize,
+        #[arg(long)]
+        json: bool,
+        #[command(flatten)]
+        db: HistoryDb,
+    },
+    /// Measured P99 and throughput vs a competitor's published figures (hwprofiles/references).
+    Compare {
+        /// neo4j or qdrant.
+        #[arg(long)]
+        competitor: String,
+        #[arg(long)]
+        scenario: String,
+        /// Machine (default: the one with the most recent rows for the scenario).
+        #[arg(long)]
+        machine: Option<String>,
+        #[arg(long)]
+        json: bool,
+        #[command(flatten)]
+        db: HistoryDb,
+    },
 }
 
 #[derive(Debug, Args)]

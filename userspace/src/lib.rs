@@ -10,6 +10,7 @@ pub mod error;
 pub mod events;
 pub mod experiment;
 pub mod gate;
+pub mod history;
 pub mod input;
 pub mod interrupt;
 pub mod load;

@@ -86,22 +86,24 @@ impl MachineProfile {
             .microarchitecture
             .clone()
             .unwrap_or_else(|| self.cpu.vendor.clone());
-        let raw = format!(
-            "{arch}-{}p{}c{}t-{}",
-            t.packages, t.cores, t.pus, self.hostname
-        );
-        raw.chars()
-            .map(|c| {
-                if c.is_ascii_alphanumeric() {
-                    c.to_ascii_lowercase()
-                } else {
-                    '-'
-                }
-            })
-            .collect::<String>()
-            .split('-')
-            .filter(|s| !s.is_empty())
-            .collect::<Vec<_>>()
-            .join("-")
+        slug(&arch, t.packages, t.cores, t.pus, &self.hostname)
     }
+}
+
+/// The profile's slug from its parts (also used on profiles read back from JSON).
+pub fn slug(arch: &str, packages: usize, cores: usize, pus: usize, hostname: &str) -> String {
+    let raw = format!("{arch}-{packages}p{cores}c{pus}t-{hostname}");
+    raw.chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() {
+                c.to_ascii_lowercase()
+            } else {
+                '-'
+            }
+        })
+        .collect::<String>()
+        .split('-')
+        .filter(|s| !s.is_empty())
+        .collect::<Vec<_>>()
+        .join("-")
 }

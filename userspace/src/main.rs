@@ -101,6 +101,7 @@ fn dispatch(cli: Cli, interrupted: Arc<AtomicBool>) -> anyhow::Result<ExitCode> 
         Command::Serve(a) => return serve(a, interrupted),
         Command::Load(a) => return load(a, interrupted),
         Command::Gate(a) => return gate(a, interrupted),
+        Command::History(c) => history(c)?,
         Command::List => {
             for e in hwprof_workloads::registry() {
                 println!("{:<16} {}", e.name(), e.summary());
@@ -598,4 +599,100 @@ fn gate(a: hwprof::cli::GateArgs, interrupted: Arc<AtomicBool>) -> anyhow::Resul
         return Ok(ExitCode::from(130));
     }
     Ok(ExitCode::from(r.exit_code))
+}
+
+fn history(c: hwprof::cli::HistoryCommand) -> anyhow::Result<()> {
+    use hwprof::cli::{HistoryCommand as H, SeriesFilter};
+    use hwprof::history;
+    let filter = |f: SeriesFilter| history::Filter {
+        machine: f.machine,
+        scenario: f.scenario,
+        metric: f.metric,
+        branch: f.branch,
+    };
+    match c {
+        H::Add {
+            reports,
+            commit,
+            branch,
+            machine,
+            scenario,
+            db,
+        } => {
+            let machine = history::machine_flag(machine.as_deref())?;
+            let (commit, branch) = history::commit_and_branch(commit, branch);
+            let mut store = history::open(db.history.as_deref())?;
+            let ctx = history::RowContext {
+                commit,
+                branch,
+                machine,
+                scenario,
+            };
+            let (rows, added) = history::add(store.as_mut(), &reports, &ctx)?;
+            eprintln!(
+                "hwprof: {added} new row(s) of {rows} from {} report(s) at commit {} into {}",
+                reports.len(),
+                ctx.commit,
+                store.location()
+            );
+        }
+        H::Show {
+            filter: f,
+            out,
+            json,
+            db,
+        } => {
+            let mut store = history::open(db.history.as_deref())?;
+            let rows = store.query(&filter(f))?;
+            print!("{}", history::show(rows, out.as_deref(), json)?);
+        }
+        H::Changes {
+            filter: f,
+            significance,
+            min_size,
+            json,
+            db,
+        } => {
+            let mut store = history::open(db.history.as_deref())?;
+            let series = history::series_of(store.query(&filter(f))?);
+            let settings = hwprof::stats::changepoint::Settings {
+                significance,
+                min_size,
+                ..Default::default()
+            };
+            let cs = history::changes(&series, settings);
+            if json {
+                println!("{}", report::json::to_string(&cs));
+            } else {
+                print!("{}", history::render_changes(&cs, series.len()));
+            }
+        }
+        H::Compare {
+            competitor,
+            scenario,
+            machine,
+            json,
+            db,
+        } => {
+            let r = history::compare::reference(&competitor)?;
+            let mut store = history::open(db.history.as_deref())?;
+            let rows = store.query(&history::Filter {
+                scenario: Some(scenario.clone()),
+                machine: machine.clone(),
+                ..Default::default()
+            })?;
+            // Default machine: the one that recorded the scenario last.
+            let machine = machine
+                .or_else(|| rows.last().map(|r| r.machine.clone()))
+                .ok_or_else(|| usage(format!("history compare: no rows for scenario {scenario:?}")))?;
+            let rows: Vec<_> = rows.into_iter().filter(|r| r.machine == machine).collect();
+            let c = history::compare::compare(&r, &scenario, &machine, &rows)?;
+            if json {
+                println!("{}", report::json::to_string(&c));
+            } else {
+                print!("{}", history::compare::render(&c));
+            }
+        }
+    }
+    Ok(())
 }

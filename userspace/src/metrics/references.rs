@@ -19,6 +19,13 @@ pub struct Reference {
     pub p99_latency_range_ms: Option<[f64; 2]>,
     pub throughput_qps: Option<f64>,
     pub source: String,
+    /// The benchmark's shape: `search` (ANN), `traversal`, … (history compare
+    /// states every difference from the scenario measured here).
+    pub operation: Option<String>,
+    pub nodes: Option<u64>,
+    pub dim: Option<u64>,
+    pub recall_target: Option<String>,
+    pub hardware: Option<String>,
 }
 
 #[derive(Deserialize)]

@@ -2,6 +2,7 @@
 //! confidence intervals, coefficients of variation, A/B ratios and verdicts.
 
 pub mod bootstrap;
+pub mod changepoint;
 pub mod rank;
 pub mod summary;
 pub mod usl;
