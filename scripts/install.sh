@@ -6,7 +6,8 @@
 #                               eBPF toolchain (nightly rust-src, LLVM 22, bpf-linker)
 #   scripts/install.sh --test   also the test tools: perf, bpftrace, bpftool, stress-ng
 #                               (agreement and leftover checks), prometheus + promtool
-#                               (the live-metrics rules and dashboard), aarch64 cross
+#                               (the live-metrics rules and dashboard), postgresql (the
+#                               history's PostgreSQL backend), aarch64 cross
 #                               toolchain + qemu-user, Rust targets
 set -euo pipefail
 
@@ -22,7 +23,7 @@ pkgs=(libhwloc-dev libudev-dev pkg-config hwloc-nox gcc)
 # bpf-linker links against LLVM 22 (Debian bookworm-backports / trixie have it).
 llvm_pkgs=(llvm-22-dev libpolly-22-dev libzstd-dev)
 if [ "$want_tests" = 1 ]; then
-  pkgs+=(gcc-aarch64-linux-gnu libc6-dev-arm64-cross qemu-user bpftrace bpftool stress-ng prometheus)
+  pkgs+=(gcc-aarch64-linux-gnu libc6-dev-arm64-cross qemu-user bpftrace bpftool stress-ng prometheus postgresql)
   # perf: Debian ships it as linux-perf, Ubuntu as linux-tools-<kernel>.
   if command -v perf >/dev/null 2>&1; then :; elif apt-cache show linux-perf >/dev/null 2>&1; then
     pkgs+=(linux-perf)

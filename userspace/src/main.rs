@@ -684,7 +684,11 @@ fn history(c: hwprof::cli::HistoryCommand) -> anyhow::Result<()> {
             // Default machine: the one that recorded the scenario last.
             let machine = machine
                 .or_else(|| rows.last().map(|r| r.machine.clone()))
-                .ok_or_else(|| usage(format!("history compare: no rows for scenario {scenario:?}")))?;
+                .ok_or_else(|| {
+                    usage(format!(
+                        "history compare: no rows for scenario {scenario:?}"
+                    ))
+                })?;
             let rows: Vec<_> = rows.into_iter().filter(|r| r.machine == machine).collect();
             let c = history::compare::compare(&r, &scenario, &machine, &rows)?;
             if json {

@@ -55,13 +55,20 @@ pub fn reference(name: &str) -> anyhow::Result<Reference> {
         .ok_or_else(|| {
             usage(format!(
                 "--competitor {name}: unknown; known: {}",
-                all.iter().map(|r| r.system.as_str()).collect::<Vec<_>>().join(", ")
+                all.iter()
+                    .map(|r| r.system.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", ")
             ))
         })
 }
 
 /// How the scenario behind `report` differs from the reference's benchmark.
-pub fn differences(r: &Reference, report: Option<&serde_json::Value>, machine: &str) -> Vec<String> {
+pub fn differences(
+    r: &Reference,
+    report: Option<&serde_json::Value>,
+    machine: &str,
+) -> Vec<String> {
     let mut out = Vec::new();
     let Some(v) = report else {
         out.push("the scenario's report is no longer readable: its dataset and operations cannot be compared".into());
@@ -71,7 +78,10 @@ pub fn differences(r: &Reference, report: Option<&serde_json::Value>, machine: &
     let nodes = sc["data"]["num_nodes"].as_u64();
     if let (Some(theirs), Some(ours)) = (r.nodes, nodes) {
         if theirs != ours {
-            out.push(format!("dataset: {ours} memories here vs {theirs} in {}'s benchmark", r.system));
+            out.push(format!(
+                "dataset: {ours} memories here vs {theirs} in {}'s benchmark",
+                r.system
+            ));
         }
     }
     let dim = sc["data"]["embedding_dim"].as_u64();
@@ -86,7 +96,10 @@ pub fn differences(r: &Reference, report: Option<&serde_json::Value>, machine: &
         ("store", w("store_weight")),
         ("recall", w("recall_weight")),
         ("search", w("embedding_search_weight")),
-        ("pattern completion (traversal)", w("pattern_completion_weight")),
+        (
+            "pattern completion (traversal)",
+            w("pattern_completion_weight"),
+        ),
     ];
     let total: f64 = mix.iter().map(|m| m.1).sum();
     let wanted = match r.operation.as_deref() {
@@ -120,7 +133,12 @@ pub fn differences(r: &Reference, report: Option<&serde_json::Value>, machine: &
 }
 
 /// Compare the latest commit's runs (p99, throughput) with the reference.
-pub fn compare(r: &Reference, scenario: &str, machine: &str, rows: &[Row]) -> anyhow::Result<CompetitiveReport> {
+pub fn compare(
+    r: &Reference,
+    scenario: &str,
+    machine: &str,
+    rows: &[Row],
+) -> anyhow::Result<CompetitiveReport> {
     let latest_commit = rows
         .last()
         .map(|r| r.commit.clone())
@@ -287,8 +305,15 @@ mod tests {
         let scen = serde_json::json!({"scenario": {"data": {"num_nodes": 5000, "embedding_dim": 768},
             "operations": {"recall_weight": 0.5, "embedding_search_weight": 0.5}}});
         let d = differences(&q, Some(&scen), "m");
-        assert!(d.iter().any(|x| x.contains("5000 memories here vs 1000000")), "{d:?}");
-        assert!(d.iter().any(|x| x.contains("recall 50%, search 50%")), "{d:?}");
+        assert!(
+            d.iter()
+                .any(|x| x.contains("5000 memories here vs 1000000")),
+            "{d:?}"
+        );
+        assert!(
+            d.iter().any(|x| x.contains("recall 50%, search 50%")),
+            "{d:?}"
+        );
         assert!(!d.iter().any(|x| x.contains("dimension")));
     }
 }

@@ -151,9 +151,11 @@ pub fn machine_flag(m: Option<&str>) -> anyhow::Result<Option<String>> {
         let text = crate::input::read_text("--machine", p, crate::input::MAX_FILE_BYTES)?;
         let v: serde_json::Value = serde_json::from_str(&text)
             .map_err(|e| usage(format!("--machine {m}: not JSON: {e}")))?;
-        return rows::machine_slug(&v)
-            .map(Some)
-            .ok_or_else(|| usage(format!("--machine {m}: not a machine profile (hwprof info --save)")));
+        return rows::machine_slug(&v).map(Some).ok_or_else(|| {
+            usage(format!(
+                "--machine {m}: not a machine profile (hwprof info --save)"
+            ))
+        });
     }
     if m.is_empty() || m.len() > 200 || m.chars().any(|c| c.is_control()) {
         return Err(usage(format!("--machine {m:?}: not a machine name")));
@@ -169,7 +171,11 @@ pub fn add(
 ) -> anyhow::Result<(usize, usize)> {
     let mut rows = Vec::new();
     for p in reports {
-        let file = if p.is_dir() { p.join("report.json") } else { p.clone() };
+        let file = if p.is_dir() {
+            p.join("report.json")
+        } else {
+            p.clone()
+        };
         let text = crate::input::read_text("history add", &file, crate::input::MAX_FILE_BYTES)?;
         let v: serde_json::Value = serde_json::from_str(&text)
             .map_err(|e| usage(format!("history add {}: not JSON: {e}", file.display())))?;
@@ -196,10 +202,14 @@ pub fn show(rows: Vec<Row>, out: Option<&Path>, json: bool) -> anyhow::Result<St
     use hwprof_workloads::findings::{Chart, Curve, CurvePoint, Estimate};
     let series = series_of(rows);
     if series.is_empty() {
-        return Err(usage("history show: no rows match (see `hwprof history show --json` without filters)"));
+        return Err(usage(
+            "history show: no rows match (see `hwprof history show --json` without filters)",
+        ));
     }
-    let scenarios: std::collections::BTreeSet<(&str, &str)> =
-        series.iter().map(|s| (s.scenario.as_str(), s.metric.as_str())).collect();
+    let scenarios: std::collections::BTreeSet<(&str, &str)> = series
+        .iter()
+        .map(|s| (s.scenario.as_str(), s.metric.as_str()))
+        .collect();
     if scenarios.len() > 1 {
         return Err(usage(format!(
             "history show: {} series match; narrow with --metric and --scenario (e.g. --metric {} --scenario {})",
@@ -216,9 +226,15 @@ pub fn show(rows: Vec<Row>, out: Option<&Path>, json: bool) -> anyhow::Result<St
             s.scenario,
             s.metric,
             s.source,
-            if s.unit.is_empty() { String::new() } else { format!(", {}", s.unit) }
+            if s.unit.is_empty() {
+                String::new()
+            } else {
+                format!(", {}", s.unit)
+            }
         ));
-        text.push_str("    #  commit        branch            run at                         value  95% CI\n");
+        text.push_str(
+            "    #  commit        branch            run at                         value  95% CI\n",
+        );
         for (i, r) in s.rows.iter().enumerate() {
             let ci = match (r.ci_lo, r.ci_hi) {
                 (Some(lo), Some(hi)) => format!("{lo:.4}–{hi:.4}"),
@@ -243,7 +259,11 @@ pub fn show(rows: Vec<Row>, out: Option<&Path>, json: bool) -> anyhow::Result<St
             y_label: format!(
                 "{}{}",
                 series[0].metric,
-                if series[0].unit.is_empty() { String::new() } else { format!(" ({})", series[0].unit) }
+                if series[0].unit.is_empty() {
+                    String::new()
+                } else {
+                    format!(" ({})", series[0].unit)
+                }
             ),
             x_bytes: false,
             log_x: false,
@@ -307,7 +327,11 @@ pub fn render_changes(cs: &[Change], series: usize) -> String {
             c.points,
             c.mean_before,
             c.mean_after,
-            if c.unit.is_empty() { String::new() } else { format!(" {}", c.unit) },
+            if c.unit.is_empty() {
+                String::new()
+            } else {
+                format!(" {}", c.unit)
+            },
             c.p
         ));
     }

@@ -91,7 +91,12 @@ pub fn rows_of_report(
         .map(String::from)
         .unwrap_or_else(|| mtime(path));
     let mut rows = Vec::new();
-    let mut push = |scenario: &str, metric: String, value: f64, ci: Option<(f64, f64)>, unit: &str, source: &str| {
+    let mut push = |scenario: &str,
+                    metric: String,
+                    value: f64,
+                    ci: Option<(f64, f64)>,
+                    unit: &str,
+                    source: &str| {
         if value.is_finite() {
             rows.push(Row {
                 commit: ctx.commit.clone(),
@@ -119,10 +124,20 @@ pub fn rows_of_report(
         if let Some(x) = v["achieved"]["rate"].as_f64() {
             push(scenario, "throughput".into(), x, None, "req/s", "timer");
         }
-        if let (Some(n), Some(ops)) = (v["achieved"]["requests"].as_f64(), v["operations"].as_object()) {
+        if let (Some(n), Some(ops)) = (
+            v["achieved"]["requests"].as_f64(),
+            v["operations"].as_object(),
+        ) {
             let errors: f64 = ops.values().filter_map(|o| o["errors"].as_f64()).sum();
             if n > 0.0 {
-                push(scenario, "error_rate".into(), errors / n, None, "", "software");
+                push(
+                    scenario,
+                    "error_rate".into(),
+                    errors / n,
+                    None,
+                    "",
+                    "software",
+                );
             }
             for (op, o) in ops {
                 for (name, key) in LOAD_QUANTILES {
@@ -149,7 +164,9 @@ pub fn rows_of_report(
         if let Some(x) = v["overall_error_rate"].as_f64() {
             push(scenario, "error_rate".into(), x, None, "", "software");
         }
-    } else if let (Some(exp), Some(groups)) = (v["experiment"]["name"].as_str(), v["groups"].as_array()) {
+    } else if let (Some(exp), Some(groups)) =
+        (v["experiment"]["name"].as_str(), v["groups"].as_array())
+    {
         for g in groups {
             let label = g["label"].as_str().unwrap_or("");
             for var in g["variants"].as_array().into_iter().flatten() {
@@ -212,12 +229,22 @@ mod tests {
         assert_eq!(rows[0].scenario, "ci-fast");
         assert_eq!(rows[0].run_at, "2026-12-01T10:00:00Z");
 
-        let engram = json!({"scenario": "m17", "p99_latency_ms": 0.458, "overall_throughput": 999.88});
-        assert!(rows_of_report(&engram, Path::new("e.json"), &ctx()).is_err(), "no machine");
-        let c = RowContext { machine: Some("lab2".into()), ..ctx() };
+        let engram =
+            json!({"scenario": "m17", "p99_latency_ms": 0.458, "overall_throughput": 999.88});
+        assert!(
+            rows_of_report(&engram, Path::new("e.json"), &ctx()).is_err(),
+            "no machine"
+        );
+        let c = RowContext {
+            machine: Some("lab2".into()),
+            ..ctx()
+        };
         let rows = rows_of_report(&engram, Path::new("e.json"), &c).unwrap();
         assert_eq!(rows.len(), 2);
-        assert_eq!((rows[0].machine.as_str(), rows[0].scenario.as_str()), ("lab2", "m17"));
+        assert_eq!(
+            (rows[0].machine.as_str(), rows[0].scenario.as_str()),
+            ("lab2", "m17")
+        );
 
         let exp = json!({"experiment": {"name": "simd"}, "started_at": "x", "machine": machine(), "groups": [
             {"label": "compact x1", "variants": [{"name": "avx2", "metrics": {

@@ -155,7 +155,12 @@ impl Sqlite {
         )
         .map_err(|e| usage(format!("--history {}: cannot open: {e}", path.display())))?;
         conn.execute_batch(&ddl("INTEGER PRIMARY KEY AUTOINCREMENT"))
-            .map_err(|e| usage(format!("--history {}: not a usable history database: {e}", path.display())))?;
+            .map_err(|e| {
+                usage(format!(
+                    "--history {}: not a usable history database: {e}",
+                    path.display()
+                ))
+            })?;
         if let Some((uid, gid)) = crate::output::invoking_owner() {
             // SAFETY: chown of a path we just opened; failure is reported below.
             let c = std::ffi::CString::new(path.as_os_str().as_encoded_bytes())?;
@@ -255,8 +260,19 @@ impl Store for Postgres {
             added += tx.execute(
                 &st,
                 &[
-                    &at, &r.run_at, &r.commit, &r.branch, &r.machine, &r.scenario, &r.metric,
-                    &r.value, &r.ci_lo, &r.ci_hi, &r.unit, &r.source, &r.report,
+                    &at,
+                    &r.run_at,
+                    &r.commit,
+                    &r.branch,
+                    &r.machine,
+                    &r.scenario,
+                    &r.metric,
+                    &r.value,
+                    &r.ci_lo,
+                    &r.ci_hi,
+                    &r.unit,
+                    &r.source,
+                    &r.report,
                 ],
             )? as usize;
         }
@@ -266,8 +282,10 @@ impl Store for Postgres {
 
     fn query(&mut self, f: &Filter) -> anyhow::Result<Vec<Row>> {
         let (sql, vals) = select(f);
-        let params: Vec<&(dyn postgres::types::ToSql + Sync)> =
-            vals.iter().map(|v| v as &(dyn postgres::types::ToSql + Sync)).collect();
+        let params: Vec<&(dyn postgres::types::ToSql + Sync)> = vals
+            .iter()
+            .map(|v| v as &(dyn postgres::types::ToSql + Sync))
+            .collect();
         Ok(self
             .client
             .query(&sql, &params)?
@@ -320,16 +338,30 @@ mod tests {
         let d = tempfile::tempdir().unwrap();
         let p = d.path().join("h.db");
         let mut s = Sqlite::open(&p).unwrap();
-        let rows = vec![row("c2", "p99", 2.0), row("c1", "p99", 1.0), row("c1", "p50", 0.5)];
+        let rows = vec![
+            row("c2", "p99", 2.0),
+            row("c1", "p99", 1.0),
+            row("c1", "p50", 0.5),
+        ];
         assert_eq!(s.add(&rows).unwrap(), 3);
-        assert_eq!(s.add(&rows).unwrap(), 0, "re-adding the same report adds nothing");
+        assert_eq!(
+            s.add(&rows).unwrap(),
+            0,
+            "re-adding the same report adds nothing"
+        );
         let f = Filter {
             metric: Some("p99".into()),
             ..Default::default()
         };
         let back = Sqlite::open(&p).unwrap().query(&f).unwrap();
         assert_eq!(back, rows[..2].to_vec());
-        assert!(s.query(&Filter { machine: Some("x".into()), ..Default::default() }).unwrap().is_empty());
+        assert!(s
+            .query(&Filter {
+                machine: Some("x".into()),
+                ..Default::default()
+            })
+            .unwrap()
+            .is_empty());
     }
 
     #[test]
@@ -340,6 +372,9 @@ mod tests {
         let link = d.path().join("h.db");
         std::os::unix::fs::symlink(&target, &link).unwrap();
         let e = Sqlite::open(&link).err().expect("refused");
-        assert!(crate::error::is_usage(&e) && e.to_string().contains("symbolic link"), "{e}");
+        assert!(
+            crate::error::is_usage(&e) && e.to_string().contains("symbolic link"),
+            "{e}"
+        );
     }
 }

@@ -83,7 +83,8 @@ impl Prefix {
         // The within-blocks count every pair twice (D is symmetric, diagonal 0).
         let within_x = self.block(s, t, s, t);
         let within_y = self.block(t, e, t, e);
-        let energy = 2.0 * cross / (m * k) - within_x / (m * (m - 1.0)) - within_y / (k * (k - 1.0));
+        let energy =
+            2.0 * cross / (m * k) - within_x / (m * (m - 1.0)) - within_y / (k * (k - 1.0));
         m * k / (m + k) * energy
     }
 }
@@ -142,7 +143,10 @@ pub fn e_divisive(x: &[f64], st: Settings) -> Vec<ChangePoint> {
     found
         .iter()
         .map(|&(t, p)| {
-            let i = bounds.iter().position(|&b| b == t).expect("a found split is a bound");
+            let i = bounds
+                .iter()
+                .position(|&b| b == t)
+                .expect("a found split is a bound");
             let (before, after) = (mean(bounds[i - 1], t), mean(t, bounds[i + 1]));
             ChangePoint {
                 index: t,
@@ -183,7 +187,10 @@ mod tests {
         let (s, t, e) = (1, 3, 7);
         let (a, b) = (&x[s..t], &x[t..e]);
         let (m, k) = (a.len() as f64, b.len() as f64);
-        let cross: f64 = a.iter().flat_map(|u| b.iter().map(move |v| (u - v).abs())).sum();
+        let cross: f64 = a
+            .iter()
+            .flat_map(|u| b.iter().map(move |v| (u - v).abs()))
+            .sum();
         let pairs = |v: &[f64]| -> f64 {
             let mut t = 0.0;
             for i in 0..v.len() {
@@ -193,9 +200,15 @@ mod tests {
             }
             t
         };
-        let e_stat = 2.0 * cross / (m * k) - pairs(a) / (m * (m - 1.0) / 2.0) - pairs(b) / (k * (k - 1.0) / 2.0);
+        let e_stat = 2.0 * cross / (m * k)
+            - pairs(a) / (m * (m - 1.0) / 2.0)
+            - pairs(b) / (k * (k - 1.0) / 2.0);
         let want = m * k / (m + k) * e_stat;
-        assert!((p.q(s, t, e) - want).abs() < 1e-9, "{} vs {want}", p.q(s, t, e));
+        assert!(
+            (p.q(s, t, e) - want).abs() < 1e-9,
+            "{} vs {want}",
+            p.q(s, t, e)
+        );
     }
 
     /// A 5% step in 1.5% noise is found where it was planted (±1) in at least
@@ -217,7 +230,10 @@ mod tests {
             false_series += usize::from(!e_divisive(&clean, Settings::default()).is_empty());
         }
         assert!(hits >= 19, "found {hits}/{trials}");
-        assert!(false_series <= 2, "{false_series}/{trials} noise-only series flagged");
+        assert!(
+            false_series <= 2,
+            "{false_series}/{trials} noise-only series flagged"
+        );
     }
 
     /// The figures in docs/benchmarks.md: `cargo test --release -p hwprof --lib
@@ -229,10 +245,16 @@ mod tests {
         for (n, step, noise) in [(40, 0.05, 0.015), (40, 0.05, 0.03), (100, 0.05, 0.03)] {
             let (mut exact, mut near, mut fp) = (0, 0, 0);
             for seed in 0..trials {
-                let cps = e_divisive(&series(n, Some(n / 2), step, noise, seed), Settings::default());
+                let cps = e_divisive(
+                    &series(n, Some(n / 2), step, noise, seed),
+                    Settings::default(),
+                );
                 exact += usize::from(cps.len() == 1 && cps[0].index == n / 2);
                 near += usize::from(cps.iter().any(|c| c.index.abs_diff(n / 2) <= 1));
-                let clean = e_divisive(&series(n, None, 0.0, noise, 10_000 + seed), Settings::default());
+                let clean = e_divisive(
+                    &series(n, None, 0.0, noise, 10_000 + seed),
+                    Settings::default(),
+                );
                 fp += usize::from(!clean.is_empty());
             }
             println!(
@@ -247,7 +269,10 @@ mod tests {
         for v in &mut x[20..] {
             *v *= 0.8;
         }
-        let idx: Vec<usize> = e_divisive(&x, Settings::default()).iter().map(|c| c.index).collect();
+        let idx: Vec<usize> = e_divisive(&x, Settings::default())
+            .iter()
+            .map(|c| c.index)
+            .collect();
         assert_eq!(idx, vec![10, 20]);
         assert!(e_divisive(&[1.0, 2.0, 3.0], Settings::default()).is_empty());
     }
