@@ -338,6 +338,23 @@ pub fn run(o: &GateOptions, interrupted: Arc<AtomicBool>) -> anyhow::Result<Gate
     } else {
         judge::overall(&js)
     };
+    // With few runs a rank test cannot reach the α it is held to: say so,
+    // rather than let "inconclusive" look like a property of the change.
+    if n >= 1 {
+        let smallest_p = crate::stats::rank::smallest_two_sided_p(va[0].len(), vb[0].len());
+        if smallest_p * o.metrics.len() as f64 >= alpha_look {
+            warnings.push(format!(
+                "with {} and {} runs the smallest possible p-value is {smallest_p:.3}: no metric can be \
+                 significant at {alpha_look:.4} (after Holm over {} metric(s)); give at least {} runs a side",
+                va[0].len(),
+                vb[0].len(),
+                o.metrics.len(),
+                (2..=100)
+                    .find(|&k| crate::stats::rank::smallest_two_sided_p(k, k) * (o.metrics.len() as f64) < alpha_look)
+                    .unwrap_or(100)
+            ));
+        }
+    }
     let one_run_rule = (!va[0].is_empty() && !vb[0].is_empty()).then(|| {
         let first = |v: &[Vec<f64>]| v.iter().map(|s| s[0]).collect::<Vec<_>>();
         judge::one_run_rule(&o.metrics, &first(&va), &first(&vb), 0.05)

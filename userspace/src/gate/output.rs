@@ -92,17 +92,23 @@ pub fn markdown(r: &GateReport) -> String {
             j.outcome.as_str()
         );
     }
+    let how = if r.mode == "reports" {
+        "Runs from existing reports, not interleaved: drift between the two sets is not controlled."
+            .to_string()
+    } else {
+        format!(
+            "Runs interleaved ABBA, each a fresh process; stopped: {}; {:.0} s.",
+            r.stopped_by, r.elapsed_s
+        )
+    };
     let _ = writeln!(
         s,
         "\nRule: regression when the Holm-adjusted Mann–Whitney p < {:.4} (α {} over {} planned look(s)), \
-         the change's CI lies wholly on the worse side and reaches the {:.0}% threshold. \
-         Runs interleaved ABBA, each a fresh process; stopped: {}; {:.0} s.",
+         the change's CI lies wholly on the worse side and reaches the {:.0}% threshold. {how}",
         r.alpha_per_look,
         r.alpha,
         r.looks_planned,
         r.threshold * 100.0,
-        r.stopped_by,
-        r.elapsed_s
     );
     if let Some(one) = &r.one_run_rule {
         let _ = writeln!(

@@ -82,6 +82,16 @@ pub fn mann_whitney(a: &[f64], b: &[f64]) -> Option<MannWhitney> {
     })
 }
 
+/// The smallest two-sided p-value the exact test can give for these sizes
+/// (complete separation): 2 / C(n1 + n2, n1).
+pub fn smallest_two_sided_p(n1: usize, n2: usize) -> f64 {
+    let mut c = 1.0f64;
+    for i in 0..n1.min(n2) {
+        c = c * (n1 + n2 - i) as f64 / (i + 1) as f64;
+    }
+    (2.0 / c).min(1.0)
+}
+
 /// Number of arrangements giving each U in 0..=n1·n2 (no ties): the classic
 /// recurrence f(n1, n2, u) = f(n1 − 1, n2, u − n2) + f(n1, n2 − 1, u).
 fn u_distribution(n1: usize, n2: usize) -> Vec<f64> {
@@ -201,6 +211,14 @@ mod tests {
         let power = reject_shift as f64 / trials as f64;
         assert!((0.03..=0.06).contains(&size), "size {size}");
         assert!(power > 0.85, "power {power}");
+    }
+
+    #[test]
+    fn smallest_p_is_complete_separation() {
+        assert!((smallest_two_sided_p(3, 3) - 0.1).abs() < 1e-12);
+        assert!((smallest_two_sided_p(6, 6) - 2.0 / 924.0).abs() < 1e-12);
+        let r = mann_whitney(&[1., 2., 3., 4., 5.], &[6., 7., 8., 9., 10.]).unwrap();
+        assert!((r.p - smallest_two_sided_p(5, 5)).abs() < 1e-12);
     }
 
     #[test]
