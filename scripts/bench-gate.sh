@@ -28,6 +28,8 @@ rows = {}
 for f in sorted(glob.glob(os.path.join(out, "*", "gate.json"))):
     pct = int(os.path.basename(os.path.dirname(f)).split("-")[0].rstrip("pct"))
     g = json.load(open(f))
+    if g["interrupted"]:
+        continue
     r = rows.setdefault(pct, {"n": 0, "reg": 0, "inc": 0, "pass": 0, "imp": 0, "one": 0, "wall": []})
     r["n"] += 1
     r[{"regression": "reg", "inconclusive": "inc", "pass": "pass", "improvement": "imp"}[g["outcome"]]] += 1

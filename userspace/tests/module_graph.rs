@@ -98,9 +98,16 @@ fn layers_import_downward_only() {
     for low in [
         "output", "input", "error", "stats", "topology", "cpu", "virt", "metrics",
     ] {
-        for high in ["experiment", "load", "suite", "attach", "serve"] {
+        for high in [
+            "experiment", "load", "suite", "attach", "serve", "gate", "history",
+        ] {
             assert!(!reaches(&g, low, high), "{low} reaches {high}: {g:?}");
         }
+    }
+    // The gate runs other processes and reads their reports; it never reaches
+    // into the load engine or the server it judges (so it judges Engram alike).
+    for high in ["load", "serve", "experiment"] {
+        assert!(!reaches(&g, "gate", high), "gate reaches {high}: {g:?}");
     }
     // No cycle through the output and schema side.
     assert!(
