@@ -209,6 +209,9 @@ pub struct GateArgs {
     /// No per-run progress on stderr.
     #[arg(long)]
     pub quiet: bool,
+    /// Serve the verdicts as gauges at http://ADDR/metrics (updated at each look; held until scraped once at the end, at most 60 s).
+    #[arg(long, value_name = "ADDR", value_parser = crate::metrics::parse_addr)]
+    pub metrics: Option<std::net::SocketAddr>,
 }
 
 #[derive(Debug, Args)]

@@ -591,6 +591,7 @@ fn gate(a: hwprof::cli::GateArgs, interrupted: Arc<AtomicBool>) -> anyhow::Resul
             quiet: a.quiet,
             names: (a.name_a, a.name_b),
             command: std::env::args().collect(),
+            metrics_addr: a.metrics,
         },
         Arc::clone(&interrupted),
     )?;

@@ -302,3 +302,61 @@ fn bad_gate_input_exits_2_with_one_line() {
     }
     assert!(failures.is_empty(), "{}", failures.join("\n"));
 }
+
+/// `--metrics`: the judgements as verdict gauges, held until scraped once.
+#[test]
+fn verdicts_are_served_as_gauges() {
+    use std::io::{Read, Write};
+    let t = tempfile::tempdir().unwrap();
+    let d = t.path();
+    side(&d.join("a"), 20.0, 600.0);
+    side(&d.join("slow"), 24.0, 500.0);
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let addr = format!("127.0.0.1:{port}");
+    let mut child = hwprof()
+        .args(["gate", "--baseline", d.join("a").to_str().unwrap()])
+        .args(["--current", d.join("slow").to_str().unwrap()])
+        .args([
+            "--metrics",
+            &addr,
+            "--quiet",
+            "--out",
+            d.join("o").to_str().unwrap(),
+        ])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let t0 = std::time::Instant::now();
+    let body = loop {
+        assert!(
+            t0.elapsed() < std::time::Duration::from_secs(30),
+            "never served"
+        );
+        if let Ok(mut c) = std::net::TcpStream::connect(&addr) {
+            write!(
+                c,
+                "GET /metrics HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
+            )
+            .unwrap();
+            let mut out = String::new();
+            c.read_to_string(&mut out).unwrap();
+            if out.contains("experiment=\"gate\"") {
+                break out;
+            }
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    };
+    let line = body
+        .lines()
+        .find(|l| l.starts_with("hwprof_verdict_ratio{") && l.contains("B vs A [throughput]"))
+        .unwrap_or_else(|| panic!("{body}"));
+    let v: f64 = line.rsplit(' ').next().unwrap().parse().unwrap();
+    assert!((v - 500.0 / 600.0).abs() < 0.01, "{line}");
+    let status = child.wait().unwrap();
+    assert_eq!(status.code(), Some(1), "a regression, after the scrape");
+}

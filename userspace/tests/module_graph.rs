@@ -99,7 +99,13 @@ fn layers_import_downward_only() {
         "output", "input", "error", "stats", "topology", "cpu", "virt", "metrics",
     ] {
         for high in [
-            "experiment", "load", "suite", "attach", "serve", "gate", "history",
+            "experiment",
+            "load",
+            "suite",
+            "attach",
+            "serve",
+            "gate",
+            "history",
         ] {
             assert!(!reaches(&g, low, high), "{low} reaches {high}: {g:?}");
         }

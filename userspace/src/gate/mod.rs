@@ -54,6 +54,38 @@ pub struct GateOptions {
     pub quiet: bool,
     pub names: (String, String),
     pub command: Vec<String>,
+    /// Serve the verdicts as gauges (hwprof_verdict_*) at http://ADDR/metrics,
+    /// updated at every look and held until scraped once at the end.
+    pub metrics_addr: Option<std::net::SocketAddr>,
+}
+
+/// The judgements as verdict gauges: experiment `gate`, one comparison per
+/// metric; "target met" is "not a regression" where the gate decided.
+fn verdict_samples(
+    js: &[MetricJudgement],
+    names: &(String, String),
+) -> Vec<crate::metrics::verdicts::VerdictSample> {
+    let at_s = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs_f64())
+        .unwrap_or(0.0);
+    let machine = crate::metrics::machine_name();
+    js.iter()
+        .map(|j| crate::metrics::verdicts::VerdictSample {
+            experiment: "gate".into(),
+            comparison: format!("{} vs {} [{}]", names.1, names.0, j.metric),
+            machine: machine.clone(),
+            ratio: j.ratio,
+            ci_low: j.ratio_ci.lo,
+            ci_high: j.ratio_ci.hi,
+            conclusive: j.outcome != Outcome::Inconclusive,
+            target_met: Some(match j.outcome {
+                Outcome::Inconclusive => None,
+                o => Some(o != Outcome::Regression),
+            }),
+            at_s,
+        })
+        .collect()
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -150,6 +182,8 @@ pub fn run(o: &GateOptions, interrupted: Arc<AtomicBool>) -> anyhow::Result<Gate
         return Err(usage("--repetitions: at least 2 a side"));
     }
     let out = crate::output::prepare_dir("--out", &o.out)?;
+    let verdicts = crate::metrics::verdicts::Verdicts::default();
+    let exporter = verdicts.exporter(o.metrics_addr, o.quiet)?;
     let started_at = humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string();
     let t0 = Instant::now();
     let mut runs: Vec<RunRecord> = Vec::new();
@@ -302,6 +336,7 @@ pub fn run(o: &GateOptions, interrupted: Arc<AtomicBool>) -> anyhow::Result<Gate
                         "look {looks_done}/{looks_planned} at {n} a side: {}",
                         verdict.as_str()
                     ));
+                    verdicts.set("gate", verdict_samples(&js, &o.names));
                     judged = Some(js);
                     if verdict != Outcome::Inconclusive {
                         stop = "decided".into();
@@ -386,6 +421,10 @@ pub fn run(o: &GateOptions, interrupted: Arc<AtomicBool>) -> anyhow::Result<Gate
         warnings,
     };
     output::write_all(&report, &out)?;
+    if let Some(e) = &exporter {
+        verdicts.set("gate", verdict_samples(&report.metrics, &o.names));
+        e.hold_for_one_scrape(std::time::Duration::from_secs(60), &interrupted);
+    }
     if o.json {
         println!("{}", crate::report::json::to_string(&report));
     } else {
