@@ -331,6 +331,10 @@ pub struct LoadArgs {
     /// the quantiles are exported as hwprof_baseline_latency_seconds (median and highest over the runs).
     #[arg(long, value_name = "REPORT")]
     pub baseline: Vec<PathBuf>,
+    /// The baseline from the history: this scenario's latest 5 runs on this machine
+    /// (hwprof history add), from DB (default results/history.db).
+    #[arg(long, value_name = "DB", num_args = 0..=1, default_missing_value = crate::history::DEFAULT_DB)]
+    pub baseline_history: Option<String>,
 }
 
 #[derive(Debug, Subcommand)]

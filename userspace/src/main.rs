@@ -517,6 +517,7 @@ fn load(a: hwprof::cli::LoadArgs, interrupted: Arc<AtomicBool>) -> anyhow::Resul
             command: std::env::args().collect(),
             metrics: a.metrics,
             baseline: a.baseline,
+            baseline_history: a.baseline_history,
         },
         Arc::clone(&interrupted),
     )?;

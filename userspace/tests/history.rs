@@ -535,3 +535,115 @@ impl Drop for Postgres {
         let _ = self.child.wait();
     }
 }
+
+/// `load --baseline-history`: the dashboard's baseline from the history — the
+/// scenario's latest runs on this machine, read back from their reports.
+#[test]
+fn load_takes_its_baseline_from_the_history() {
+    use std::io::{Read, Write};
+    let t = tempfile::tempdir().unwrap();
+    let d = t.path();
+    let db = d.join("h.db");
+    let db = db.to_str().unwrap();
+    let mut p99s = Vec::new();
+    for i in 0..2 {
+        let out = d.join(format!("run{i}"));
+        ok(&[
+            "load",
+            "--target",
+            "embedded",
+            "--duration",
+            "2",
+            "--rate",
+            "1000",
+            "--preload",
+            "200",
+            "--out",
+            out.to_str().unwrap(),
+        ]);
+        let r: Value =
+            serde_json::from_str(&std::fs::read_to_string(out.join("report.json")).unwrap())
+                .unwrap();
+        p99s.push(r["latency"]["p99_ms"].as_f64().unwrap());
+        ok(&[
+            "history",
+            "add",
+            out.to_str().unwrap(),
+            "--commit",
+            &format!("b{i}"),
+            "--history",
+            db,
+        ]);
+    }
+    let port = TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let addr = format!("127.0.0.1:{port}");
+    let mut child = common::hwprof()
+        .args([
+            "load",
+            "--target",
+            "embedded",
+            "--duration",
+            "4",
+            "--rate",
+            "200",
+            "--preload",
+            "200",
+        ])
+        .args(["--baseline-history", db, "--metrics", &addr])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let t0 = Instant::now();
+    let body = loop {
+        assert!(t0.elapsed() < Duration::from_secs(30), "no baseline served");
+        if let Ok(mut c) = std::net::TcpStream::connect(&addr) {
+            write!(
+                c,
+                "GET /metrics HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
+            )
+            .unwrap();
+            let mut out = String::new();
+            c.read_to_string(&mut out).unwrap();
+            if out.contains("hwprof_baseline_runs") {
+                break out;
+            }
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    let _ = child.wait();
+    let runs = body
+        .lines()
+        .find(|l| l.starts_with("hwprof_baseline_runs"))
+        .unwrap();
+    assert!(runs.ends_with(" 2") || runs.ends_with(" 2.0"), "{runs}");
+    let max = body
+        .lines()
+        .find(|l| {
+            l.starts_with("hwprof_baseline_latency_seconds{")
+                && l.contains("operation=\"all\"")
+                && l.contains("quantile=\"0.99\"")
+                && l.contains("estimate=\"exact\"")
+                && l.contains("bound=\"max\"")
+        })
+        .unwrap_or_else(|| panic!("{body}"));
+    let v: f64 = max.rsplit(' ').next().unwrap().parse().unwrap();
+    let want = p99s.iter().cloned().fold(0.0, f64::max) / 1e3;
+    assert!((v - want).abs() < 1e-9, "{max} vs {want}");
+    // A scenario with no history is bad input.
+    let o = run(&[
+        "load",
+        "--target",
+        "embedded",
+        "--duration",
+        "1",
+        "--baseline-history",
+        d.join("empty.db").to_str().unwrap(),
+    ]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("no runs of scenario"));
+}

@@ -119,7 +119,11 @@ pub fn markdown(r: &GateReport) -> String {
             one.outcome.as_str(),
             one.worse_by
                 .iter()
-                .map(|(m, w)| format!("{m} {:+.1}% worse", w * 100.0))
+                .map(|(m, w)| if *w >= 0.0 {
+                    format!("{m} {:.1}% worse", w * 100.0)
+                } else {
+                    format!("{m} {:.1}% better", -w * 100.0)
+                })
                 .collect::<Vec<_>>()
                 .join(", ")
         );

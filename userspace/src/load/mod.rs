@@ -59,6 +59,45 @@ pub struct LoadOptions {
     pub metrics: Option<SocketAddr>,
     /// Previous runs' reports (or Engram results) exported as the baseline.
     pub baseline: Vec<PathBuf>,
+    /// The baseline from the history instead: this scenario's latest runs on
+    /// this machine (their reports), from the history database given.
+    pub baseline_history: Option<String>,
+}
+
+/// Runs of the history taken as the baseline (`--baseline-history`).
+pub const BASELINE_HISTORY_RUNS: usize = 5;
+
+/// The latest [`BASELINE_HISTORY_RUNS`] reports of `scenario` on `machine`
+/// recorded in the history, newest first, that still exist on disk.
+fn baseline_reports_from_history(
+    db: &str,
+    scenario: &str,
+    machine: &str,
+) -> anyhow::Result<Vec<PathBuf>> {
+    let mut store = crate::history::open(Some(db))?;
+    let rows = store.query(&crate::history::Filter {
+        scenario: Some(scenario.into()),
+        machine: Some(machine.into()),
+        metric: Some("p99".into()),
+        ..Default::default()
+    })?;
+    let mut out: Vec<PathBuf> = Vec::new();
+    for r in rows.iter().rev() {
+        let p = PathBuf::from(&r.report);
+        if p.is_file() && !out.contains(&p) {
+            out.push(p);
+        }
+        if out.len() == BASELINE_HISTORY_RUNS {
+            break;
+        }
+    }
+    if out.is_empty() {
+        return Err(usage(format!(
+            "--baseline-history {db}: no runs of scenario {scenario:?} on {machine} with their reports still on disk \
+             (record them with `hwprof history add`)"
+        )));
+    }
+    Ok(out)
 }
 
 /// Schedule lag (dispatch − intended) above which the generator, not the
@@ -184,7 +223,7 @@ pub fn run(o: &LoadOptions, interrupted: Arc<AtomicBool>) -> anyhow::Result<outp
         .as_ref()
         .and_then(|d| d.std_dev)
         .unwrap_or(0.15) as f32;
-    let baseline = o
+    let mut baseline = o
         .baseline
         .iter()
         .map(|p| metrics::Baseline::load(p))
@@ -205,6 +244,11 @@ pub fn run(o: &LoadOptions, interrupted: Arc<AtomicBool>) -> anyhow::Result<outp
         let _d = crate::interrupt::Discovering::begin();
         crate::machine::discover(&crate::topology::TopologySource::Host)?
     };
+    if let Some(db) = &o.baseline_history {
+        for p in baseline_reports_from_history(db, &sc.name, &profile.slug())? {
+            baseline.push(metrics::Baseline::load(&p)?);
+        }
+    }
     let out_dir = o
         .out
         .as_deref()
