@@ -102,9 +102,13 @@ impl MetricSpec {
                 Some(if n > 0.0 { errors / n } else { 0.0 })
             }
             "error_rate" => v["overall_error_rate"].as_f64(),
+            // A dotted path; a number indexes an array (groups.0.variants.1.…).
             path => path
                 .split('.')
-                .try_fold(v, |node, key| node.get(key))
+                .try_fold(v, |node, key| match node {
+                    serde_json::Value::Array(a) => key.parse::<usize>().ok().and_then(|i| a.get(i)),
+                    _ => node.get(key),
+                })
                 .and_then(|x| x.as_f64()),
         }
     }
@@ -150,6 +154,9 @@ mod tests {
         assert_eq!(m("error_rate").read(&hw), Some(0.02));
         assert_eq!(m("operations.store.latency.p99_ms").read(&hw), Some(3.0));
         assert_eq!(m("operations.nothing.p99_ms").read(&hw), None);
+        let exp = json!({"groups": [{"variants": [{}, {"metrics": {"ops": {"median": 7.5}}}]}]});
+        assert_eq!(m("groups.0.variants.1.metrics.ops.median:higher").read(&exp), Some(7.5));
+        assert_eq!(m("groups.3.variants").read(&exp), None);
     }
 
     #[test]
