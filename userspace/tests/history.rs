@@ -380,19 +380,7 @@ fn bad_history_input_exits_2_with_one_line() {
             &["no rows"],
         ),
     ];
-    let mut failures = Vec::new();
-    for (args, wants) in &rows {
-        let o = run(args);
-        let stderr = String::from_utf8_lossy(&o.stderr);
-        let lines: Vec<&str> = stderr.lines().filter(|l| !l.trim().is_empty()).collect();
-        if !(o.status.code() == Some(2)
-            && lines.len() == 1
-            && wants.iter().all(|w| lines[0].contains(w)))
-        {
-            failures.push(format!("{args:?}: exit {:?}: {stderr}", o.status.code()));
-        }
-    }
-    assert!(failures.is_empty(), "{}", failures.join("\n"));
+    common::assert_bad_input(&rows);
 }
 
 /// A PostgreSQL server of our own: initdb into the test's directory, listening
@@ -540,7 +528,6 @@ impl Drop for Postgres {
 /// scenario's latest runs on this machine, read back from their reports.
 #[test]
 fn load_takes_its_baseline_from_the_history() {
-    use std::io::{Read, Write};
     let t = tempfile::tempdir().unwrap();
     let d = t.path();
     let db = d.join("h.db");
@@ -598,23 +585,7 @@ fn load_takes_its_baseline_from_the_history() {
         .stderr(Stdio::null())
         .spawn()
         .unwrap();
-    let t0 = Instant::now();
-    let body = loop {
-        assert!(t0.elapsed() < Duration::from_secs(30), "no baseline served");
-        if let Ok(mut c) = std::net::TcpStream::connect(&addr) {
-            write!(
-                c,
-                "GET /metrics HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
-            )
-            .unwrap();
-            let mut out = String::new();
-            c.read_to_string(&mut out).unwrap();
-            if out.contains("hwprof_baseline_runs") {
-                break out;
-            }
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    };
+    let body = common::scrape_until(&addr, "hwprof_baseline_runs");
     let _ = child.wait();
     let runs = body
         .lines()

@@ -155,7 +155,10 @@ mod tests {
         assert_eq!(m("operations.store.latency.p99_ms").read(&hw), Some(3.0));
         assert_eq!(m("operations.nothing.p99_ms").read(&hw), None);
         let exp = json!({"groups": [{"variants": [{}, {"metrics": {"ops": {"median": 7.5}}}]}]});
-        assert_eq!(m("groups.0.variants.1.metrics.ops.median:higher").read(&exp), Some(7.5));
+        assert_eq!(
+            m("groups.0.variants.1.metrics.ops.median:higher").read(&exp),
+            Some(7.5)
+        );
         assert_eq!(m("groups.3.variants").read(&exp), None);
     }
 

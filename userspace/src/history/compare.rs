@@ -270,20 +270,7 @@ mod tests {
     use super::*;
 
     fn row(metric: &str, v: f64, commit: &str) -> Row {
-        Row {
-            commit: commit.into(),
-            branch: "main".into(),
-            machine: "m".into(),
-            scenario: "s".into(),
-            metric: metric.into(),
-            value: v,
-            ci_lo: None,
-            ci_hi: None,
-            unit: String::new(),
-            source: "timer".into(),
-            run_at: String::new(),
-            report: "/nonexistent".into(),
-        }
+        Row::sample(commit, metric, v)
     }
 
     #[test]

@@ -196,6 +196,15 @@ fn short(c: &str) -> &str {
     &c[..c.len().min(12)]
 }
 
+/// " ms", or nothing for a unitless figure.
+fn unit_suffix(unit: &str, sep: &str) -> String {
+    if unit.is_empty() {
+        String::new()
+    } else {
+        format!("{sep}{unit}")
+    }
+}
+
 /// `hwprof history show`: a table per machine, and one plot with a curve per
 /// machine (x: the run's position in the history).
 pub fn show(rows: Vec<Row>, out: Option<&Path>, json: bool) -> anyhow::Result<String> {
@@ -226,11 +235,7 @@ pub fn show(rows: Vec<Row>, out: Option<&Path>, json: bool) -> anyhow::Result<St
             s.scenario,
             s.metric,
             s.source,
-            if s.unit.is_empty() {
-                String::new()
-            } else {
-                format!(", {}", s.unit)
-            }
+            unit_suffix(&s.unit, ", ")
         ));
         text.push_str(
             "    #  commit        branch            run at                         value  95% CI\n",
@@ -259,11 +264,7 @@ pub fn show(rows: Vec<Row>, out: Option<&Path>, json: bool) -> anyhow::Result<St
             y_label: format!(
                 "{}{}",
                 series[0].metric,
-                if series[0].unit.is_empty() {
-                    String::new()
-                } else {
-                    format!(" ({})", series[0].unit)
-                }
+                unit_suffix(&series[0].unit, " in ")
             ),
             x_bytes: false,
             log_x: false,
@@ -327,11 +328,7 @@ pub fn render_changes(cs: &[Change], series: usize) -> String {
             c.points,
             c.mean_before,
             c.mean_after,
-            if c.unit.is_empty() {
-                String::new()
-            } else {
-                format!(" {}", c.unit)
-            },
+            unit_suffix(&c.unit, " "),
             c.p
         ));
     }

@@ -26,6 +26,27 @@ pub struct Row {
     pub report: String,
 }
 
+impl Row {
+    /// A row for tests of the history's parts.
+    #[cfg(test)]
+    pub fn sample(commit: &str, metric: &str, value: f64) -> Row {
+        Row {
+            commit: commit.into(),
+            branch: "main".into(),
+            machine: "m".into(),
+            scenario: "s".into(),
+            metric: metric.into(),
+            value,
+            ci_lo: None,
+            ci_hi: None,
+            unit: "ms".into(),
+            source: "timer".into(),
+            run_at: format!("t-{commit}"),
+            report: "/nonexistent".into(),
+        }
+    }
+}
+
 /// What `history add` knows besides the report.
 #[derive(Debug, Clone, Default)]
 pub struct RowContext {

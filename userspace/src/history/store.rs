@@ -318,18 +318,8 @@ mod tests {
 
     fn row(commit: &str, metric: &str, v: f64) -> Row {
         Row {
-            commit: commit.into(),
-            branch: "main".into(),
-            machine: "m".into(),
-            scenario: "s".into(),
-            metric: metric.into(),
-            value: v,
             ci_lo: Some(v - 1.0),
-            ci_hi: None,
-            unit: "ms".into(),
-            source: "timer".into(),
-            run_at: format!("t-{commit}"),
-            report: "r.json".into(),
+            ..Row::sample(commit, metric, v)
         }
     }
 

@@ -93,3 +93,47 @@ impl Drop for Server {
         let _ = self.child.kill();
     }
 }
+
+/// Every row must be refused as bad input: exit 2, one line on stderr holding
+/// each expected fragment, no panic. Collects every failure before asserting.
+pub fn assert_bad_input(rows: &[(Vec<&str>, &[&str])]) {
+    let mut failures = Vec::new();
+    for (args, wants) in rows {
+        let o = run(args);
+        let stderr = String::from_utf8_lossy(&o.stderr);
+        let lines: Vec<&str> = stderr.lines().filter(|l| !l.trim().is_empty()).collect();
+        let ok = o.status.code() == Some(2)
+            && lines.len() == 1
+            && wants.iter().all(|w| lines[0].contains(w))
+            && !stderr.contains("panicked");
+        if !ok {
+            failures.push(format!("{args:?}: exit {:?}: {stderr}", o.status.code()));
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
+
+/// GET http://ADDR/metrics until the body contains `needle` (bounded: 30 s).
+pub fn scrape_until(addr: &str, needle: &str) -> String {
+    use std::io::{Read, Write};
+    let t0 = Instant::now();
+    loop {
+        assert!(
+            t0.elapsed() < Duration::from_secs(30),
+            "{addr} never served {needle}"
+        );
+        if let Ok(mut c) = std::net::TcpStream::connect(addr) {
+            write!(
+                c,
+                "GET /metrics HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
+            )
+            .unwrap();
+            let mut out = String::new();
+            let _ = c.read_to_string(&mut out);
+            if out.contains(needle) {
+                return out;
+            }
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
