@@ -537,8 +537,8 @@ fn gate(a: hwprof::cli::GateArgs, interrupted: Arc<AtomicBool>) -> anyhow::Resul
     let warmup_runs = if a.ab.is_some() { a.warmup_runs } else { 0 };
     let source = if let Some(ab) = a.ab {
         Source::Interleaved {
-            a: Producer::Command(ab[0].clone()),
-            b: Producer::Command(ab[1].clone()),
+            a: Box::new(Producer::Command(ab[0].clone())),
+            b: Box::new(Producer::Command(ab[1].clone())),
         }
     } else if let (Some(baseline), Some(current)) = (a.baseline, a.current) {
         Source::Dirs { baseline, current }
@@ -557,8 +557,8 @@ fn gate(a: hwprof::cli::GateArgs, interrupted: Arc<AtomicBool>) -> anyhow::Resul
             load_args: load_args.clone(),
         };
         Source::Interleaved {
-            a: server(a.server_a.expect("clap's group requires a mode")),
-            b: server(a.server_b.expect("clap requires --server-b")),
+            a: Box::new(server(a.server_a.expect("clap's group requires a mode"))),
+            b: Box::new(server(a.server_b.expect("clap requires --server-b"))),
         }
     };
     let names: Vec<String> = if a.metric.is_empty() {

@@ -24,18 +24,21 @@ use serde::Serialize;
 use crate::error::usage;
 use judge::{MetricJudgement, OneRunRule, Outcome, Rule};
 use metric::MetricSpec;
-use runner::Producer;
+use runner::Produce;
 
 /// Where the runs come from.
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 pub enum Source {
     /// Run A and B interleaved (commands, or servers under a scenario).
-    Interleaved { a: Producer, b: Producer },
+    Interleaved {
+        a: Box<dyn Produce>,
+        b: Box<dyn Produce>,
+    },
     /// Reports already run, one directory per side.
     Dirs { baseline: PathBuf, current: PathBuf },
 }
 
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 pub struct GateOptions {
     pub source: Source,
     pub metrics: Vec<MetricSpec>,
@@ -236,10 +239,7 @@ pub fn run(o: &GateOptions, interrupted: Arc<AtomicBool>) -> anyhow::Result<Gate
             stopped_by = "reports".to_string();
         }
         Source::Interleaved { a, b } => {
-            mode = match a {
-                Producer::Command(_) => "commands",
-                Producer::Server { .. } => "servers",
-            };
+            mode = a.mode();
             looks_planned = look_points(min, max).len();
             let looks = look_points(min, max);
             let runs_dir = out.join("runs");
@@ -436,6 +436,109 @@ pub fn run(o: &GateOptions, interrupted: Arc<AtomicBool>) -> anyhow::Result<Gate
 #[cfg(test)]
 mod tests {
     use super::*;
+    use rand::rngs::StdRng;
+    use rand::SeedableRng;
+    use rand_distr::{Distribution, LogNormal};
+    use runner::Produced;
+    use std::sync::Mutex;
+
+    /// Runs drawn from log-normal noise around a level: p50 and p99 each with
+    /// `noise` (independent), throughput nearly constant; B is `slower` × A.
+    #[derive(Debug)]
+    struct Synthetic {
+        rng: Mutex<StdRng>,
+        noise: f64,
+        slower: f64,
+    }
+
+    impl Produce for Synthetic {
+        fn mode(&self) -> &'static str {
+            "synthetic"
+        }
+        fn produce(&self, dir: &std::path::Path, _: &str, _: usize) -> anyhow::Result<Produced> {
+            let mut rng = self.rng.lock().unwrap();
+            let n = LogNormal::new(0.0, self.noise).unwrap();
+            let t = LogNormal::new(0.0, 0.002).unwrap();
+            Ok(Produced {
+                report: dir.join("synthetic.json"),
+                json: serde_json::json!({
+                    "p50_latency_ms": 1.0 * self.slower * n.sample(&mut *rng),
+                    "p99_latency_ms": 3.0 * self.slower * n.sample(&mut *rng),
+                    "overall_throughput": 700.0 * t.sample(&mut *rng),
+                }),
+                warnings: vec![],
+            })
+        }
+    }
+
+    /// Outcome counts of `gates` whole gates (default settings: 6 to 20 runs a
+    /// side, α 0.05, threshold 5%, p50/p99/throughput) on synthetic runs.
+    fn simulate(gates: usize, noise: f64, slower: f64, seed: u64) -> [usize; 4] {
+        let dir = tempfile::tempdir().unwrap();
+        let mut counts = [0usize; 4];
+        for g in 0..gates {
+            let side = |s: u64| -> Box<dyn Produce> {
+                Box::new(Synthetic {
+                    rng: Mutex::new(StdRng::seed_from_u64(seed * 1_000_003 + g as u64 * 2 + s)),
+                    noise,
+                    slower: if s == 1 { slower } else { 1.0 },
+                })
+            };
+            let o = GateOptions {
+                source: Source::Interleaved {
+                    a: side(0),
+                    b: side(1),
+                },
+                metrics: metric::DEFAULT_METRICS
+                    .iter()
+                    .map(|m| MetricSpec::parse(m).unwrap())
+                    .collect(),
+                repetitions: 20,
+                min_repetitions: 6,
+                budget: 300.0,
+                threshold: 0.05,
+                alpha: 0.05,
+                warmup_runs: 0,
+                out: dir.path().join("out"),
+                json: true,
+                quiet: true,
+                names: ("A".into(), "B".into()),
+                command: vec![],
+                metrics_addr: None,
+            };
+            let r = run(&o, Arc::new(AtomicBool::new(false))).unwrap();
+            counts[r.outcome as usize] += 1;
+        }
+        counts
+    }
+
+    /// The gate's error rates where its assumptions hold (independent runs):
+    /// with no change, regressions ≤ α; a 20% change with 5% noise is found.
+    /// docs/benchmarks.md has the larger tables (measure_error_rates).
+    #[test]
+    fn error_rates_on_synthetic_runs() {
+        let [pass, improvement, inconclusive, regression] = simulate(200, 0.05, 1.0, 1);
+        assert!(regression <= 10, "false positives {regression}/200");
+        assert!(pass + improvement + inconclusive + regression == 200);
+        let [.., regression] = simulate(50, 0.05, 1.20, 2);
+        assert!(regression >= 48, "detected {regression}/50");
+    }
+
+    /// `cargo test --release -p hwprof --lib gate::tests::measure_error_rates -- --ignored --nocapture`
+    #[test]
+    #[ignore]
+    fn measure_error_rates() {
+        for noise in [0.02, 0.05, 0.10] {
+            for slower in [1.0, 1.05, 1.10] {
+                let [p, i, inc, r] = simulate(400, noise, slower, 7);
+                println!(
+                    "noise {:.0}%, planted {:+.0}%: regression {r}/400, pass {p}, improvement {i}, inconclusive {inc}",
+                    noise * 100.0,
+                    (slower - 1.0) * 100.0
+                );
+            }
+        }
+    }
 
     #[test]
     fn looks_are_few_and_even() {

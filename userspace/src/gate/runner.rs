@@ -177,9 +177,24 @@ fn wait_ready(port: u16, server: &mut Group, log: &Path) -> anyhow::Result<()> {
     }
 }
 
-impl Producer {
-    /// Run one repetition into `dir` (created here).
-    pub fn produce(&self, dir: &Path, side: &str, index: usize) -> anyhow::Result<Produced> {
+/// What makes one repetition's report: a [`Producer`] here; tests plug in
+/// synthetic ones to measure the gate's statistics over thousands of gates.
+pub trait Produce: std::fmt::Debug {
+    /// Run one repetition into `dir`.
+    fn produce(&self, dir: &Path, side: &str, index: usize) -> anyhow::Result<Produced>;
+    /// `commands`, `servers`, … for the report.
+    fn mode(&self) -> &'static str;
+}
+
+impl Produce for Producer {
+    fn mode(&self) -> &'static str {
+        match self {
+            Producer::Command(_) => "commands",
+            Producer::Server { .. } => "servers",
+        }
+    }
+
+    fn produce(&self, dir: &Path, side: &str, index: usize) -> anyhow::Result<Produced> {
         std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
         let env = [
             ("HWPROF_GATE_OUT", dir.display().to_string()),
