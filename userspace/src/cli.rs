@@ -77,7 +77,7 @@ pub struct SeriesFilter {
 
 #[derive(Debug, Subcommand)]
 pub enum HistoryCommand {
-    /// Record reports (hwprof load, experiment or suite reports, Engram results).
+    /// Record reports: hwprof load, experiment reports (run --out, or each folder of a suite), Engram results.
     Add {
         /// report.json files or --out directories.
         #[arg(required = true)]
