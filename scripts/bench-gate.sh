@@ -30,7 +30,13 @@ for f in sorted(glob.glob(os.path.join(out, "*", "gate.json"))):
     g = json.load(open(f))
     if g["interrupted"]:
         continue
-    r = rows.setdefault(pct, {"n": 0, "reg": 0, "inc": 0, "pass": 0, "imp": 0, "one": 0, "wall": []})
+    r = rows.setdefault(pct, {"n": 0, "reg": 0, "inc": 0, "pass": 0, "imp": 0, "one": 0, "engram": 0, "wall": []})
+    # Engram's compare script exactly: the first A and B runs, regression when
+    # P99 rose by more than 5% or throughput fell by more than 5%.
+    runs = sorted((x for x in g["runs"] if not x["warmup"]), key=lambda x: x["order"])
+    first = {side: dict(next(x for x in runs if x["side"] == side)["values"]) for side in "AB"}
+    r["engram"] += (first["B"]["p99"] / first["A"]["p99"] > 1.05
+                    or first["B"]["throughput"] / first["A"]["throughput"] < 0.95)
     r["n"] += 1
     r[{"regression": "reg", "inconclusive": "inc", "pass": "pass", "improvement": "imp"}[g["outcome"]]] += 1
     r["one"] += g["one_run_rule"]["outcome"] == "regression"
@@ -46,17 +52,19 @@ def wilson(k, n):
     h = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / d
     return (max(0, c - h), min(1, c + h))
 
-print("| planted slowdown | gates | hwprof: regression (95% CI) | pass | inconclusive | improvement | one-run ±5% rule: regression (95% CI) | median s/gate (max) |")
-print("|---|---|---|---|---|---|---|---|")
+print("| planted slowdown | gates | hwprof: regression (95% CI) | pass | inconclusive | improvement | Engram's rule (P99 +5% / throughput −5%, one run each): regression (95% CI) | one run each, ±5% on p50/p99/throughput | median s/gate (max) |")
+print("|---|---|---|---|---|---|---|---|---|")
 for pct in sorted(rows):
     r = rows[pct]
     n = r["n"]
     lo, hi = wilson(r["reg"], n)
     olo, ohi = wilson(r["one"], n)
+    elo, ehi = wilson(r["engram"], n)
     w = sorted(r["wall"])
     what = "false positives" if pct == 0 else "detected"
     print(f"| {pct}% | {n} | {r['reg']}/{n} = {100*r['reg']/n:.1f}% ({100*lo:.1f}–{100*hi:.1f}%) {what} | {r['pass']} | {r['inc']} | {r['imp']} "
-          f"| {r['one']}/{n} = {100*r['one']/n:.1f}% ({100*olo:.1f}–{100*ohi:.1f}%) | {w[len(w)//2]:.0f} ({w[-1]:.0f}) |")
+          f"| {r['engram']}/{n} = {100*r['engram']/n:.1f}% ({100*elo:.1f}–{100*ehi:.1f}%) "
+          f"| {r['one']}/{n} = {100*r['one']/n:.1f}% | {w[len(w)//2]:.0f} ({w[-1]:.0f}) |")
 PY
 }
 
