@@ -512,16 +512,20 @@ mod tests {
         counts
     }
 
-    /// The gate's error rates where its assumptions hold (independent runs):
-    /// with no change, regressions ≤ α; a 20% change with 5% noise is found.
+    /// The gate's error rates where its assumptions hold (independent runs with
+    /// 2% noise, where most gates decide at the first look — cheap enough for
+    /// a debug build): no change is rarely a regression, a 5% change is found.
     /// docs/benchmarks.md has the larger tables (measure_error_rates).
     #[test]
     fn error_rates_on_synthetic_runs() {
-        let [pass, improvement, inconclusive, regression] = simulate(200, 0.05, 1.0, 1);
-        assert!(regression <= 10, "false positives {regression}/200");
-        assert!(pass + improvement + inconclusive + regression == 200);
-        let [.., regression] = simulate(50, 0.05, 1.20, 2);
-        assert!(regression >= 48, "detected {regression}/50");
+        let [pass, improvement, inconclusive, regression] = simulate(100, 0.02, 1.0, 1);
+        assert!(regression <= 3, "false positives {regression}/100");
+        assert!(
+            pass >= 90,
+            "passes {pass}/100 ({improvement} improvement, {inconclusive} inconclusive)"
+        );
+        let [.., regression] = simulate(20, 0.02, 1.05, 2);
+        assert!(regression >= 19, "detected {regression}/20");
     }
 
     /// `cargo test --release -p hwprof --lib gate::tests::measure_error_rates -- --ignored --nocapture`

@@ -85,6 +85,28 @@ pub trait Store {
     fn location(&self) -> String;
 }
 
+/// A `Row` from a result row of [`select`] (the column order is select's):
+/// `row_of!(r, get, ?)` for rusqlite's fallible getter, `row_of!(r, get)` for
+/// postgres's.
+macro_rules! row_of {
+    ($r:ident, $get:ident $(, $q:tt)?) => {
+        Row {
+            commit: $r.$get(0)$($q)?,
+            branch: $r.$get(1)$($q)?,
+            machine: $r.$get(2)$($q)?,
+            scenario: $r.$get(3)$($q)?,
+            metric: $r.$get(4)$($q)?,
+            value: $r.$get(5)$($q)?,
+            ci_lo: $r.$get(6)$($q)?,
+            ci_hi: $r.$get(7)$($q)?,
+            unit: $r.$get(8)$($q)?,
+            source: $r.$get(9)$($q)?,
+            run_at: $r.$get(10)$($q)?,
+            report: $r.$get(11)$($q)?,
+        }
+    };
+}
+
 fn select(f: &Filter) -> (String, Vec<String>) {
     let (w, vals) = f.clause();
     (
@@ -202,20 +224,7 @@ impl Store for Sqlite {
         let mut st = self.conn.prepare(&sql)?;
         let rows = st
             .query_map(rusqlite::params_from_iter(vals.iter()), |r| {
-                Ok(Row {
-                    commit: r.get(0)?,
-                    branch: r.get(1)?,
-                    machine: r.get(2)?,
-                    scenario: r.get(3)?,
-                    metric: r.get(4)?,
-                    value: r.get(5)?,
-                    ci_lo: r.get(6)?,
-                    ci_hi: r.get(7)?,
-                    unit: r.get(8)?,
-                    source: r.get(9)?,
-                    run_at: r.get(10)?,
-                    report: r.get(11)?,
-                })
+                Ok(row_of!(r, get, ?))
             })?
             .collect::<Result<Vec<_>, _>>()?;
         Ok(rows)
@@ -290,20 +299,7 @@ impl Store for Postgres {
             .client
             .query(&sql, &params)?
             .iter()
-            .map(|r| Row {
-                commit: r.get(0),
-                branch: r.get(1),
-                machine: r.get(2),
-                scenario: r.get(3),
-                metric: r.get(4),
-                value: r.get(5),
-                ci_lo: r.get(6),
-                ci_hi: r.get(7),
-                unit: r.get(8),
-                source: r.get(9),
-                run_at: r.get(10),
-                report: r.get(11),
-            })
+            .map(|r| row_of!(r, get))
             .collect())
     }
 
