@@ -169,6 +169,36 @@ pub fn is_write_error(e: &anyhow::Error) -> bool {
     e.chain().any(|c| c.downcast_ref::<WriteError>().is_some())
 }
 
+/// A log a child process streams into (a gate's server and load output): it
+/// cannot be written whole and renamed, so it is opened without following a
+/// symlink (O_NOFOLLOW: a link planted at the path is refused), truncated,
+/// and given to the invoking user like every other output.
+pub fn open_log(path: &Path) -> anyhow::Result<fs::File> {
+    use std::os::unix::fs::OpenOptionsExt;
+    let f = fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o644)
+        .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
+        .open(path)
+        .map_err(|e| {
+            anyhow::Error::new(WriteError {
+                path: path.to_path_buf(),
+                reason: io_reason(&e),
+            })
+        })?;
+    if let Some((uid, gid)) = invoking_owner() {
+        std::os::unix::fs::fchown(&f, Some(uid), Some(gid)).map_err(|e| {
+            anyhow::Error::new(WriteError {
+                path: path.to_path_buf(),
+                reason: io_reason(&e),
+            })
+        })?;
+    }
+    Ok(f)
+}
+
 /// Write `contents` to `path` atomically and give it to the invoking user.
 pub fn write_atomic(path: &Path, contents: &[u8]) -> anyhow::Result<()> {
     write_atomic_inner(path, contents).map_err(|reason| {

@@ -60,8 +60,7 @@ impl Group {
         what: &str,
     ) -> anyhow::Result<Group> {
         use std::os::unix::process::CommandExt;
-        let file =
-            std::fs::File::create(log).with_context(|| format!("creating {}", log.display()))?;
+        let file = crate::output::open_log(log)?;
         let err = file.try_clone()?;
         let mut c = Command::new("/bin/sh");
         c.arg("-c")
@@ -195,7 +194,7 @@ impl Produce for Producer {
     }
 
     fn produce(&self, dir: &Path, side: &str, index: usize) -> anyhow::Result<Produced> {
-        std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+        crate::output::prepare_dir("--out", dir)?;
         let env = [
             ("HWPROF_GATE_OUT", dir.display().to_string()),
             ("HWPROF_GATE_SIDE", side.to_string()),
@@ -205,9 +204,9 @@ impl Produce for Producer {
             Producer::Command(cmd) => {
                 let cmd = cmd.replace("{out}", &shell_quote(&dir.display().to_string()));
                 let out = dir.join("stdout.txt");
-                let file = std::fs::File::create(&out)?;
+                let file = crate::output::open_log(&out)?;
                 let err_log = dir.join("stderr.txt");
-                let err = std::fs::File::create(&err_log)?;
+                let err = crate::output::open_log(&err_log)?;
                 let mut c = Command::new("/bin/sh");
                 c.arg("-c")
                     .arg(&cmd)
@@ -275,7 +274,7 @@ impl Produce for Producer {
                     if let Some(o) = out {
                         c.arg("--out").arg(o);
                     }
-                    let f = std::fs::File::create(log)?;
+                    let f = crate::output::open_log(log)?;
                     c.stdin(Stdio::null()).stdout(f.try_clone()?).stderr(f);
                     c.status().context("running hwprof load")
                 };
