@@ -62,6 +62,23 @@ pub fn check_regular_file(flag: &str, path: &Path, max: u64) -> anyhow::Result<u
     Ok(m.len())
 }
 
+/// A report given as its file or its `--out` directory (then `report.json`
+/// in it), read and parsed as JSON: the file read and the document.
+pub fn read_report_json(
+    flag: &str,
+    path: &Path,
+) -> anyhow::Result<(std::path::PathBuf, serde_json::Value)> {
+    let file = if path.is_dir() {
+        path.join("report.json")
+    } else {
+        path.to_path_buf()
+    };
+    let text = read_text(flag, &file, MAX_FILE_BYTES)?;
+    let v = serde_json::from_str(&text)
+        .map_err(|e| usage(format!("{flag} {}: not JSON: {e}", file.display())))?;
+    Ok((file, v))
+}
+
 /// Read a whole regular file of at most `max` bytes as UTF-8 text.
 pub fn read_text(flag: &str, path: &Path, max: u64) -> anyhow::Result<String> {
     check_regular_file(flag, path, max)?;

@@ -338,10 +338,7 @@ pub fn reports_in(flag: &str, dir: &Path) -> anyhow::Result<Vec<(PathBuf, serde_
         if !file.is_file() {
             continue;
         }
-        let text = crate::input::read_text(flag, &file, crate::input::MAX_FILE_BYTES)?;
-        let v: serde_json::Value = serde_json::from_str(&text)
-            .map_err(|e| usage(format!("{flag}: {}: not JSON: {e}", file.display())))?;
-        out.push((file, v));
+        out.push(crate::input::read_report_json(flag, &file)?);
     }
     if out.is_empty() {
         return Err(usage(format!(

@@ -171,14 +171,7 @@ pub fn add(
 ) -> anyhow::Result<(usize, usize)> {
     let mut rows = Vec::new();
     for p in reports {
-        let file = if p.is_dir() {
-            p.join("report.json")
-        } else {
-            p.clone()
-        };
-        let text = crate::input::read_text("history add", &file, crate::input::MAX_FILE_BYTES)?;
-        let v: serde_json::Value = serde_json::from_str(&text)
-            .map_err(|e| usage(format!("history add {}: not JSON: {e}", file.display())))?;
+        let (file, v) = crate::input::read_report_json("history add", p)?;
         let r = rows_of_report(&v, &file, ctx)?;
         if r.is_empty() {
             return Err(usage(format!(

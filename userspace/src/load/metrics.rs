@@ -40,14 +40,7 @@ impl Baseline {
     /// Engram-format results JSON (`p50_latency_ms`, …, `overall_throughput`).
     pub fn load(path: &std::path::Path) -> anyhow::Result<Baseline> {
         use crate::error::usage;
-        let file = if path.is_dir() {
-            path.join("report.json")
-        } else {
-            path.to_path_buf()
-        };
-        let text = crate::input::read_text("--baseline", &file, crate::input::MAX_FILE_BYTES)?;
-        let v: serde_json::Value = serde_json::from_str(&text)
-            .map_err(|e| usage(format!("--baseline {}: not JSON: {e}", file.display())))?;
+        let (file, v) = crate::input::read_report_json("--baseline", path)?;
         let mut b = Baseline {
             source: file.display().to_string(),
             ..Default::default()
