@@ -76,7 +76,7 @@ fn dispatch(cli: Cli, interrupted: Arc<AtomicBool>) -> anyhow::Result<ExitCode> 
             if interrupted.load(std::sync::atomic::Ordering::Relaxed) {
                 return Ok(ExitCode::from(130));
             }
-            if r.experiments.iter().any(|e| e.status.starts_with("failed")) {
+            if r.experiments.iter().any(|e| e.status.is_failed()) {
                 return Ok(ExitCode::from(1));
             }
         }

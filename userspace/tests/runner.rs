@@ -11,7 +11,7 @@ use hwprof::measure::timer::Timer;
 use hwprof::measure::CounterPlan;
 use hwprof::placement::MemoryPolicy;
 use hwprof_workloads::{
-    Comparison, Experiment, MachineFacts, OpTimer, ThreadShape, Trial, Variant,
+    Comparison, Experiment, ExperimentInfo, MachineFacts, OpTimer, ThreadShape, Trial, Variant,
 };
 
 /// Records which workers were set up and ran, and whether any batch came first.
@@ -49,24 +49,26 @@ impl Trial for Probe {
 
 struct Recording(&'static Log);
 
+const INFO: ExperimentInfo = ExperimentInfo {
+    name: "recording",
+    summary: "test",
+    operation: "op",
+    thread_shape: ThreadShape::Threads { default: 3 },
+    records_latency: false,
+    sweeps_threads: false,
+    quick: None,
+    metrics: &[],
+};
+
 impl Experiment for Recording {
-    fn name(&self) -> &'static str {
-        "recording"
-    }
-    fn summary(&self) -> &'static str {
-        "test"
+    fn info(&self) -> &'static ExperimentInfo {
+        &INFO
     }
     fn variants(&self, _: &MachineFacts) -> Result<Vec<Variant>, String> {
         Ok(vec![])
     }
     fn comparison(&self) -> Comparison {
         Comparison::slowdown("a", "a")
-    }
-    fn thread_shape(&self) -> ThreadShape {
-        ThreadShape::Threads { default: 3 }
-    }
-    fn op_name(&self) -> &'static str {
-        "op"
     }
     fn notes(&self) -> Vec<String> {
         vec![]

@@ -10,7 +10,7 @@ use hwprof::measure::timer::Timer;
 use hwprof::measure::CounterPlan;
 use hwprof::placement::MemoryPolicy;
 use hwprof_workloads::{
-    Comparison, Experiment, MachineFacts, OpTimer, ThreadShape, Trial, Variant,
+    Comparison, Experiment, ExperimentInfo, MachineFacts, OpTimer, ThreadShape, Trial, Variant,
 };
 
 /// Worker 1 blocks for `stall` on its first batch; everyone else spins.
@@ -37,12 +37,20 @@ impl Trial for StallTrial {
     }
 }
 
+const INFO: ExperimentInfo = ExperimentInfo {
+    name: "stalling",
+    summary: "test: one worker stalls",
+    operation: "op",
+    thread_shape: ThreadShape::Threads { default: 2 },
+    records_latency: false,
+    sweeps_threads: false,
+    quick: None,
+    metrics: &[],
+};
+
 impl Experiment for Stalling {
-    fn name(&self) -> &'static str {
-        "stalling"
-    }
-    fn summary(&self) -> &'static str {
-        "test: one worker stalls"
+    fn info(&self) -> &'static ExperimentInfo {
+        &INFO
     }
     fn variants(&self, _machine: &MachineFacts) -> Result<Vec<Variant>, String> {
         Ok(vec![Variant::new("only", "")])
@@ -55,12 +63,6 @@ impl Experiment for Stalling {
             target: None,
             on: Default::default(),
         }
-    }
-    fn thread_shape(&self) -> ThreadShape {
-        ThreadShape::Threads { default: 2 }
-    }
-    fn op_name(&self) -> &'static str {
-        "op"
     }
     fn notes(&self) -> Vec<String> {
         vec![]
@@ -113,6 +115,25 @@ fn a_stuck_worker_fails_the_run_and_is_named() {
         msg.contains("worker 1") && msg.contains("no progress"),
         "{msg}"
     );
+}
+
+#[test]
+fn a_worker_that_never_returns_fails_the_run_without_ending_the_process() {
+    // The worker sleeps far longer than the test runs: before the runner's
+    // workers were owned threads, this ended the whole process (exit 1).
+    let err = run(
+        &Stalling {
+            stall: Duration::from_secs(3600),
+        },
+        Duration::from_millis(200),
+    )
+    .expect_err("the hung worker must fail the run");
+    let stuck = err
+        .downcast_ref::<hwprof::experiment::runner::StuckWorker>()
+        .expect("a typed StuckWorker error");
+    assert_eq!(stuck.worker, 1);
+    assert_eq!(stuck.still_running, 1, "{stuck}");
+    assert!(err.to_string().contains("left running"), "{err}");
 }
 
 #[test]

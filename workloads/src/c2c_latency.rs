@@ -8,7 +8,7 @@ use std::alloc::{alloc_zeroed, dealloc, Layout};
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use crate::experiment::{
-    Comparison, Experiment, MachineFacts, OpTimer, ThreadShape, Trial, Variant,
+    Comparison, Experiment, ExperimentInfo, MachineFacts, OpTimer, ThreadShape, Trial, Variant,
 };
 
 const ROUNDS_PER_BATCH: u64 = 500;
@@ -120,13 +120,20 @@ const VARIANTS: [Variant; 1] = [Variant::new(
     "compare-and-swap ping-pong on one cache line of a fresh page",
 )];
 
-impl Experiment for CoreToCore {
-    fn name(&self) -> &'static str {
-        "c2c"
-    }
+const INFO: ExperimentInfo = ExperimentInfo {
+    name: "c2c",
+    summary: "core-to-core cache-line transfer latency (CAS ping-pong) for every pair of CPUs, by pair class",
+    operation: "round-trip",
+    thread_shape: ThreadShape::AllPairs,
+    records_latency: true,
+    sweeps_threads: false,
+    quick: Some((0.05, 7)),
+    metrics: &[],
+};
 
-    fn summary(&self) -> &'static str {
-        "core-to-core cache-line transfer latency (CAS ping-pong) for every pair of CPUs, by pair class"
+impl Experiment for CoreToCore {
+    fn info(&self) -> &'static ExperimentInfo {
+        &INFO
     }
 
     fn variants(&self, _machine: &MachineFacts) -> Result<Vec<Variant>, String> {
@@ -146,22 +153,6 @@ impl Experiment for CoreToCore {
     fn comparisons(&self) -> Vec<Comparison> {
         // The result is the pair matrix (one-way latency per pair), not an A/B.
         vec![]
-    }
-
-    fn thread_shape(&self) -> ThreadShape {
-        ThreadShape::AllPairs
-    }
-
-    fn op_name(&self) -> &'static str {
-        "round-trip"
-    }
-
-    fn records_latency(&self) -> bool {
-        true
-    }
-
-    fn quick(&self) -> Option<(f64, usize)> {
-        Some((0.05, 7))
     }
 
     fn notes(&self) -> Vec<String> {

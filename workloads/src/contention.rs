@@ -12,7 +12,7 @@ use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
 
 use crate::experiment::{
-    Comparison, Experiment, MachineFacts, OpTimer, ThreadShape, Trial, Variant,
+    Comparison, Experiment, ExperimentInfo, MachineFacts, OpTimer, ThreadShape, Trial, Variant,
 };
 use crate::keys::{KeyDist, KeySampler};
 
@@ -256,13 +256,21 @@ impl Trial for ContentionTrial {
 
 pub struct Contention;
 
-impl Experiment for Contention {
-    fn name(&self) -> &'static str {
-        "contention"
-    }
+const INFO: ExperimentInfo = ExperimentInfo {
+    name: "contention",
+    summary: "DashMap hot tier under uniform, Zipf and celebrity keys at three read/write mixes, shard sweep, thread sweep",
+    operation: "op",
+    thread_shape: ThreadShape::Threads { default: 2 },
+    records_latency: true,
+    sweeps_threads: true,
+    // 21 variants x thread counts: keep --quick under a minute.
+    quick:     Some((0.06, 5)),
+    metrics: &[],
+};
 
-    fn summary(&self) -> &'static str {
-        "DashMap hot tier under uniform, Zipf and celebrity keys at three read/write mixes, shard sweep, thread sweep"
+impl Experiment for Contention {
+    fn info(&self) -> &'static ExperimentInfo {
+        &INFO
     }
 
     fn variants(&self, _machine: &MachineFacts) -> Result<Vec<Variant>, String> {
@@ -303,27 +311,6 @@ impl Experiment for Contention {
                 }
             })
             .collect()
-    }
-
-    fn thread_shape(&self) -> ThreadShape {
-        ThreadShape::Threads { default: 2 }
-    }
-
-    fn quick(&self) -> Option<(f64, usize)> {
-        // 21 variants x thread counts: keep --quick under a minute.
-        Some((0.06, 5))
-    }
-
-    fn sweeps_threads(&self) -> bool {
-        true
-    }
-
-    fn op_name(&self) -> &'static str {
-        "op"
-    }
-
-    fn records_latency(&self) -> bool {
-        true
     }
 
     fn notes(&self) -> Vec<String> {

@@ -177,45 +177,48 @@ pub trait Trial: Send + Sync {
     fn setup(&self, _worker: usize) {}
 }
 
-/// A differential experiment.
-pub trait Experiment: Sync {
+/// What an experiment is, fixed at compile time: one `const` per experiment,
+/// returned by [`Experiment::info`]. Everything the runner and the reports
+/// need to know before running anything.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct ExperimentInfo {
     /// CLI name, e.g. `false-sharing`.
-    fn name(&self) -> &'static str;
+    pub name: &'static str,
     /// One line: what it measures.
-    fn summary(&self) -> &'static str;
+    pub summary: &'static str,
+    /// What an operation is, for units ("increment", "lookup", …).
+    pub operation: &'static str,
+    /// How threads are placed.
+    pub thread_shape: ThreadShape,
+    /// Whether trials time single operations (per-operation latency percentiles).
+    pub records_latency: bool,
+    /// Sweep thread counts 1, 2, 4, … all hardware threads by default
+    /// (scalability experiments) instead of running one group.
+    pub sweeps_threads: bool,
+    /// `--quick` window and repetitions for this experiment, when the defaults
+    /// (0.15 s x 7) would take too long for its number of variants.
+    pub quick: Option<(f64, usize)>,
+    /// Abstract PMU metrics (hwprofiles/events/metrics.toml) this experiment
+    /// wants, e.g. `hitm_loads_per_kilo_load`. Machines that cannot provide one
+    /// report it unavailable with the reason.
+    pub metrics: &'static [&'static str],
+}
+
+/// A differential experiment: its static [`ExperimentInfo`] and its behaviour.
+/// Adding one = a module implementing this trait plus one line in
+/// [`crate::EXPERIMENTS`].
+pub trait Experiment: Sync {
+    /// The static metadata (a `const` in the experiment's module).
+    fn info(&self) -> &'static ExperimentInfo;
     /// Variants, run interleaved. They may depend on the machine (SIMD kernels,
     /// working sets sized from the caches, one per NUMA node); an experiment that
     /// cannot be planned for `machine` (cache sizes unknown, …) says why.
     fn variants(&self, machine: &MachineFacts) -> Result<Vec<Variant>, String>;
-    /// Whether trials time single operations (per-operation latency percentiles).
-    fn records_latency(&self) -> bool {
-        false
-    }
-    /// The headline comparison.
+    /// The headline comparison (it may depend on the CPU, e.g. the best SIMD kernel).
     fn comparison(&self) -> Comparison;
     /// Every comparison to report (the first is the headline). Default: the one above.
     fn comparisons(&self) -> Vec<Comparison> {
         vec![self.comparison()]
-    }
-    /// How threads are placed.
-    fn thread_shape(&self) -> ThreadShape;
-    /// `--quick` window and repetitions for this experiment, when the defaults
-    /// (0.15 s x 7) would take too long for its number of variants.
-    fn quick(&self) -> Option<(f64, usize)> {
-        None
-    }
-    /// Sweep thread counts 1, 2, 4, … all hardware threads by default (scalability
-    /// experiments) instead of running one group.
-    fn sweeps_threads(&self) -> bool {
-        false
-    }
-    /// What an operation is, for units ("increment", "lookup", …).
-    fn op_name(&self) -> &'static str;
-    /// Abstract PMU metrics (hwprofiles/events/metrics.toml) this experiment wants,
-    /// e.g. `hitm_loads_per_kilo_load`. Machines that cannot provide one report it
-    /// unavailable with the reason.
-    fn metrics(&self) -> &'static [&'static str] {
-        &[]
     }
     /// Facts about the implementation a reader needs to trust the number
     /// (layout, padding size, instruction used, …).
@@ -233,5 +236,33 @@ pub trait Experiment: Sync {
     /// cache sizes, the best prefetch distance, the NUMA penalty). Default: nothing.
     fn interpret(&self, _machine: &MachineFacts, _groups: &[GroupOutcome]) -> Findings {
         Findings::default()
+    }
+}
+
+/// Shorthands for the [`ExperimentInfo`] fields (set there, not overridden).
+impl<'a> dyn Experiment + 'a {
+    pub fn name(&self) -> &'static str {
+        self.info().name
+    }
+    pub fn summary(&self) -> &'static str {
+        self.info().summary
+    }
+    pub fn op_name(&self) -> &'static str {
+        self.info().operation
+    }
+    pub fn thread_shape(&self) -> ThreadShape {
+        self.info().thread_shape
+    }
+    pub fn records_latency(&self) -> bool {
+        self.info().records_latency
+    }
+    pub fn sweeps_threads(&self) -> bool {
+        self.info().sweeps_threads
+    }
+    pub fn quick(&self) -> Option<(f64, usize)> {
+        self.info().quick
+    }
+    pub fn metrics(&self) -> &'static [&'static str] {
+        self.info().metrics
     }
 }

@@ -17,7 +17,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use crossbeam_utils::CachePadded;
 
 use crate::experiment::{
-    Comparison, Experiment, MachineFacts, OpTimer, ThreadShape, Trial, Variant,
+    Comparison, Experiment, ExperimentInfo, MachineFacts, OpTimer, ThreadShape, Trial, Variant,
 };
 use crate::findings::{Chart, Curve, CurvePoint, Findings, GroupOutcome};
 
@@ -172,13 +172,20 @@ const VARIANTS: [Variant; 2] = [
     ),
 ];
 
-impl Experiment for FalseSharing {
-    fn name(&self) -> &'static str {
-        "false-sharing"
-    }
+const INFO: ExperimentInfo = ExperimentInfo {
+    name: "false-sharing",
+    summary: "threads increment their own counters, packed in one cache line vs padded apart",
+    operation: "increment",
+    thread_shape: ThreadShape::PairSweep,
+    records_latency: false,
+    sweeps_threads: false,
+    quick: None,
+    metrics: FALSE_SHARING_METRICS,
+};
 
-    fn summary(&self) -> &'static str {
-        "threads increment their own counters, packed in one cache line vs padded apart"
+impl Experiment for FalseSharing {
+    fn info(&self) -> &'static ExperimentInfo {
+        &INFO
     }
 
     fn variants(&self, _machine: &MachineFacts) -> Result<Vec<Variant>, String> {
@@ -189,20 +196,8 @@ impl Experiment for FalseSharing {
         Comparison::slowdown("packed", "padded")
     }
 
-    fn thread_shape(&self) -> ThreadShape {
-        ThreadShape::PairSweep
-    }
-
-    fn op_name(&self) -> &'static str {
-        "increment"
-    }
-
     fn interpret(&self, _machine: &MachineFacts, groups: &[GroupOutcome]) -> Findings {
         slowdown_by_class(groups, "packed", "padded")
-    }
-
-    fn metrics(&self) -> &'static [&'static str] {
-        FALSE_SHARING_METRICS
     }
 
     fn notes(&self) -> Vec<String> {

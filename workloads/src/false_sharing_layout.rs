@@ -14,7 +14,7 @@ use std::sync::atomic::AtomicU64;
 use crossbeam_utils::CachePadded;
 
 use crate::experiment::{
-    Comparison, Experiment, MachineFacts, OpTimer, ThreadShape, Trial, Variant,
+    Comparison, Experiment, ExperimentInfo, MachineFacts, OpTimer, ThreadShape, Trial, Variant,
 };
 use crate::false_sharing::increment_batch;
 
@@ -134,13 +134,20 @@ const VARIANTS: [Variant; 3] = [
     Variant::new("cache-padded", "each field in crossbeam_utils::CachePadded"),
 ];
 
-impl Experiment for FalseSharingLayout {
-    fn name(&self) -> &'static str {
-        "false-sharing-layout"
-    }
+const INFO: ExperimentInfo = ExperimentInfo {
+    name: "false-sharing-layout",
+    summary: "two threads update two fields of one struct: as written vs #[repr(align(64))] vs CachePadded",
+    operation: "field update",
+    thread_shape: ThreadShape::Pair,
+    records_latency: false,
+    sweeps_threads: false,
+    quick: None,
+    metrics: crate::false_sharing::FALSE_SHARING_METRICS,
+};
 
-    fn summary(&self) -> &'static str {
-        "two threads update two fields of one struct: as written vs #[repr(align(64))] vs CachePadded"
+impl Experiment for FalseSharingLayout {
+    fn info(&self) -> &'static ExperimentInfo {
+        &INFO
     }
 
     fn variants(&self, _machine: &MachineFacts) -> Result<Vec<Variant>, String> {
@@ -161,24 +168,12 @@ impl Experiment for FalseSharingLayout {
         ]
     }
 
-    fn thread_shape(&self) -> ThreadShape {
-        ThreadShape::Pair
-    }
-
     fn interpret(
         &self,
         _machine: &MachineFacts,
         groups: &[crate::findings::GroupOutcome],
     ) -> crate::findings::Findings {
         crate::false_sharing::slowdown_by_class(groups, "as-written", "align64")
-    }
-
-    fn op_name(&self) -> &'static str {
-        "field update"
-    }
-
-    fn metrics(&self) -> &'static [&'static str] {
-        crate::false_sharing::FALSE_SHARING_METRICS
     }
 
     fn notes(&self) -> Vec<String> {

@@ -1,11 +1,13 @@
 //! Workload kernels for hwprof.
 //!
-//! This crate holds *what runs on each pinned thread* and nothing else: no CLI,
-//! no printing, no measurement. The `hwprof` crate discovers the machine, places
-//! threads, opens counters, times the run, computes statistics and reports.
+//! This crate holds *what runs on each pinned thread* and each experiment's own
+//! reading of its results ([`Experiment::interpret`]: knees, best distances,
+//! node penalties — from the statistics hwprof hands it). No CLI, no printing,
+//! no counters or timers: the `hwprof` crate discovers the machine, places
+//! threads, measures, computes statistics and reports.
 //!
-//! Adding an experiment = one new module here implementing [`Experiment`], plus one
-//! line in [`registry`].
+//! Adding an experiment = one new module here implementing [`Experiment`]
+//! (with its `const INFO: ExperimentInfo`), plus one line in [`EXPERIMENTS`].
 
 pub mod c2c_latency;
 pub mod contention;
@@ -23,27 +25,45 @@ pub mod simd_similarity;
 pub mod tenants;
 
 pub use experiment::{
-    CompareOn, Comparison, Experiment, MachineFacts, NoTimer, OpTimer, SweepPoint, ThreadShape,
-    Trial, Variant, VariantMemory,
+    CompareOn, Comparison, Experiment, ExperimentInfo, MachineFacts, NoTimer, OpTimer, SweepPoint,
+    ThreadShape, Trial, Variant, VariantMemory,
 };
 
-/// Every experiment `hwprof run NAME` and `hwprof suite` know about, in suite order.
+/// Every experiment `hwprof run NAME` and `hwprof suite` know about, in suite
+/// order: one line each.
+pub static EXPERIMENTS: &[&dyn Experiment] = &[
+    &false_sharing::FalseSharing,
+    &false_sharing_layout::FalseSharingLayout,
+    &c2c_latency::CoreToCore,
+    &prefetch::Prefetch,
+    &numa::Numa,
+    &simd_similarity::SimdSimilarity,
+    &contention::Contention,
+    &scaling::Scaling,
+    &tenants::Tenants,
+];
+
+/// [`EXPERIMENTS`], as a function for callers that iterate it.
 pub fn registry() -> &'static [&'static dyn Experiment] {
-    static REGISTRY: [&dyn Experiment; 9] = [
-        &false_sharing::FalseSharing,
-        &false_sharing_layout::FalseSharingLayout,
-        &c2c_latency::CoreToCore,
-        &prefetch::Prefetch,
-        &numa::Numa,
-        &simd_similarity::SimdSimilarity,
-        &contention::Contention,
-        &scaling::Scaling,
-        &tenants::Tenants,
-    ];
-    &REGISTRY
+    EXPERIMENTS
 }
 
 /// Look an experiment up by its CLI name.
 pub fn find(name: &str) -> Option<&'static dyn Experiment> {
     registry().iter().copied().find(|e| e.name() == name)
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn registry_names_are_unique_and_found() {
+        let mut names: Vec<&str> = super::EXPERIMENTS.iter().map(|e| e.name()).collect();
+        for n in &names {
+            assert_eq!(super::find(n).map(|e| e.name()), Some(*n));
+            assert!(!super::find(n).unwrap().summary().is_empty(), "{n}");
+        }
+        names.sort_unstable();
+        names.dedup();
+        assert_eq!(names.len(), super::EXPERIMENTS.len(), "duplicate names");
+    }
 }

@@ -18,8 +18,8 @@ use std::sync::atomic::{AtomicPtr, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
 use crate::experiment::{
-    Comparison, Experiment, MachineFacts, OpTimer, SweepPoint, ThreadShape, Trial, Variant,
-    VariantMemory,
+    Comparison, Experiment, ExperimentInfo, MachineFacts, OpTimer, SweepPoint, ThreadShape, Trial,
+    Variant, VariantMemory,
 };
 use crate::findings::{format_bytes, Estimate, Findings, GroupOutcome, Matrix};
 
@@ -308,13 +308,20 @@ const PLACEMENT: [(&str, &str); 3] = [
     ),
 ];
 
-impl Experiment for Numa {
-    fn name(&self) -> &'static str {
-        "numa"
-    }
+const INFO: ExperimentInfo = ExperimentInfo {
+    name: "numa",
+    summary: "latency and read/write/copy bandwidth per CPU node x memory node, and first-touch vs serial-init vs interleaved pages for a multi-threaded scan",
+    operation: "access (latency-*) or byte moved (read/write/copy/scan-*: ops/s = bytes/s)",
+    thread_shape: ThreadShape::PerNode,
+    records_latency: false,
+    sweeps_threads: false,
+    quick: Some((0.1, 5)),
+    metrics: &["remote_dram_share", "llc_misses_per_kilo_load"],
+};
 
-    fn summary(&self) -> &'static str {
-        "latency and read/write/copy bandwidth per CPU node x memory node, and first-touch vs serial-init vs interleaved pages for a multi-threaded scan"
+impl Experiment for Numa {
+    fn info(&self) -> &'static ExperimentInfo {
+        &INFO
     }
 
     fn variants(&self, m: &MachineFacts) -> Result<Vec<Variant>, String> {
@@ -383,22 +390,6 @@ impl Experiment for Numa {
     fn comparison(&self) -> Comparison {
         // Node 0 is everywhere; remote columns are read by `interpret`.
         Comparison::slowdown("write-node0", "read-node0")
-    }
-
-    fn thread_shape(&self) -> ThreadShape {
-        ThreadShape::PerNode
-    }
-
-    fn quick(&self) -> Option<(f64, usize)> {
-        Some((0.1, 5))
-    }
-
-    fn op_name(&self) -> &'static str {
-        "access (latency-*) or byte moved (read/write/copy/scan-*: ops/s = bytes/s)"
-    }
-
-    fn metrics(&self) -> &'static [&'static str] {
-        &["remote_dram_share", "llc_misses_per_kilo_load"]
     }
 
     fn notes(&self) -> Vec<String> {

@@ -23,7 +23,7 @@ use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
 
 use crate::experiment::{
-    Comparison, Experiment, MachineFacts, OpTimer, ThreadShape, Trial, Variant,
+    Comparison, Experiment, ExperimentInfo, MachineFacts, OpTimer, ThreadShape, Trial, Variant,
 };
 use crate::findings::{format_bytes, Chart, Curve, CurvePoint, Estimate, Findings, GroupOutcome};
 use crate::simd::Kernel;
@@ -400,13 +400,28 @@ impl Prefetch {
     }
 }
 
-impl Experiment for Prefetch {
-    fn name(&self) -> &'static str {
-        "prefetch"
-    }
+const INFO: ExperimentInfo = ExperimentInfo {
+    name: "prefetch",
+    summary: "pointer-chase latency staircase (seq/stride/random) against the cache sizes, and the software-prefetch distance sweep on a random list and an HNSW-like 768-d neighbour scan",
+    operation: "access",
+    thread_shape: ThreadShape::Threads { default: 1 },
+    records_latency: false,
+    sweeps_threads: false,
+    // ~100 variants: short windows, enough repetitions for a CI.
+    quick:     Some((0.03, 5)),
+    metrics: &[
+            "prefetch_coverage",
+            "prefetch_accuracy",
+            "late_sw_prefetch_share",
+            "l1d_miss_rate",
+            "l2_miss_rate",
+            "dtlb_misses_per_kilo_load",
+        ],
+};
 
-    fn summary(&self) -> &'static str {
-        "pointer-chase latency staircase (seq/stride/random) against the cache sizes, and the software-prefetch distance sweep on a random list and an HNSW-like 768-d neighbour scan"
+impl Experiment for Prefetch {
+    fn info(&self) -> &'static ExperimentInfo {
+        &INFO
     }
 
     fn variants(&self, m: &MachineFacts) -> Result<Vec<Variant>, String> {
@@ -466,30 +481,6 @@ impl Experiment for Prefetch {
         // Headline: 8 ahead on the list.
         v.swap(0, 3);
         v
-    }
-
-    fn thread_shape(&self) -> ThreadShape {
-        ThreadShape::Threads { default: 1 }
-    }
-
-    fn quick(&self) -> Option<(f64, usize)> {
-        // ~100 variants: short windows, enough repetitions for a CI.
-        Some((0.03, 5))
-    }
-
-    fn op_name(&self) -> &'static str {
-        "access"
-    }
-
-    fn metrics(&self) -> &'static [&'static str] {
-        &[
-            "prefetch_coverage",
-            "prefetch_accuracy",
-            "late_sw_prefetch_share",
-            "l1d_miss_rate",
-            "l2_miss_rate",
-            "dtlb_misses_per_kilo_load",
-        ]
     }
 
     fn notes(&self) -> Vec<String> {

@@ -9,7 +9,7 @@ use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
 
 use crate::experiment::{
-    Comparison, Experiment, MachineFacts, OpTimer, ThreadShape, Trial, Variant,
+    Comparison, Experiment, ExperimentInfo, MachineFacts, OpTimer, ThreadShape, Trial, Variant,
 };
 use crate::memstore::{MemStore, SpaceId, StoreConfig};
 
@@ -79,13 +79,20 @@ impl Trial for ScalingTrial {
 
 pub struct Scaling;
 
-impl Experiment for Scaling {
-    fn name(&self) -> &'static str {
-        "scaling"
-    }
+const INFO: ExperimentInfo = ExperimentInfo {
+    name: "scaling",
+    summary: "memstore throughput vs threads (read-heavy, mixed, write-heavy; compact and scatter) with a USL fit",
+    operation: "op",
+    thread_shape: ThreadShape::Threads { default: 1 },
+    records_latency: true,
+    sweeps_threads: true,
+    quick: None,
+    metrics: &[],
+};
 
-    fn summary(&self) -> &'static str {
-        "memstore throughput vs threads (read-heavy, mixed, write-heavy; compact and scatter) with a USL fit"
+impl Experiment for Scaling {
+    fn info(&self) -> &'static ExperimentInfo {
+        &INFO
     }
 
     fn variants(&self, _machine: &MachineFacts) -> Result<Vec<Variant>, String> {
@@ -97,22 +104,6 @@ impl Experiment for Scaling {
 
     fn comparison(&self) -> Comparison {
         Comparison::slowdown("write-heavy", "read-heavy")
-    }
-
-    fn thread_shape(&self) -> ThreadShape {
-        ThreadShape::Threads { default: 1 }
-    }
-
-    fn sweeps_threads(&self) -> bool {
-        true
-    }
-
-    fn op_name(&self) -> &'static str {
-        "op"
-    }
-
-    fn records_latency(&self) -> bool {
-        true
     }
 
     fn notes(&self) -> Vec<String> {

@@ -5,7 +5,7 @@
 use std::hint::black_box;
 
 use crate::experiment::{
-    Comparison, Experiment, MachineFacts, OpTimer, ThreadShape, Trial, Variant,
+    Comparison, Experiment, ExperimentInfo, MachineFacts, OpTimer, ThreadShape, Trial, Variant,
 };
 use crate::simd::Kernel;
 
@@ -132,13 +132,20 @@ fn vectors(seed: u64) -> Vec<f32> {
 
 pub struct SimdSimilarity;
 
-impl Experiment for SimdSimilarity {
-    fn name(&self) -> &'static str {
-        "simd"
-    }
+const INFO: ExperimentInfo = ExperimentInfo {
+    name: "simd",
+    summary: "768-d f32 dot product and cosine similarity: scalar reference vs every SIMD kernel this CPU runs",
+    operation: "call",
+    thread_shape: ThreadShape::Threads { default: 1 },
+    records_latency: true,
+    sweeps_threads: false,
+    quick: None,
+    metrics: &[],
+};
 
-    fn summary(&self) -> &'static str {
-        "768-d f32 dot product and cosine similarity: scalar reference vs every SIMD kernel this CPU runs"
+impl Experiment for SimdSimilarity {
+    fn info(&self) -> &'static ExperimentInfo {
+        &INFO
     }
 
     fn variants(&self, _machine: &MachineFacts) -> Result<Vec<Variant>, String> {
@@ -151,18 +158,6 @@ impl Experiment for SimdSimilarity {
 
     fn comparison(&self) -> Comparison {
         Comparison::slowdown("scalar-cosine", cosine_name(Kernel::dispatch().0))
-    }
-
-    fn thread_shape(&self) -> ThreadShape {
-        ThreadShape::Threads { default: 1 }
-    }
-
-    fn op_name(&self) -> &'static str {
-        "call"
-    }
-
-    fn records_latency(&self) -> bool {
-        true
     }
 
     fn notes(&self) -> Vec<String> {

@@ -12,7 +12,8 @@ use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
 
 use crate::experiment::{
-    CompareOn, Comparison, Experiment, MachineFacts, OpTimer, ThreadShape, Trial, Variant,
+    CompareOn, Comparison, Experiment, ExperimentInfo, MachineFacts, OpTimer, ThreadShape, Trial,
+    Variant,
 };
 use crate::memstore::{MemStore, SpaceId, StoreConfig};
 
@@ -134,13 +135,20 @@ const VARIANTS: [(&str, &str); 3] = [
     ("balanced-10", "ten spaces at equal load, closed loop"),
 ];
 
-impl Experiment for Tenants {
-    fn name(&self) -> &'static str {
-        "tenants"
-    }
+const INFO: ExperimentInfo = ExperimentInfo {
+    name: "tenants",
+    summary: "memory-space isolation on the memstore: noisy neighbour (B's p99 with A at 10x load vs alone) and ten balanced spaces",
+    operation: "op",
+    thread_shape: ThreadShape::Threads { default: 2 },
+    records_latency: true,
+    sweeps_threads: false,
+    quick: None,
+    metrics: &[],
+};
 
-    fn summary(&self) -> &'static str {
-        "memory-space isolation on the memstore: noisy neighbour (B's p99 with A at 10x load vs alone) and ten balanced spaces"
+impl Experiment for Tenants {
+    fn info(&self) -> &'static ExperimentInfo {
+        &INFO
     }
 
     fn variants(&self, _machine: &MachineFacts) -> Result<Vec<Variant>, String> {
@@ -159,18 +167,6 @@ impl Experiment for Tenants {
             target: Some(1.0 / 1.01),
             on: CompareOn::LatencyP99,
         }
-    }
-
-    fn thread_shape(&self) -> ThreadShape {
-        ThreadShape::Threads { default: 2 }
-    }
-
-    fn op_name(&self) -> &'static str {
-        "op"
-    }
-
-    fn records_latency(&self) -> bool {
-        true
     }
 
     fn notes(&self) -> Vec<String> {

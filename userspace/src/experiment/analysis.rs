@@ -3,14 +3,20 @@
 
 use std::collections::BTreeMap;
 
-use hwprof_workloads::{CompareOn, Experiment, Variant};
+use hwprof_workloads::{CompareOn, Experiment, ThreadShape, Variant};
 
+use super::execute::Executed;
+use super::plan::RunPlan;
 use super::runner::TrialResult;
 use crate::capabilities::Capabilities;
 use crate::events::Selection;
+use crate::machine::MachineProfile;
+use crate::measure::timer::TimerKind;
 use crate::measure::Source;
 use crate::placement::Group;
+use crate::report::schema::Warning;
 pub use crate::report::schema::{ComparisonResult, GroupResult, Metric, VariantResult};
+use crate::report::{ExperimentInfo, Measurement, Report};
 use crate::stats::{ab_verdict, ratio_of_medians_ci, target_verdict_on, Summary};
 
 impl Metric {
@@ -231,6 +237,109 @@ fn variant_metrics(
         );
     }
     m
+}
+
+/// Stage 3, analyse: the executed trials into the report — per-group
+/// statistics and verdicts, scaling fits, the pair matrix and the experiment's
+/// own findings. Writes nothing; plots are drawn at the edge (report::plots).
+pub fn analyse(
+    plan: &RunPlan,
+    machine: &MachineProfile,
+    binding: String,
+    executed: Executed,
+    command: Vec<String>,
+) -> Report {
+    let exp = plan.experiment;
+    let tsc_hz = (machine.timer.kind == TimerKind::Tsc).then_some(machine.timer.ticks_per_second);
+    let mut warnings = Vec::new();
+    let groups: Vec<GroupResult> = executed
+        .groups
+        .into_iter()
+        .map(|g| {
+            let r = analyse_group(
+                exp,
+                &plan.variants,
+                &g.group,
+                g.trials,
+                &machine.capabilities,
+                tsc_hz,
+                &plan.selection,
+            );
+            if r.off_cpu_samples > 0 {
+                warnings.push(Warning::PinningDidNotHold {
+                    group: r.label.clone(),
+                    times: r.off_cpu_samples,
+                });
+            }
+            r
+        })
+        .collect();
+    warnings.extend(executed.warnings);
+    let scaling = if exp.sweeps_threads() {
+        super::scaling::analyse(&groups)
+    } else {
+        vec![]
+    };
+    let pair_matrix = if exp.thread_shape() == ThreadShape::AllPairs {
+        super::c2c_matrix::analyse(&groups)
+    } else {
+        None
+    };
+    if let Some(m) = &pair_matrix {
+        warnings.extend(m.warnings.iter().cloned().map(Warning::Experiment));
+    }
+    let found = exp.interpret(
+        &plan.facts,
+        &super::findings::outcomes(&groups, &machine.topology),
+    );
+    warnings.extend(found.warnings.iter().cloned().map(Warning::Experiment));
+    let cmp = exp.comparison();
+    let counters = plan.counters.clone();
+    Report {
+        schema_version: crate::report::SCHEMA_VERSION,
+        experiment: ExperimentInfo {
+            name: exp.name().into(),
+            summary: exp.summary().into(),
+            operation: exp.op_name().into(),
+            variants: plan
+                .variants
+                .iter()
+                .map(|v| (v.name.to_string(), v.description.to_string()))
+                .collect(),
+            treatment: cmp.treatment.into(),
+            baseline: cmp.baseline.into(),
+            effect: cmp.effect.into(),
+            notes: exp.notes(),
+        },
+        command,
+        started_at: executed.started_at,
+        finished_at: executed.finished_at,
+        interrupted: executed.interrupted,
+        settings: plan.settings.clone(),
+        measurement: Measurement {
+            fallback: counters.describe(),
+            multiplexed: crate::events::schedule::multiplexed(&counters.groups()),
+            counter_groups: counters
+                .groups()
+                .iter()
+                .map(|g| g.iter().map(|e| e.label.clone()).collect())
+                .collect(),
+            events: plan.selection.clone(),
+            counters,
+            lost: machine.capabilities.lost.iter().map(|l| l.line()).collect(),
+            binding,
+            memory: plan.memory.clone(),
+        },
+        placement: plan.placement.clone(),
+        groups,
+        probes: executed.probes,
+        scaling,
+        pair_matrix,
+        findings: (!found.is_empty()).then_some(found),
+        plots: vec![],
+        warnings,
+        machine: machine.clone(),
+    }
 }
 
 /// Analyse the trials of one placement group.

@@ -1,11 +1,9 @@
 //! The bridge between the runner's results and an experiment's own reading of
 //! them ([`hwprof_workloads::Experiment::interpret`]): what the experiment may know
 //! of the machine, the per-group outcomes it reads, the memory each variant asks
-//! for, and the plots of its charts and matrices.
+//! for. (Its charts and matrices are drawn at the edge, report::plots.)
 
-use std::path::Path;
-
-use hwprof_workloads::findings::{Estimate, Findings, GroupOutcome, RatioOutcome, VariantOutcome};
+use hwprof_workloads::findings::{Estimate, GroupOutcome, RatioOutcome, VariantOutcome};
 use hwprof_workloads::{MachineFacts, Variant, VariantMemory};
 
 use super::analysis::GroupResult;
@@ -97,32 +95,6 @@ pub fn outcomes(groups: &[GroupResult], topo: &Topology) -> Vec<GroupOutcome> {
             }
         })
         .collect()
-}
-
-/// One plot per chart and per matrix, SVG and PNG; file names into the report.
-pub fn write_plots(
-    findings: &Findings,
-    dir: &Path,
-    files: &mut Vec<String>,
-    warnings: &mut Vec<String>,
-) -> anyhow::Result<()> {
-    use crate::output::is_write_error;
-    use crate::report::plots;
-    for c in &findings.charts {
-        match plots::chart(dir, c) {
-            Ok(names) => files.extend(names),
-            Err(e) if is_write_error(&e) => return Err(e),
-            Err(e) => warnings.push(format!("plot {} not written: {e}", c.id)),
-        }
-    }
-    for m in &findings.matrices {
-        match plots::matrix(dir, m) {
-            Ok(names) => files.extend(names),
-            Err(e) if is_write_error(&e) => return Err(e),
-            Err(e) => warnings.push(format!("plot {} not written: {e}", m.id)),
-        }
-    }
-    Ok(())
 }
 
 #[cfg(test)]

@@ -2,8 +2,18 @@
 
 use std::fmt::Write as _;
 
+use super::schema::SuiteReport;
 use super::table::{machine_line, metric_cell};
 use super::Report;
+
+impl super::export::Exporter<Report> for super::export::Markdown {
+    fn file_name(&self) -> Option<&'static str> {
+        Some(self.0)
+    }
+    fn render(&self, r: &Report) -> String {
+        render(r)
+    }
+}
 
 pub fn render(r: &Report) -> String {
     let mut s = String::new();
@@ -162,6 +172,18 @@ pub fn render(r: &Report) -> String {
             }
         }
     }
+    if let Some(m) = &r.pair_matrix {
+        let _ = writeln!(s, "\n## Pairs (timer)\n");
+        for l in super::text::pair_lines(m) {
+            let _ = writeln!(s, "- {l}");
+        }
+    }
+    if let Some(p) = &r.probes {
+        let _ = writeln!(s, "\n## Probes\n");
+        for l in super::text::probe_lines(p) {
+            let _ = writeln!(s, "- {l}");
+        }
+    }
     // SVG inline; the PNG twins are for pasting elsewhere.
     for p in &r.plots {
         if p.ends_with(".png") {
@@ -181,4 +203,44 @@ pub fn render(r: &Report) -> String {
         let _ = writeln!(s, "\n> warning: {w}");
     }
     s
+}
+
+impl super::export::Exporter<SuiteReport> for super::export::Markdown {
+    fn file_name(&self) -> Option<&'static str> {
+        Some(self.0)
+    }
+    fn render(&self, s: &SuiteReport) -> String {
+        suite(s)
+    }
+}
+
+/// The suite's summary (suite.md).
+pub fn suite(s: &SuiteReport) -> String {
+    let mut m = String::new();
+    let _ = writeln!(
+        m,
+        "# hwprof suite{}\n",
+        if s.quick { " (quick)" } else { "" }
+    );
+    if let Some(p) = &s.machine {
+        let _ = writeln!(m, "Machine: {}\n", machine_line(p));
+    }
+    let _ = writeln!(m, "| experiment | status | time | verdicts |");
+    let _ = writeln!(m, "|---|---|---|---|");
+    for e in &s.experiments {
+        let v: Vec<String> = e
+            .verdicts
+            .iter()
+            .map(|(g, t)| format!("{g}: {t}"))
+            .collect();
+        let _ = writeln!(
+            m,
+            "| {} | {} | {:.1} s | {} |",
+            e.experiment,
+            e.status,
+            e.seconds,
+            v.join("<br>")
+        );
+    }
+    m
 }

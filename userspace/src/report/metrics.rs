@@ -2,6 +2,7 @@
 //! `run` and `suite`): one sample per comparison of every group.
 
 use crate::metrics::verdicts::VerdictSample;
+use crate::stats::verdict::Outcome;
 
 use super::Report;
 
@@ -21,9 +22,9 @@ pub fn verdict_samples(r: &Report, machine: &str) -> Vec<VerdictSample> {
                 ci_low: c.ci95.lo,
                 ci_high: c.ci95.hi,
                 conclusive: c.verdict.conclusive,
-                target_met: c.target.map(|_| match c.verdict.outcome.as_str() {
-                    "meets-target" => Some(true),
-                    "misses-target" => Some(false),
+                target_met: c.target.map(|_| match c.verdict.outcome {
+                    Outcome::MeetsTarget => Some(true),
+                    Outcome::MissesTarget => Some(false),
                     _ => None,
                 }),
                 at_s,

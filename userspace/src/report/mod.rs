@@ -1,7 +1,10 @@
-//! The experiment report (schema in docs/report-schema.md) and its formats, one
-//! file per format: `json`, `markdown`, `table` (terminal). `output` writes files
+//! The documents hwprof writes (schema in docs/report-schema.md) and their
+//! formats, one file per format behind one [`export::Exporter`] trait: `json`,
+//! `markdown`, `table` (terminal), `html`, `plots`. `output` writes files
 //! atomically and, under sudo, hands them to the invoking user.
 
+pub mod export;
+pub mod html;
 pub mod json;
 pub mod markdown;
 pub mod metrics;
@@ -85,6 +88,6 @@ pub struct Report {
     pub findings: Option<hwprof_workloads::findings::Findings>,
     /// Plot files written next to report.json.
     pub plots: Vec<String>,
-    pub warnings: Vec<String>,
+    pub warnings: Vec<schema::Warning>,
     pub machine: MachineProfile,
 }

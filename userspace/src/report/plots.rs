@@ -10,6 +10,10 @@ use plotters::prelude::*;
 
 use hwprof_workloads::findings::{Chart, Matrix};
 
+use super::schema::{GroupResult, ScalingSeries, Warning};
+use super::Report;
+use crate::output::is_write_error;
+
 /// Text is laid out with an embedded DejaVu Sans (ab_glyph), so plots look the
 /// same on every machine and need no fontconfig or system fonts.
 fn ensure_font() {
@@ -536,6 +540,163 @@ fn file_names(paths: &[PathBuf]) -> Vec<String> {
         .iter()
         .filter_map(|p| p.file_name().map(|f| f.to_string_lossy().into_owned()))
         .collect()
+}
+
+/// Every plot of an experiment's report into `dir` (SVG and PNG each): the
+/// scaling curves, latency per group, the pair heatmap and the experiment's own
+/// charts and matrices. The file names go into `r.plots`; a plot that cannot
+/// be drawn is a warning, a file that cannot be written fails.
+pub fn for_report(r: &mut Report, dir: &Path) -> anyhow::Result<()> {
+    let name = r.experiment.name.clone();
+    let mut warnings = Vec::new();
+    // Pair-by-pair runs have one group per pair: the heatmap is their plot.
+    let latency_groups: &[GroupResult] = if r.pair_matrix.is_some() {
+        &[]
+    } else {
+        &r.groups
+    };
+    let mut files = standard_plots(&name, dir, latency_groups, &r.scaling, &mut warnings)?;
+    if let Some(m) = &r.pair_matrix {
+        match heatmap(
+            &dir.join("c2c-heatmap.svg"),
+            &format!("hwprof {name}: one-way cache-line transfer latency (ns)"),
+            &m.pairs
+                .iter()
+                .map(|p| (p.cpus.0, p.cpus.1, p.one_way_ns))
+                .collect::<Vec<_>>(),
+        ) {
+            Ok(_) => files.extend(["c2c-heatmap.svg".into(), "c2c-heatmap.png".into()]),
+            Err(e) if is_write_error(&e) => return Err(e),
+            Err(e) => warnings.push(Warning::PlotNotWritten {
+                plot: String::new(),
+                reason: e.to_string(),
+            }),
+        }
+    }
+    if let Some(found) = &r.findings {
+        for c in &found.charts {
+            match chart(dir, c) {
+                Ok(names) => files.extend(names),
+                Err(e) if is_write_error(&e) => return Err(e),
+                Err(e) => warnings.push(Warning::PlotNotWritten {
+                    plot: c.id.clone(),
+                    reason: e.to_string(),
+                }),
+            }
+        }
+        for m in &found.matrices {
+            match matrix(dir, m) {
+                Ok(names) => files.extend(names),
+                Err(e) if is_write_error(&e) => return Err(e),
+                Err(e) => warnings.push(Warning::PlotNotWritten {
+                    plot: m.id.clone(),
+                    reason: e.to_string(),
+                }),
+            }
+        }
+    }
+    r.plots = files;
+    r.warnings.extend(warnings);
+    Ok(())
+}
+
+/// SVG plots for the report: scaling curves with the USL fit (thread sweeps) and
+/// latency percentiles per group (experiments that time operations).
+fn standard_plots(
+    name: &str,
+    dir: &std::path::Path,
+    groups: &[GroupResult],
+    scaling: &[ScalingSeries],
+    warnings: &mut Vec<Warning>,
+) -> anyhow::Result<Vec<String>> {
+    let mut files = Vec::new();
+    // A file that cannot be written fails the run; a plot that cannot be drawn
+    // is a warning.
+    let mut fatal: Option<anyhow::Error> = None;
+    let mut keep = |r: anyhow::Result<Vec<std::path::PathBuf>>| match r {
+        Ok(paths) => files.extend(
+            paths
+                .iter()
+                .filter_map(|p| p.file_name())
+                .map(|f| f.to_string_lossy().into_owned()),
+        ),
+        Err(e) if is_write_error(&e) => {
+            fatal.get_or_insert(e);
+        }
+        Err(e) => warnings.push(Warning::PlotNotWritten {
+            plot: String::new(),
+            reason: e.to_string(),
+        }),
+    };
+    if !scaling.is_empty() {
+        // A readable chart holds a handful of series: the first six (by variant order).
+        const MAX_SERIES: usize = 6;
+        let title = if scaling.len() > MAX_SERIES {
+            format!("hwprof {name}: throughput vs threads, USL fit (first {MAX_SERIES} of {} series; all in report.json)", scaling.len())
+        } else {
+            format!("hwprof {name}: throughput vs threads, USL fit")
+        };
+        let series: Vec<Series> = scaling
+            .iter()
+            .take(MAX_SERIES)
+            .map(|s| Series {
+                name: format!("{} ({})", s.variant, s.policy),
+                points: s
+                    .points
+                    .iter()
+                    .map(|p| (p.threads as f64, p.ops_per_sec))
+                    .collect(),
+                fitted: s
+                    .predicted
+                    .iter()
+                    .copied()
+                    .take_while(|p| p.0 <= (4 * s.measured_max_threads).max(8) as f64)
+                    .collect(),
+            })
+            .collect();
+        keep(self::scaling(&dir.join("scaling.svg"), &title, &series));
+    }
+    for g in groups {
+        let lat: Vec<(String, f64, f64, f64)> = g
+            .variants
+            .iter()
+            .filter_map(|v| {
+                let m = |k: &str| {
+                    v.metrics
+                        .get(k)
+                        .and_then(|m| m.summary.as_ref())
+                        .map(|s| s.median)
+                };
+                Some((
+                    v.name.clone(),
+                    m("latency_p50_ns")?,
+                    m("latency_p99_ns")?,
+                    m("latency_p999_ns")?,
+                ))
+            })
+            .collect();
+        if !lat.is_empty() {
+            let slug: String = g
+                .label
+                .chars()
+                .map(|c| if c.is_ascii_alphanumeric() { c } else { '-' })
+                .collect::<String>()
+                .split('-')
+                .filter(|s| !s.is_empty())
+                .collect::<Vec<_>>()
+                .join("-");
+            let file = format!("latency-{slug}.svg");
+            keep(latency(
+                &dir.join(file),
+                &format!("hwprof {name} ({}): latency per operation", g.label),
+                &lat,
+            ));
+        }
+    }
+    match fatal {
+        Some(e) => Err(e),
+        None => Ok(files),
+    }
 }
 
 #[cfg(test)]

@@ -163,3 +163,116 @@ pub struct PairMatrix {
     pub verdict: String,
     pub source: String,
 }
+
+/// Something the reader of a report must know to trust it, typed by where it
+/// comes from; reports serialise it as its sentence (the schema's string list).
+#[derive(Debug, Clone, PartialEq)]
+pub enum Warning {
+    /// Workers were seen off their planned CPUs.
+    PinningDidNotHold { group: String, times: u64 },
+    /// `--probes` asked for, none could start (the reason names the remedy).
+    ProbesUnavailable(String),
+    /// Running in a guest: the topology is the hypervisor's.
+    VirtualMachine(String),
+    /// A plot could not be drawn (a file that cannot be written fails the run instead).
+    PlotNotWritten { plot: String, reason: String },
+    /// The experiment's own reading of its results (contradictions, sizing, …).
+    Experiment(String),
+}
+
+impl std::fmt::Display for Warning {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Warning::PinningDidNotHold { group, times } => write!(
+                f,
+                "{group}: workers were seen off their planned CPUs {times} time(s): pinning did not hold"
+            ),
+            Warning::ProbesUnavailable(why) => write!(f, "--probes unavailable: {why}"),
+            Warning::VirtualMachine(hypervisor) => write!(
+                f,
+                "{hypervisor} guest: the topology is the one the hypervisor declares; vCPUs may share or \
+                 change physical cores without notice, so pair classes describe the guest's view"
+            ),
+            Warning::PlotNotWritten { plot, reason } if plot.is_empty() => {
+                write!(f, "plot not written: {reason}")
+            }
+            Warning::PlotNotWritten { plot, reason } => {
+                write!(f, "plot {plot} not written: {reason}")
+            }
+            Warning::Experiment(text) => f.write_str(text),
+        }
+    }
+}
+
+impl Serialize for Warning {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
+}
+
+/// How one experiment of a suite ended. Serialised as `ok`, `interrupted`,
+/// `failed: REASON` or `not run: REASON` (the suite schema's string).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum EntryStatus {
+    Ok,
+    Interrupted,
+    Failed(String),
+    /// Not started: an earlier experiment left a worker thread running, which
+    /// would disturb every later measurement.
+    NotRun(String),
+}
+
+impl EntryStatus {
+    pub fn is_ok(&self) -> bool {
+        *self == EntryStatus::Ok
+    }
+    pub fn is_failed(&self) -> bool {
+        matches!(self, EntryStatus::Failed(_) | EntryStatus::NotRun(_))
+    }
+}
+
+impl std::fmt::Display for EntryStatus {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            EntryStatus::Ok => f.write_str("ok"),
+            EntryStatus::Interrupted => f.write_str("interrupted"),
+            EntryStatus::Failed(why) => write!(f, "failed: {why}"),
+            EntryStatus::NotRun(why) => write!(f, "not run: {why}"),
+        }
+    }
+}
+
+impl Serialize for EntryStatus {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
+}
+
+/// One experiment of `hwprof suite`.
+#[derive(Debug, Clone, Serialize)]
+pub struct SuiteEntry {
+    pub experiment: String,
+    pub summary: String,
+    pub status: EntryStatus,
+    pub seconds: f64,
+    /// Every comparison's verdict, per placement group: (group, text); then the
+    /// experiment's own findings as ("finding", text).
+    pub verdicts: Vec<(String, String)>,
+    /// What the reader must know to trust them (VM, single NUMA node, …).
+    pub warnings: Vec<Warning>,
+    /// Paths relative to the suite directory.
+    pub report: Option<String>,
+    pub plots: Vec<String>,
+}
+
+/// `hwprof suite`'s combined report (suite.json).
+#[derive(Debug, Clone, Serialize)]
+pub struct SuiteReport {
+    pub schema_version: u32,
+    pub kind: String,
+    pub quick: bool,
+    pub started_at: String,
+    pub seconds: f64,
+    pub experiments: Vec<SuiteEntry>,
+    pub machine: Option<crate::machine::MachineProfile>,
+}

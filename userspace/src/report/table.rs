@@ -36,6 +36,15 @@ pub fn metric_cell(m: &Metric) -> String {
     }
 }
 
+impl super::export::Exporter<Report> for super::export::Table {
+    fn file_name(&self) -> Option<&'static str> {
+        None
+    }
+    fn render(&self, r: &Report) -> String {
+        render(r)
+    }
+}
+
 pub fn render(r: &Report) -> String {
     let mut s = String::new();
     let m = &r.machine;
@@ -93,19 +102,9 @@ pub fn render(r: &Report) -> String {
     }
     if let Some(m) = &r.pair_matrix {
         let _ = writeln!(s, "\npairs [timer]:");
-        for p in &m.pairs {
-            let _ = writeln!(
-                s,
-                "  CPUs {}-{} ({}): {:.1} ns one way [{:.1}–{:.1}]",
-                p.cpus.0,
-                p.cpus.1,
-                p.class.map_or("unclassified", |c| c.name()),
-                p.one_way_ns,
-                p.ci95.lo,
-                p.ci95.hi
-            );
+        for l in super::text::pair_lines(m) {
+            let _ = writeln!(s, "  {l}");
         }
-        let _ = writeln!(s, "  verdict: {}", m.verdict);
     }
     if let Some(f) = &r.findings {
         for v in &f.verdict {
@@ -152,31 +151,9 @@ pub fn render(r: &Report) -> String {
         let _ = writeln!(s, "plots: {}", r.plots.join(", "));
     }
     if let Some(p) = &r.probes {
-        if let Some(sc) = &p.sched {
-            let _ = writeln!(
-                s,
-                "\nsched (probe, experiment threads only: {}): {} migrations ({}), off-CPU {:.1} ms, on-CPU {:.1} ms, run-queue p99 <= {} ns",
-                sc.threads.len(),
-                sc.total_migrations,
-                super::text::map(&sc.migrations_by_class),
-                sc.total_off_cpu_ns as f64 / 1e6,
-                sc.total_on_cpu_ns as f64 / 1e6,
-                sc.runq_latency.p99_ns_le
-            );
-        }
-        if let Some(f) = &p.futex {
-            let _ = writeln!(
-                s,
-                "futex (probe): {} waits, {:.1} ms waiting",
-                f.total_waits,
-                f.total_wait_ns as f64 / 1e6
-            );
-        }
-        if let Some(m) = &p.memory {
-            let _ = writeln!(s, "memory (probe): {} user page faults", m.page_faults);
-        }
-        for w in &p.warnings {
-            let _ = writeln!(s, "probe warning: {w}");
+        let _ = writeln!(s);
+        for l in super::text::probe_lines(p) {
+            let _ = writeln!(s, "{l}");
         }
     }
     for u in &r.placement.unavailable {

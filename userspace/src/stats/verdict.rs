@@ -10,10 +10,35 @@ pub const EQUIVALENCE_BAND: f64 = 0.03;
 /// Fewer repetitions than this cannot support a bootstrap CI worth reporting.
 pub const MIN_REPETITIONS: usize = 3;
 
+/// What a comparison found. Serialised in kebab case (`no-difference`, …),
+/// the report's contract since schema 1.
+#[derive(Debug, Clone, Copy, Serialize, PartialEq, Eq)]
+#[serde(rename_all = "kebab-case")]
+pub enum Outcome {
+    Slower,
+    Faster,
+    NoDifference,
+    MeetsTarget,
+    MissesTarget,
+    Inconclusive,
+}
+
+impl std::fmt::Display for Outcome {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Outcome::Slower => "slower",
+            Outcome::Faster => "faster",
+            Outcome::NoDifference => "no-difference",
+            Outcome::MeetsTarget => "meets-target",
+            Outcome::MissesTarget => "misses-target",
+            Outcome::Inconclusive => "inconclusive",
+        })
+    }
+}
+
 #[derive(Debug, Clone, Serialize, PartialEq)]
 pub struct Verdict {
-    /// `slower`, `faster`, `no-difference` or `inconclusive`.
-    pub outcome: String,
+    pub outcome: Outcome,
     pub conclusive: bool,
     pub text: String,
 }
@@ -30,14 +55,14 @@ pub fn ab_verdict(
     cv_baseline: f64,
 ) -> Verdict {
     let ci_text = format!("95% CI {:.2}–{:.2}, {n} repetitions each", ci.lo, ci.hi);
-    let v = |outcome: &str, conclusive: bool, text: String| Verdict {
-        outcome: outcome.into(),
+    let v = |outcome: Outcome, conclusive: bool, text: String| Verdict {
+        outcome,
         conclusive,
         text,
     };
     if n < MIN_REPETITIONS {
         return v(
-            "inconclusive",
+            Outcome::Inconclusive,
             false,
             format!(
                 "inconclusive: only {n} repetition(s) per variant; at least {MIN_REPETITIONS} are needed for a confidence interval"
@@ -46,14 +71,14 @@ pub fn ab_verdict(
     }
     if !(ratio.is_finite() && ci.lo.is_finite() && ci.hi.is_finite()) || ratio <= 0.0 {
         return v(
-            "inconclusive",
+            Outcome::Inconclusive,
             false,
             "inconclusive: a variant did no work, so there is no ratio".into(),
         );
     }
     if ci.lo > 1.0 && ratio >= 1.0 + EQUIVALENCE_BAND {
         return v(
-            "slower",
+            Outcome::Slower,
             true,
             format!("{treatment} is {ratio:.2}x slower than {baseline} ({ci_text})"),
         );
@@ -61,7 +86,7 @@ pub fn ab_verdict(
     if ci.hi < 1.0 && ratio <= 1.0 - EQUIVALENCE_BAND {
         // Speak in the speed-up's own terms: its CI is the inverted ratio CI.
         return v(
-            "faster",
+            Outcome::Faster,
             true,
             format!(
                 "{treatment} is {:.2}x faster than {baseline} (95% CI {:.2}–{:.2}, {n} repetitions each)",
@@ -73,7 +98,7 @@ pub fn ab_verdict(
     }
     if ci.lo >= 1.0 - EQUIVALENCE_BAND && ci.hi <= 1.0 + EQUIVALENCE_BAND {
         return v(
-            "no-difference",
+            Outcome::NoDifference,
             true,
             format!(
                 "no measurable difference between {treatment} and {baseline}: ratio {ratio:.3} within ±{:.0}% ({ci_text})",
@@ -83,7 +108,7 @@ pub fn ab_verdict(
     }
     let noise = cv_treatment.max(cv_baseline);
     v(
-        "inconclusive",
+        Outcome::Inconclusive,
         false,
         format!(
             "inconclusive: ratio {ratio:.2} but the {ci_text} does not settle it; run-to-run CV up to {:.0}%: \
@@ -141,25 +166,33 @@ pub fn target_verdict_on(
             format!("≥ {} target", pct(target)),
         )
     };
-    let v = |outcome: &str, conclusive: bool, text: String| Verdict {
-        outcome: outcome.into(),
+    let v = |outcome: Outcome, conclusive: bool, text: String| Verdict {
+        outcome,
         conclusive,
         text,
     };
     if n < MIN_REPETITIONS || !(retained.is_finite() && ci.lo.is_finite() && ci.hi.is_finite()) {
         return v(
-            "inconclusive",
+            Outcome::Inconclusive,
             false,
             format!("{head}: too few repetitions to judge the {goal}"),
         );
     }
     if ci.lo >= target {
-        v("meets-target", true, format!("{head}: meets the {goal}"))
+        v(
+            Outcome::MeetsTarget,
+            true,
+            format!("{head}: meets the {goal}"),
+        )
     } else if ci.hi < target {
-        v("misses-target", true, format!("{head}: misses the {goal}"))
+        v(
+            Outcome::MissesTarget,
+            true,
+            format!("{head}: misses the {goal}"),
+        )
     } else {
         v(
-            "inconclusive",
+            Outcome::Inconclusive,
             false,
             format!("{head}: the CI straddles the {goal}; raise --repetitions"),
         )
@@ -177,7 +210,7 @@ mod tests {
     #[test]
     fn clear_slowdown() {
         let v = ab_verdict("packed", "padded", 3.2, iv(2.9, 3.6), 5, 0.05, 0.04);
-        assert_eq!(v.outcome, "slower");
+        assert_eq!(v.outcome, Outcome::Slower);
         assert!(v.conclusive);
         assert!(
             v.text.starts_with("packed is 3.20x slower than padded"),
@@ -190,11 +223,11 @@ mod tests {
     fn clear_speedup_and_equivalence() {
         assert_eq!(
             ab_verdict("a", "b", 0.5, iv(0.45, 0.55), 5, 0.0, 0.0).outcome,
-            "faster"
+            Outcome::Faster
         );
         assert_eq!(
             ab_verdict("a", "b", 1.01, iv(0.99, 1.02), 5, 0.0, 0.0).outcome,
-            "no-difference"
+            Outcome::NoDifference
         );
     }
 
@@ -202,26 +235,26 @@ mod tests {
     fn targets() {
         assert_eq!(
             target_verdict("z", "u", 0.95, iv(0.93, 0.97), 0.9, 5).outcome,
-            "meets-target"
+            Outcome::MeetsTarget
         );
         assert_eq!(
             target_verdict("z", "u", 0.6, iv(0.55, 0.65), 0.7, 5).outcome,
-            "misses-target"
+            Outcome::MissesTarget
         );
         assert_eq!(
             target_verdict("z", "u", 0.9, iv(0.85, 0.95), 0.9, 5).outcome,
-            "inconclusive"
+            Outcome::Inconclusive
         );
         assert_eq!(
             target_verdict("z", "u", 0.95, iv(0.93, 0.97), 0.9, 2).outcome,
-            "inconclusive"
+            Outcome::Inconclusive
         );
     }
 
     #[test]
     fn noise_and_small_samples_are_inconclusive() {
         let v = ab_verdict("a", "b", 1.3, iv(0.8, 1.9), 5, 0.4, 0.1);
-        assert_eq!(v.outcome, "inconclusive");
+        assert_eq!(v.outcome, Outcome::Inconclusive);
         assert!(v.text.contains("40%"), "{}", v.text);
         assert!(!ab_verdict("a", "b", 3.0, iv(3.0, 3.0), 2, 0.0, 0.0).conclusive);
         assert!(!ab_verdict("a", "b", f64::INFINITY, iv(1.0, 2.0), 5, 0.0, 0.0).conclusive);
