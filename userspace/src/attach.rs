@@ -3,17 +3,14 @@
 //! written in every case, and every program, link and perf fd is closed.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::fmt::Write as _;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use serde::Serialize;
-
 use crate::error::usage;
-use crate::machine::{self, MachineProfile};
+use crate::machine::{self};
 use crate::measure::Source;
-use crate::probes::{CollectContext, ProbeKind, ProbeOptions, ProbesReport, Session, UprobeSpec};
+use crate::probes::{CollectContext, ProbeKind, ProbeOptions, Session, UprobeSpec};
 use crate::report;
 use crate::topology::TopologySource;
 
@@ -46,54 +43,8 @@ impl prometheus_client::collector::Collector for TargetResources {
     }
 }
 
-#[derive(Debug, Clone, Serialize)]
-pub struct CounterValue {
-    pub value: f64,
-    pub source: Source,
-    /// Smallest running fraction over threads (1 = never multiplexed).
-    pub running_fraction: f64,
-}
-
-/// What ended an attach.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum EndedBy {
-    Duration,
-    Signal,
-    TargetExit,
-}
-
-impl std::fmt::Display for EndedBy {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(match self {
-            Self::Duration => "duration",
-            Self::Signal => "signal",
-            Self::TargetExit => "target exit",
-        })
-    }
-}
-
-#[derive(Debug, Clone, Serialize)]
-pub struct AttachReport {
-    pub schema_version: u32,
-    pub kind: String,
-    pub target: BTreeMap<String, String>,
-    pub duration_s: f64,
-    /// `duration`, `signal` or `target-exit`.
-    pub ended_by: EndedBy,
-    /// Ended early by SIGINT/SIGTERM (as in experiments' reports).
-    pub interrupted: bool,
-    pub threads_seen: usize,
-    /// Counters over all the target's threads (including those created while
-    /// attached): software figures from the kernel's per-thread accounting
-    /// (/proc), hardware ones from perf where the PMU allows.
-    pub counters: BTreeMap<String, CounterValue>,
-    pub probes: ProbesReport,
-    pub warnings: Vec<String>,
-    pub machine: MachineProfile,
-}
-
 use crate::probes::threads_of;
+pub use crate::report::schema::{AttachReport, CounterValue, EndedBy};
 
 fn alive(pid: u32) -> bool {
     // A zombie still has /proc/PID; its state is Z.
@@ -263,125 +214,8 @@ pub fn run(o: &AttachOptions, interrupted: &AtomicBool) -> anyhow::Result<Attach
         warnings,
         machine: profile,
     };
-    let text = report::json::to_string(&r);
-    if let Some(dir) = &out_dir {
-        crate::output::write_atomic(&dir.join("attach.json"), text.as_bytes())?;
-        crate::output::write_atomic(
-            &dir.join("attach.md"),
-            format!("# hwprof attach\n\n```\n{}```\n", render(&r)).as_bytes(),
-        )?;
-    }
-    if o.json {
-        println!("{text}");
-    } else {
-        print!("{}", render(&r));
-    }
+    report::export::emit(&r, o.json, out_dir.as_deref())?;
     Ok(r)
-}
-
-fn ms(ns: u64) -> String {
-    format!("{:.1} ms", ns as f64 / 1e6)
-}
-
-pub fn render(r: &AttachReport) -> String {
-    let mut s = String::new();
-    let _ = writeln!(
-        s,
-        "hwprof attach — pid {} ({}) — {:.1} s, ended by {}, {} threads seen",
-        r.target.get("pid").map(String::as_str).unwrap_or("?"),
-        r.target.get("comm").map(String::as_str).unwrap_or("?"),
-        r.duration_s,
-        r.ended_by,
-        r.threads_seen
-    );
-    for (name, c) in &r.counters {
-        let _ = writeln!(s, "  {name:<18} {:>14.0} ({})", c.value, c.source.name());
-    }
-    let p = &r.probes;
-    if let Some(sc) = &p.sched {
-        let _ = writeln!(
-            s,
-            "sched (probe): on-CPU {}, off-CPU {}, {} migrations ({}), run-queue latency p50 <= {} ns, p99 <= {} ns",
-            ms(sc.total_on_cpu_ns),
-            ms(sc.total_off_cpu_ns),
-            sc.total_migrations,
-            report::text::map(&sc.migrations_by_class),
-            sc.runq_latency.p50_ns_le,
-            sc.runq_latency.p99_ns_le
-        );
-    }
-    if let Some(f) = &p.futex {
-        let _ = writeln!(
-            s,
-            "futex (probe): {} waits, {} waiting, {} wakes",
-            f.total_waits,
-            ms(f.total_wait_ns),
-            f.total_wakes
-        );
-        for a in f.top.iter().take(5) {
-            let _ = writeln!(
-                s,
-                "  {} {}: {} waits, {} total, max {}, {} waiter(s), {} wakes",
-                a.uaddr,
-                a.resolved.as_ref().map_or(String::new(), |x| x.describe()),
-                a.waits,
-                ms(a.wait_ns),
-                ms(a.max_wait_ns),
-                a.waiting_threads,
-                a.wakes
-            );
-        }
-    }
-    if let Some(l) = &p.locks {
-        let _ = writeln!(
-            s,
-            "locks (probe): {} kernel lock contentions, {} waiting",
-            l.total_contentions,
-            ms(l.total_wait_ns)
-        );
-        for k in l.top.iter().take(5) {
-            let _ = writeln!(
-                s,
-                "  {} {} {} from {}: {} x, {}",
-                k.lock,
-                k.symbol.as_deref().unwrap_or(""),
-                k.kind,
-                k.caller.as_deref().unwrap_or("?"),
-                k.count,
-                ms(k.wait_ns)
-            );
-        }
-    }
-    if let Some(m) = &p.memory {
-        let _ = writeln!(
-            s,
-            "memory (probe): {} user page faults, {} pages migrated, NUMA moves {} swaps {} sticks {}",
-            m.page_faults, m.migrated_pages, m.numa_moves, m.numa_swaps, m.numa_sticks
-        );
-    }
-    for u in &p.uprobes {
-        let _ = writeln!(
-            s,
-            "uprobe {}:{} (probe): {} calls, mean {} ns, p99 <= {} ns",
-            u.binary, u.symbol, u.calls, u.mean_ns, u.latency.p99_ns_le
-        );
-    }
-    if let Some(pr) = &p.profile {
-        let _ = writeln!(
-            s,
-            "profile (probe): {} samples at {} Hz; hottest: {}",
-            pr.samples,
-            pr.frequency_hz,
-            report::text::counted(&pr.top_functions[..pr.top_functions.len().min(5)])
-        );
-        if let Some(svg) = &pr.svg_file {
-            let _ = writeln!(s, "  flame graph: {svg}");
-        }
-    }
-    for w in &r.warnings {
-        let _ = writeln!(s, "warning: {w}");
-    }
-    s
 }
 
 /// Counters over every thread of the target. Software figures come from the

@@ -315,18 +315,7 @@ fn c2c(a: hwprof::cli::C2cArgs, interrupted: Arc<AtomicBool>) -> anyhow::Result<
     } else {
         record_live(&a, line_bytes, &interrupted)?
     };
-    if let Some(dir) = &out_dir {
-        hwprof::output::write_atomic(
-            &dir.join("c2c.json"),
-            report::json::to_string(&r).as_bytes(),
-        )?;
-        hwprof::output::write_atomic(&dir.join("c2c.md"), c2c::markdown(&r).as_bytes())?;
-    }
-    if a.json {
-        println!("{}", report::json::to_string(&r));
-    } else {
-        print!("{}", c2c::render(&r));
-    }
+    report::export::emit(&r, a.json, out_dir.as_deref())?;
     Ok(ExitCode::SUCCESS)
 }
 

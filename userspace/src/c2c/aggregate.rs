@@ -2,59 +2,14 @@
 //! line: false sharing (threads write different bytes of one line), true sharing
 //! (a written byte is touched by another thread), or read-mostly.
 
-use std::collections::{BTreeMap, BTreeSet};
-
-use serde::Serialize;
+use std::collections::BTreeMap;
 
 use super::sample::{MemOp, MemSample};
 
 /// Below this share of stores a line shared by several threads is read-mostly.
 pub const READ_MOSTLY_STORE_SHARE: f64 = 0.05;
 
-impl std::fmt::Display for LineClass {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(match self {
-            Self::FalseSharing => "false sharing",
-            Self::TrueSharing => "true sharing",
-            Self::ReadMostly => "read-mostly",
-            Self::Private => "private",
-        })
-    }
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, PartialOrd, Ord)]
-#[serde(rename_all = "kebab-case")]
-pub enum LineClass {
-    /// Different threads write disjoint bytes of the line: padding fixes it.
-    FalseSharing,
-    /// Threads write (or write and read) the same bytes: a real data race or
-    /// shared variable; padding does not help, the sharing itself must go.
-    TrueSharing,
-    /// Shared by several threads, (almost) never written: harmless.
-    ReadMostly,
-    /// Touched by one thread only.
-    Private,
-}
-
-impl LineClass {
-    /// Lines worth an engineer's attention.
-    pub fn flagged(self) -> bool {
-        matches!(self, LineClass::FalseSharing | LineClass::TrueSharing)
-    }
-}
-
-#[derive(Debug, Clone, Default, Serialize)]
-pub struct ThreadAccess {
-    pub loads: u64,
-    pub stores: u64,
-    /// Byte offsets within the line (start of each access).
-    pub offsets_read: BTreeSet<u8>,
-    pub offsets_written: BTreeSet<u8>,
-    #[serde(skip)]
-    read_bytes: u64,
-    #[serde(skip)]
-    written_bytes: u64,
-}
+pub use crate::report::schema::{LineClass, LineReport, ThreadAccess};
 
 fn byte_mask(offset: u64, size: u8, line: u64) -> u64 {
     let end = (offset + u64::from(size.max(1))).min(line);
@@ -68,29 +23,6 @@ struct LineAcc {
     weight: u64,
     threads: BTreeMap<u32, ThreadAccess>,
     ips: BTreeMap<u64, u64>,
-}
-
-fn hex<S: serde::Serializer>(v: &u64, s: S) -> Result<S::Ok, S::Error> {
-    s.serialize_str(&format!("{v:#x}"))
-}
-
-#[derive(Debug, Clone, Serialize)]
-pub struct LineReport {
-    /// Line base address (hex string in JSON).
-    #[serde(serialize_with = "hex")]
-    pub address: u64,
-    pub class: LineClass,
-    pub samples: u64,
-    pub loads: u64,
-    pub stores: u64,
-    pub hitm: u64,
-    pub remote_hitm: u64,
-    /// Sum of latency weights (cycles).
-    pub weight: u64,
-    pub threads: BTreeMap<u32, ThreadAccess>,
-    /// Code addresses and how many samples each produced, most first.
-    pub code: Vec<(u64, u64)>,
-    pub explanation: String,
 }
 
 /// Accumulates samples; line size from the topology (64 unless told otherwise).

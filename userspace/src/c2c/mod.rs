@@ -16,11 +16,11 @@ use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 
-use aggregate::{Aggregator, LineClass, LineReport};
+use aggregate::{Aggregator, LineClass};
 use sample::MemSample;
 
 use crate::error::usage;
-use crate::symbols::{Resolved, Symbolizer};
+use crate::symbols::Symbolizer;
 
 /// First line of a recording may describe the process the samples came from.
 #[derive(Debug, Deserialize, Serialize)]
@@ -79,38 +79,7 @@ pub fn parse_recording(
 /// Samples one replay may hold (about 1.5 GB in memory at this bound).
 pub const MAX_REPLAY_SAMPLES: usize = 20_000_000;
 
-#[derive(Debug, Clone, Serialize)]
-pub struct CodeSite {
-    pub ip: String,
-    pub samples: u64,
-    pub symbol: Option<String>,
-}
-
-#[derive(Debug, Clone, Serialize)]
-pub struct LineOut {
-    /// What the line's address is: a static's symbol, or its mapping.
-    pub data: Option<Resolved>,
-    #[serde(flatten)]
-    pub line: LineReport,
-    pub code_sites: Vec<CodeSite>,
-}
-
-#[derive(Debug, Clone, Serialize)]
-pub struct C2cReport {
-    pub schema_version: u32,
-    pub kind: String,
-    /// `pebs`, `ibs`, or `replay:FILE`.
-    pub source: String,
-    pub target: String,
-    pub line_bytes: u64,
-    pub samples: u64,
-    /// Records the kernel dropped (ring buffer full); never dropped silently.
-    pub lost: u64,
-    pub counts: BTreeMap<String, usize>,
-    pub verdict: String,
-    /// Flagged lines, then the most sampled shared ones (up to --top).
-    pub lines: Vec<LineOut>,
-}
+pub use crate::report::schema::{C2cReport, CodeSite, LineOut};
 
 /// Aggregate, classify, symbolise and summarise.
 pub fn analyse(
@@ -212,64 +181,6 @@ fn verdict(lines: &[LineOut], total: u64) -> String {
         threads.join("; "),
         top.line.explanation
     )
-}
-
-/// Readable summary.
-pub fn render(r: &C2cReport) -> String {
-    use std::fmt::Write as _;
-    let mut out = String::new();
-    let _ = writeln!(out, "hwprof c2c — {} — {}", r.source, r.target);
-    let _ = writeln!(
-        out,
-        "{} samples ({} lost), {}-byte lines; classes: {}",
-        r.samples,
-        r.lost,
-        r.line_bytes,
-        crate::report::text::map(&r.counts)
-    );
-    let _ = writeln!(out, "verdict: {}\n", r.verdict);
-    for l in &r.lines {
-        let _ = writeln!(
-            out,
-            "{:#x} {}: {} samples ({} loads, {} stores), {} HITM ({} remote){}",
-            l.line.address,
-            l.line.class,
-            l.line.samples,
-            l.line.loads,
-            l.line.stores,
-            l.line.hitm,
-            l.line.remote_hitm,
-            l.data
-                .as_ref()
-                .map_or(String::new(), |d| format!(" — {}", d.describe()))
-        );
-        for (tid, t) in &l.line.threads {
-            let _ = writeln!(
-                out,
-                "    tid {tid}: {} loads at offsets {}, {} stores at offsets {}",
-                t.loads,
-                crate::report::text::list(&t.offsets_read),
-                t.stores,
-                crate::report::text::list(&t.offsets_written)
-            );
-        }
-        for c in &l.code_sites {
-            let _ = writeln!(
-                out,
-                "    code {} x{} {}",
-                c.ip,
-                c.samples,
-                c.symbol.as_deref().unwrap_or("")
-            );
-        }
-        let _ = writeln!(out, "    {}", l.line.explanation);
-    }
-    out
-}
-
-/// Markdown for --out.
-pub fn markdown(r: &C2cReport) -> String {
-    format!("# hwprof c2c\n\n```\n{}```\n", render(r))
 }
 
 #[cfg(test)]

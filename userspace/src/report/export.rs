@@ -101,3 +101,24 @@ impl Document for super::schema::SuiteReport {
         Box::new(Markdown("suite.md"))
     }
 }
+
+impl Document for super::schema::AttachReport {
+    fn files() -> Vec<Box<dyn Exporter<Self>>> {
+        vec![
+            Box::new(Json("attach.json")),
+            Box::new(Markdown("attach.md")),
+        ]
+    }
+    fn terminal() -> Box<dyn Exporter<Self>> {
+        Box::new(Table)
+    }
+}
+
+impl Document for super::schema::C2cReport {
+    fn files() -> Vec<Box<dyn Exporter<Self>>> {
+        vec![Box::new(Json("c2c.json")), Box::new(Markdown("c2c.md"))]
+    }
+    fn terminal() -> Box<dyn Exporter<Self>> {
+        Box::new(Table)
+    }
+}

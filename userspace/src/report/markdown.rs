@@ -244,3 +244,27 @@ pub fn suite(s: &SuiteReport) -> String {
     }
     m
 }
+
+/// The terminal text in a fenced block: attach and c2c reports are read as
+/// they print.
+fn fenced(title: &str, text: &str) -> String {
+    format!("# {title}\n\n```\n{text}```\n")
+}
+
+impl super::export::Exporter<super::schema::AttachReport> for super::export::Markdown {
+    fn file_name(&self) -> Option<&'static str> {
+        Some(self.0)
+    }
+    fn render(&self, r: &super::schema::AttachReport) -> String {
+        fenced("hwprof attach", &super::table::attach(r))
+    }
+}
+
+impl super::export::Exporter<super::schema::C2cReport> for super::export::Markdown {
+    fn file_name(&self) -> Option<&'static str> {
+        Some(self.0)
+    }
+    fn render(&self, r: &super::schema::C2cReport) -> String {
+        fenced("hwprof c2c", &super::table::c2c(r))
+    }
+}

@@ -2,7 +2,8 @@
 
 use std::fmt::Write as _;
 
-use super::schema::Metric;
+use super::export::{Exporter, Table};
+use super::schema::{AttachReport, C2cReport, Metric};
 use super::Report;
 use crate::machine::MachineProfile;
 
@@ -306,4 +307,181 @@ pub fn render_info(m: &MachineProfile) -> String {
         let _ = writeln!(s, "note      {a}");
     }
     s
+}
+
+impl Exporter<AttachReport> for Table {
+    fn file_name(&self) -> Option<&'static str> {
+        None
+    }
+    fn render(&self, r: &AttachReport) -> String {
+        attach(r)
+    }
+}
+
+impl Exporter<C2cReport> for Table {
+    fn file_name(&self) -> Option<&'static str> {
+        None
+    }
+    fn render(&self, r: &C2cReport) -> String {
+        c2c(r)
+    }
+}
+
+fn ms(ns: u64) -> String {
+    format!("{:.1} ms", ns as f64 / 1e6)
+}
+
+/// `hwprof attach` on the terminal.
+pub fn attach(r: &AttachReport) -> String {
+    let mut s = String::new();
+    let _ = writeln!(
+        s,
+        "hwprof attach — pid {} ({}) — {:.1} s, ended by {}, {} threads seen",
+        r.target.get("pid").map(String::as_str).unwrap_or("?"),
+        r.target.get("comm").map(String::as_str).unwrap_or("?"),
+        r.duration_s,
+        r.ended_by,
+        r.threads_seen
+    );
+    for (name, c) in &r.counters {
+        let _ = writeln!(s, "  {name:<18} {:>14.0} ({})", c.value, c.source.name());
+    }
+    let p = &r.probes;
+    if let Some(sc) = &p.sched {
+        let _ = writeln!(
+            s,
+            "sched (probe): on-CPU {}, off-CPU {}, {} migrations ({}), run-queue latency p50 <= {} ns, p99 <= {} ns",
+            ms(sc.total_on_cpu_ns),
+            ms(sc.total_off_cpu_ns),
+            sc.total_migrations,
+            super::text::map(&sc.migrations_by_class),
+            sc.runq_latency.p50_ns_le,
+            sc.runq_latency.p99_ns_le
+        );
+    }
+    if let Some(f) = &p.futex {
+        let _ = writeln!(
+            s,
+            "futex (probe): {} waits, {} waiting, {} wakes",
+            f.total_waits,
+            ms(f.total_wait_ns),
+            f.total_wakes
+        );
+        for a in f.top.iter().take(5) {
+            let _ = writeln!(
+                s,
+                "  {} {}: {} waits, {} total, max {}, {} waiter(s), {} wakes",
+                a.uaddr,
+                a.resolved.as_ref().map_or(String::new(), |x| x.describe()),
+                a.waits,
+                ms(a.wait_ns),
+                ms(a.max_wait_ns),
+                a.waiting_threads,
+                a.wakes
+            );
+        }
+    }
+    if let Some(l) = &p.locks {
+        let _ = writeln!(
+            s,
+            "locks (probe): {} kernel lock contentions, {} waiting",
+            l.total_contentions,
+            ms(l.total_wait_ns)
+        );
+        for k in l.top.iter().take(5) {
+            let _ = writeln!(
+                s,
+                "  {} {} {} from {}: {} x, {}",
+                k.lock,
+                k.symbol.as_deref().unwrap_or(""),
+                k.kind,
+                k.caller.as_deref().unwrap_or("?"),
+                k.count,
+                ms(k.wait_ns)
+            );
+        }
+    }
+    if let Some(m) = &p.memory {
+        let _ = writeln!(
+            s,
+            "memory (probe): {} user page faults, {} pages migrated, NUMA moves {} swaps {} sticks {}",
+            m.page_faults, m.migrated_pages, m.numa_moves, m.numa_swaps, m.numa_sticks
+        );
+    }
+    for u in &p.uprobes {
+        let _ = writeln!(
+            s,
+            "uprobe {}:{} (probe): {} calls, mean {} ns, p99 <= {} ns",
+            u.binary, u.symbol, u.calls, u.mean_ns, u.latency.p99_ns_le
+        );
+    }
+    if let Some(pr) = &p.profile {
+        let _ = writeln!(
+            s,
+            "profile (probe): {} samples at {} Hz; hottest: {}",
+            pr.samples,
+            pr.frequency_hz,
+            super::text::counted(&pr.top_functions[..pr.top_functions.len().min(5)])
+        );
+        if let Some(svg) = &pr.svg_file {
+            let _ = writeln!(s, "  flame graph: {svg}");
+        }
+    }
+    for w in &r.warnings {
+        let _ = writeln!(s, "warning: {w}");
+    }
+    s
+}
+
+/// `hwprof c2c` on the terminal.
+pub fn c2c(r: &C2cReport) -> String {
+    use std::fmt::Write as _;
+    let mut out = String::new();
+    let _ = writeln!(out, "hwprof c2c — {} — {}", r.source, r.target);
+    let _ = writeln!(
+        out,
+        "{} samples ({} lost), {}-byte lines; classes: {}",
+        r.samples,
+        r.lost,
+        r.line_bytes,
+        super::text::map(&r.counts)
+    );
+    let _ = writeln!(out, "verdict: {}\n", r.verdict);
+    for l in &r.lines {
+        let _ = writeln!(
+            out,
+            "{:#x} {}: {} samples ({} loads, {} stores), {} HITM ({} remote){}",
+            l.line.address,
+            l.line.class,
+            l.line.samples,
+            l.line.loads,
+            l.line.stores,
+            l.line.hitm,
+            l.line.remote_hitm,
+            l.data
+                .as_ref()
+                .map_or(String::new(), |d| format!(" — {}", d.describe()))
+        );
+        for (tid, t) in &l.line.threads {
+            let _ = writeln!(
+                out,
+                "    tid {tid}: {} loads at offsets {}, {} stores at offsets {}",
+                t.loads,
+                super::text::list(&t.offsets_read),
+                t.stores,
+                super::text::list(&t.offsets_written)
+            );
+        }
+        for c in &l.code_sites {
+            let _ = writeln!(
+                out,
+                "    code {} x{} {}",
+                c.ip,
+                c.samples,
+                c.symbol.as_deref().unwrap_or("")
+            );
+        }
+        let _ = writeln!(out, "    {}", l.line.explanation);
+    }
+    out
 }
