@@ -198,7 +198,7 @@ pub fn run(o: &AttachOptions, interrupted: &AtomicBool) -> anyhow::Result<Attach
     if !probes_report.drops.is_empty() {
         warnings.push(format!(
             "kernel-side map updates dropped (maps full): {}",
-            report::text::map(&probes_report.drops)
+            crate::text::map(&probes_report.drops)
         ));
     }
     let r = AttachReport {

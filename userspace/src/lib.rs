@@ -27,5 +27,6 @@ pub mod suite;
 pub mod symbols;
 #[cfg(target_os = "macos")]
 pub mod sysctl;
+pub mod text;
 pub mod topology;
 pub mod virt;

@@ -141,5 +141,8 @@ fn layers_import_downward_only() {
     }
     // No import cycle anywhere between top-level modules.
     let cyclic: Vec<&String> = g.keys().filter(|m| reaches(&g, m, m)).collect();
-    assert!(cyclic.is_empty(), "modules on an import cycle: {cyclic:?}\n{g:?}");
+    assert!(
+        cyclic.is_empty(),
+        "modules on an import cycle: {cyclic:?}\n{g:?}"
+    );
 }

@@ -145,6 +145,72 @@ pub fn log2_bucket(v: u64) -> u32 {
     }
 }
 
+/// Tracepoint fields the kernel programs read at fixed offsets: one constant
+/// per field, read by the programs (`ctx.read_at(F.offset)`) and checked by
+/// userspace against this kernel's tracefs `format` files before attaching.
+pub mod fields {
+    #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+    pub struct Field {
+        /// `category/event`, as under tracefs `events/`.
+        pub event: &'static str,
+        pub name: &'static str,
+        pub offset: usize,
+        pub size: usize,
+    }
+
+    const fn f(event: &'static str, name: &'static str, offset: usize, size: usize) -> Field {
+        Field {
+            event,
+            name,
+            offset,
+            size,
+        }
+    }
+
+    pub const SCHED_SWITCH_PREV_PID: Field = f("sched/sched_switch", "prev_pid", 24, 4);
+    pub const SCHED_SWITCH_PREV_STATE: Field = f("sched/sched_switch", "prev_state", 32, 8);
+    pub const SCHED_SWITCH_NEXT_PID: Field = f("sched/sched_switch", "next_pid", 56, 4);
+    pub const SCHED_WAKEUP_PID: Field = f("sched/sched_wakeup", "pid", 24, 4);
+    pub const SCHED_WAKEUP_NEW_PID: Field = f("sched/sched_wakeup_new", "pid", 24, 4);
+    pub const SCHED_MIGRATE_PID: Field = f("sched/sched_migrate_task", "pid", 12, 4);
+    pub const SCHED_MIGRATE_ORIG_CPU: Field = f("sched/sched_migrate_task", "orig_cpu", 20, 4);
+    pub const SCHED_MIGRATE_DEST_CPU: Field = f("sched/sched_migrate_task", "dest_cpu", 24, 4);
+    pub const SCHED_FORK_CHILD_PID: Field = f("sched/sched_process_fork", "child_pid", 20, 4);
+    pub const FUTEX_ENTER_UADDR: Field = f("syscalls/sys_enter_futex", "uaddr", 16, 8);
+    pub const FUTEX_ENTER_OP: Field = f("syscalls/sys_enter_futex", "op", 24, 8);
+    pub const FUTEX_EXIT_RET: Field = f("syscalls/sys_exit_futex", "ret", 16, 8);
+    pub const LOCK_BEGIN_ADDR: Field = f("lock/contention_begin", "lock_addr", 8, 8);
+    pub const LOCK_BEGIN_FLAGS: Field = f("lock/contention_begin", "flags", 16, 4);
+    pub const MIGRATE_PAGES_SUCCEEDED: Field = f("migrate/mm_migrate_pages", "succeeded", 8, 8);
+    pub const NUMA_MOVE_PID: Field = f("sched/sched_move_numa", "pid", 8, 4);
+    pub const NUMA_SWAP_SRC_PID: Field = f("sched/sched_swap_numa", "src_pid", 8, 4);
+    pub const NUMA_SWAP_DST_PID: Field = f("sched/sched_swap_numa", "dst_pid", 28, 4);
+    pub const NUMA_STICK_SRC_PID: Field = f("sched/sched_stick_numa", "src_pid", 8, 4);
+
+    /// Every field above, for the tracefs check.
+    pub const ALL: &[Field] = &[
+        SCHED_SWITCH_PREV_PID,
+        SCHED_SWITCH_PREV_STATE,
+        SCHED_SWITCH_NEXT_PID,
+        SCHED_WAKEUP_PID,
+        SCHED_WAKEUP_NEW_PID,
+        SCHED_MIGRATE_PID,
+        SCHED_MIGRATE_ORIG_CPU,
+        SCHED_MIGRATE_DEST_CPU,
+        SCHED_FORK_CHILD_PID,
+        FUTEX_ENTER_UADDR,
+        FUTEX_ENTER_OP,
+        FUTEX_EXIT_RET,
+        LOCK_BEGIN_ADDR,
+        LOCK_BEGIN_FLAGS,
+        MIGRATE_PAGES_SUCCEEDED,
+        NUMA_MOVE_PID,
+        NUMA_SWAP_SRC_PID,
+        NUMA_SWAP_DST_PID,
+        NUMA_STICK_SRC_PID,
+    ];
+}
+
 #[cfg(feature = "user")]
 mod pod {
     use super::*;

@@ -1,8 +1,9 @@
 //! eBPF probes (aya): what the kernel says about where threads wait, migrate and
-//! fault. One folder per probe holds its attach list and its report (rezolus
-//! style); `session` loads the embedded object, keeps the set of tracked threads
-//! and reads everything back. Used by `hwprof attach --pid` and by experiments
-//! through `--probes`.
+//! fault. One folder per probe implements [`Probe`] — its tracepoints, its
+//! collect (maps → report section) and its render — and [`PROBES`] lists them
+//! (rezolus style); `session` loads the embedded object, keeps the set of
+//! tracked threads, attaches each requested probe and reads everything back.
+//! Used by `hwprof attach --pid`, `hwprof load` and experiments through `--probes`.
 
 pub mod futex;
 pub mod hist;
@@ -22,49 +23,89 @@ use serde::Serialize;
 
 pub use uprobe::UprobeSpec;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum ProbeKind {
-    Sched,
-    Futex,
-    Locks,
-    Memory,
-    Profile,
+/// One probe, implemented in its own folder here with its kernel programs in
+/// the matching module of probes/hwprof-probes-ebpf (rezolus style): what it
+/// attaches, how it reads its maps back into the report, how its section reads
+/// for people. Adding a probe = its folder, its kernel module, one line in
+/// [`PROBES`].
+pub trait Probe: Sync {
+    /// The name `--probes` takes.
+    fn name(&self) -> &'static str;
+    /// Tracepoints it attaches: (program, category, event).
+    fn tracepoints(&self) -> &'static [(&'static str, &'static str, &'static str)] {
+        &[]
+    }
+    /// Attachments beyond tracepoints (perf events …): how many programs attached.
+    #[cfg(hwprof_probes)]
+    fn attach_other(&self, _ebpf: &mut aya::Ebpf, _opts: &ProbeOptions) -> Result<usize, String> {
+        Ok(0)
+    }
+    /// Read its maps into its section of `report`.
+    #[cfg(hwprof_probes)]
+    fn collect(
+        &self,
+        maps: &session::Maps<'_>,
+        ctx: &CollectContext<'_>,
+        report: &mut ProbesReport,
+    );
+    /// Its section of `report` in lines for people (none when it did not run).
+    fn render(&self, report: &ProbesReport) -> Vec<String>;
+}
+
+/// Every probe `--probes` knows, in report order: one line each.
+pub static PROBES: &[&dyn Probe] = &[
+    &sched::Sched,
+    &futex::Futex,
+    &locks::Locks,
+    &memory::Memory,
+    &profile::Profile,
+];
+
+/// A registered probe, compared by name.
+#[derive(Clone, Copy)]
+pub struct ProbeKind(pub &'static dyn Probe);
+
+impl PartialEq for ProbeKind {
+    fn eq(&self, other: &Self) -> bool {
+        self.name() == other.name()
+    }
+}
+
+impl Eq for ProbeKind {}
+
+impl std::fmt::Debug for ProbeKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
 }
 
 impl ProbeKind {
-    pub const ALL: [ProbeKind; 5] = [
-        ProbeKind::Sched,
-        ProbeKind::Futex,
-        ProbeKind::Locks,
-        ProbeKind::Memory,
-        ProbeKind::Profile,
-    ];
-
     pub fn name(self) -> &'static str {
-        match self {
-            ProbeKind::Sched => "sched",
-            ProbeKind::Futex => "futex",
-            ProbeKind::Locks => "locks",
-            ProbeKind::Memory => "memory",
-            ProbeKind::Profile => "profile",
-        }
+        self.0.name()
+    }
+
+    pub fn all() -> Vec<ProbeKind> {
+        PROBES.iter().map(|p| ProbeKind(*p)).collect()
     }
 
     /// `sched,futex`, or `all`.
     pub fn parse_list(text: &str) -> Result<Vec<ProbeKind>, String> {
         if text == "all" {
-            return Ok(Self::ALL.to_vec());
+            return Ok(Self::all());
         }
         let mut v = Vec::new();
         for part in text.split(',').map(str::trim) {
-            let k = Self::ALL
+            let k = Self::all()
                 .into_iter()
                 .find(|k| k.name() == part)
                 .ok_or_else(|| {
                     format!(
                         "unknown probe {part:?}: expected {} (comma-separated) or all",
-                        Self::ALL.map(|k| k.name()).join(", ")
+                        PROBES
+                            .iter()
+                            .map(|k| k.name())
+                            .collect::<Vec<_>>()
+                            .join(", ")
                     )
                 })?;
             if !v.contains(&k) {
@@ -98,11 +139,29 @@ pub struct ProbesReport {
     pub memory: Option<memory::Report>,
     pub uprobes: Vec<uprobe::Report>,
     pub profile: Option<profile::Report>,
+    /// Sections of probes without a field above, under their own names.
+    #[serde(flatten)]
+    pub other: BTreeMap<String, serde_json::Value>,
     /// Map updates the kernel side could not make (map full), per map: never
     /// dropped silently.
     pub drops: BTreeMap<String, u64>,
     /// Probes or programs that could not attach, and why.
     pub warnings: Vec<String>,
+}
+
+impl ProbesReport {
+    /// Every probe's section in lines for people, then the uprobes (the
+    /// terminal table, Markdown and attach alike; warnings are the caller's).
+    pub fn lines(&self) -> Vec<String> {
+        let mut v: Vec<String> = PROBES.iter().flat_map(|p| p.render(self)).collect();
+        for u in &self.uprobes {
+            v.push(format!(
+                "uprobe {}:{} (probe): {} calls, mean {} ns, p99 <= {} ns",
+                u.binary, u.symbol, u.calls, u.mean_ns, u.latency.p99_ns_le
+            ));
+        }
+        v
+    }
 }
 
 /// Why a probe session could not start: a capability this machine or user
@@ -185,11 +244,12 @@ mod tests {
 
     #[test]
     fn probe_lists() {
+        let names = |v: Vec<ProbeKind>| v.into_iter().map(|k| k.name()).collect::<Vec<_>>();
         assert_eq!(
-            ProbeKind::parse_list("futex,sched,futex").unwrap(),
-            vec![ProbeKind::Futex, ProbeKind::Sched]
+            names(ProbeKind::parse_list("futex,sched,futex").unwrap()),
+            ["futex", "sched"]
         );
-        assert_eq!(ProbeKind::parse_list("all").unwrap().len(), 5);
+        assert_eq!(ProbeKind::parse_list("all").unwrap().len(), PROBES.len());
         assert!(ProbeKind::parse_list("kprobe").is_err());
     }
 }

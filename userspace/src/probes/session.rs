@@ -2,17 +2,15 @@
 //! Session detaches every program and closes every map: nothing is pinned, so
 //! nothing outlives hwprof, whatever way it ends.
 
-use std::collections::{BTreeSet, HashMap as StdHashMap};
+use std::collections::BTreeSet;
 
 use aya::maps::{Array, HashMap, MapData, StackTraceMap};
-use aya::programs::perf_event::{perf_sw_ids, PerfEventScope, PerfTypeId, SamplePolicy};
-use aya::programs::{PerfEvent, TracePoint, UProbe};
+use aya::programs::{TracePoint, UProbe};
 use aya::Ebpf;
 use hwprof_probes_common::*;
 
-use super::{futex, hist::Log2Hist, locks, memory, profile, sched, tracefs, uprobe};
+use super::{hist::Log2Hist, tracefs, uprobe};
 use super::{CollectContext, ProbeKind, ProbeOptions, ProbesReport};
-use crate::symbols::Symbolizer;
 
 static OBJECT: &[u8] = aya::include_bytes_aligned!(env!("HWPROF_PROBES_OBJ"));
 
@@ -74,15 +72,8 @@ impl Session {
             ));
         }
         for &kind in &opts.probes {
-            let programs: &[(&str, &str, &str)] = match kind {
-                ProbeKind::Sched => sched::PROGRAMS,
-                ProbeKind::Futex => futex::PROGRAMS,
-                ProbeKind::Locks => locks::PROGRAMS,
-                ProbeKind::Memory => memory::PROGRAMS,
-                ProbeKind::Profile => &[],
-            };
             let mut attached = 0;
-            for (prog, cat, ev) in programs {
+            for (prog, cat, ev) in kind.0.tracepoints() {
                 match s.attach_tracepoint(prog, cat, ev) {
                     Ok(()) => attached += 1,
                     Err(e) => s
@@ -90,11 +81,9 @@ impl Session {
                         .push(format!("{}: {cat}:{ev} not attached: {e}", kind.name())),
                 }
             }
-            if kind == ProbeKind::Profile {
-                match s.attach_profile(opts.frequency.max(1)) {
-                    Ok(n) => attached += n,
-                    Err(e) => s.warnings.push(format!("profile: {e}")),
-                }
+            match kind.0.attach_other(&mut s.ebpf, opts) {
+                Ok(n) => attached += n,
+                Err(e) => s.warnings.push(format!("{}: {e}", kind.name())),
             }
             if attached > 0 {
                 s.active.push(kind);
@@ -147,31 +136,6 @@ impl Session {
         Ok(())
     }
 
-    fn attach_profile(&mut self, hz: u64) -> Result<usize, String> {
-        let cpus = crate::topology::linux_sysfs::host()
-            .map_err(|e| e.to_string())?
-            .usable_cpus();
-        let p: &mut PerfEvent = self
-            .ebpf
-            .program_mut("hwp_profile")
-            .ok_or("program hwp_profile missing")?
-            .try_into()
-            .map_err(|e| format!("{e}"))?;
-        p.load()
-            .map_err(|e| format!("loading the profile program: {e}"))?;
-        for &cpu in &cpus {
-            p.attach(
-                PerfTypeId::Software,
-                perf_sw_ids::PERF_COUNT_SW_CPU_CLOCK as u64,
-                PerfEventScope::AllProcessesOneCpu { cpu: cpu as u32 },
-                SamplePolicy::Frequency(hz),
-                false,
-            )
-            .map_err(|e| format!("cpu-clock sampling on CPU {cpu}: {e}"))?;
-        }
-        Ok(cpus.len())
-    }
-
     fn attach_uprobe(&mut self, slot: usize, u: &uprobe::UprobeSpec) -> Result<(), String> {
         for (prog, what) in [
             (format!("hwp_uprobe{slot}"), "entry"),
@@ -206,30 +170,6 @@ impl Session {
         }
     }
 
-    fn hist(&self, slot: u32) -> Vec<u64> {
-        let Some(m) = self.ebpf.map("HISTS") else {
-            return vec![0; 64];
-        };
-        let Ok(a) = Array::<&MapData, u64>::try_from(m) else {
-            return vec![0; 64];
-        };
-        (0..HIST_BUCKETS)
-            .map(|b| a.get(&(slot * HIST_BUCKETS + b), 0).unwrap_or(0))
-            .collect()
-    }
-
-    fn hash<K: aya::Pod + Ord, V: aya::Pod>(&self, name: &str) -> Vec<(K, V)> {
-        let Some(m) = self.ebpf.map(name) else {
-            return vec![];
-        };
-        let Ok(h) = HashMap::<&MapData, K, V>::try_from(m) else {
-            return vec![];
-        };
-        let mut v: Vec<(K, V)> = h.iter().filter_map(Result::ok).collect();
-        v.sort_by(|a, b| a.0.cmp(&b.0));
-        v
-    }
-
     /// Read every map into a report. The programs stay attached.
     pub fn collect(&mut self, ctx: &CollectContext<'_>) -> ProbesReport {
         let now = monotonic_ns();
@@ -250,136 +190,14 @@ impl Session {
             warnings: self.warnings.clone(),
             ..Default::default()
         };
-        if self.active.contains(&ProbeKind::Sched) {
-            let mut per: Vec<sched::ThreadReport> = threads
-                .iter()
-                .map(|(tid, s)| {
-                    // A thread on CPU right now has not been switched out yet.
-                    let running = if s.last_on > s.last_off && s.last_on < now {
-                        now - s.last_on
-                    } else {
-                        0
-                    };
-                    sched::ThreadReport {
-                        tid: *tid,
-                        tgid: s.tgid,
-                        on_cpu_ns: s.on_cpu_ns + running,
-                        off_cpu_ns: s.off_cpu_ns,
-                        switches: s.switches,
-                        preempted: s.preempted,
-                        wakeups: s.wakeups,
-                        runq_ns: s.runq_ns,
-                        migrations: s.migrations,
-                    }
-                })
-                .collect();
-            per.sort_by_key(|t| t.tid);
-            let migrations: Vec<((u32, u32), u64)> = self
-                .hash::<MigrationKey, u64>("MIGRATIONS")
-                .into_iter()
-                .map(|(k, n)| ((k.orig_cpu, k.dest_cpu), n))
-                .collect();
-            report.sched = Some(sched::build(
-                per,
-                &migrations,
-                &self.hist(HIST_RUNQ),
-                &self.hist(HIST_OFF_CPU),
-                ctx.topology,
-            ));
-        }
-        if self.active.contains(&ProbeKind::Futex) {
-            let mut entries = self.hash::<FutexKey, FutexStats>("FUTEXES");
-            entries.sort_by(|a, b| {
-                b.1.wait_ns
-                    .cmp(&a.1.wait_ns)
-                    .then(b.1.waits.cmp(&a.1.waits))
-            });
-            let mut syms: StdHashMap<u32, Option<Symbolizer>> = StdHashMap::new();
-            let top = entries
-                .iter()
-                .take(10)
-                .map(|(k, v)| {
-                    let sym = syms
-                        .entry(k.tgid)
-                        .or_insert_with(|| Symbolizer::for_pid(k.tgid).ok());
-                    futex::AddressReport {
-                        tgid: k.tgid,
-                        uaddr: format!("{:#x}", k.uaddr),
-                        resolved: sym.as_mut().map(|s| s.resolve(k.uaddr)),
-                        waits: v.waits,
-                        wait_ns: v.wait_ns,
-                        mean_wait_ns: v.wait_ns.checked_div(v.waits).unwrap_or(0),
-                        max_wait_ns: v.max_wait_ns,
-                        wakes: v.wakes,
-                        woken: v.woken,
-                        waiting_threads: v.waiter_mask.count_ones(),
-                    }
-                })
-                .collect();
-            report.futex = Some(futex::Report {
-                total_waits: entries.iter().map(|e| e.1.waits).sum(),
-                total_wait_ns: entries.iter().map(|e| e.1.wait_ns).sum(),
-                total_wakes: entries.iter().map(|e| e.1.wakes).sum(),
-                top,
-                wait_time: Log2Hist::from_counts(&self.hist(HIST_FUTEX_WAIT)),
-            });
-        }
-        if self.active.contains(&ProbeKind::Locks) {
-            let mut entries = self.hash::<LockKey, LockStats>("LOCKS");
-            entries.sort_by(|a, b| b.1.wait_ns.cmp(&a.1.wait_ns));
-            let ks = profile::Kallsyms::load();
-            let traces = self
-                .ebpf
-                .map("STACKS")
-                .and_then(|m| StackTraceMap::<&MapData>::try_from(m).ok());
-            let caller = |id: i32| -> Option<String> {
-                let st = traces.as_ref()?.get(&(u32::try_from(id).ok()?), 0).ok()?;
-                let names: Vec<&str> = st
-                    .frames()
-                    .iter()
-                    .filter_map(|f| ks.resolve(f.ip))
-                    .collect();
-                locks::caller(names.iter().copied()).map(str::to_string)
-            };
-            report.locks = Some(locks::Report {
-                total_contentions: entries.iter().map(|e| e.1.count).sum(),
-                total_wait_ns: entries.iter().map(|e| e.1.wait_ns).sum(),
-                top: entries
-                    .iter()
-                    .take(10)
-                    .map(|(k, v)| locks::LockReport {
-                        lock: format!("{:#x}", k.lock),
-                        symbol: ks.resolve(k.lock).map(str::to_string),
-                        kind: locks::lock_type(k.flags),
-                        caller: caller(k.stack),
-                        count: v.count,
-                        wait_ns: v.wait_ns,
-                        max_wait_ns: v.max_wait_ns,
-                    })
-                    .collect(),
-                wait_time: Log2Hist::from_counts(&self.hist(HIST_LOCK_WAIT)),
-            });
-        }
-        if self.active.contains(&ProbeKind::Memory) {
-            let per: Vec<memory::ThreadMemory> = threads
-                .iter()
-                .map(|(tid, s)| memory::ThreadMemory {
-                    tid: *tid,
-                    page_faults: s.page_faults,
-                    numa_moves: s.numa_moves,
-                    numa_swaps: s.numa_swaps,
-                    numa_sticks: s.numa_sticks,
-                    migrated_pages: s.migrated_pages,
-                })
-                .collect();
-            report.memory = Some(memory::Report {
-                page_faults: per.iter().map(|t| t.page_faults).sum(),
-                migrated_pages: per.iter().map(|t| t.migrated_pages).sum(),
-                numa_moves: per.iter().map(|t| t.numa_moves).sum(),
-                numa_swaps: per.iter().map(|t| t.numa_swaps).sum(),
-                numa_sticks: per.iter().map(|t| t.numa_sticks).sum(),
-                threads: per,
-            });
+        let maps = Maps {
+            ebpf: &self.ebpf,
+            threads,
+            now,
+            opts: &self.opts,
+        };
+        for kind in &self.active {
+            kind.0.collect(&maps, ctx, &mut report);
         }
         if !self.opts.uprobes.is_empty() {
             let stats: Vec<UprobeStats> = self
@@ -406,12 +224,9 @@ impl Session {
                     calls: st.calls,
                     total_ns: st.total_ns,
                     mean_ns: st.total_ns.checked_div(st.calls).unwrap_or(0),
-                    latency: Log2Hist::from_counts(&self.hist(HIST_UPROBE0 + i as u32)),
+                    latency: Log2Hist::from_counts(&maps.hist(HIST_UPROBE0 + i as u32)),
                 });
             }
-        }
-        if self.active.contains(&ProbeKind::Profile) {
-            report.profile = Some(self.collect_profile(ctx));
         }
         if let Some(a) = self
             .ebpf
@@ -437,54 +252,55 @@ impl Session {
         }
         report
     }
+}
 
-    fn collect_profile(&self, ctx: &CollectContext<'_>) -> profile::Report {
-        let counts = self.hash::<StackKey, u64>("STACK_COUNTS");
-        let traces = self
-            .ebpf
+/// Read access to the loaded object's maps, for each probe's `collect`.
+pub struct Maps<'a> {
+    ebpf: &'a Ebpf,
+    /// THREADS (per-thread statistics), read once for every probe.
+    pub threads: Vec<(u32, ThreadStats)>,
+    /// CLOCK_MONOTONIC at collection (the clock bpf_ktime_get_ns reads).
+    pub now: u64,
+    pub opts: &'a ProbeOptions,
+}
+
+impl Maps<'_> {
+    /// One log2 histogram slot of HISTS (zeros where the map is missing).
+    pub fn hist(&self, slot: u32) -> Vec<u64> {
+        let Some(m) = self.ebpf.map("HISTS") else {
+            return vec![0; HIST_BUCKETS as usize];
+        };
+        let Ok(a) = Array::<&MapData, u64>::try_from(m) else {
+            return vec![0; HIST_BUCKETS as usize];
+        };
+        (0..HIST_BUCKETS)
+            .map(|b| a.get(&(slot * HIST_BUCKETS + b), 0).unwrap_or(0))
+            .collect()
+    }
+
+    /// Every entry of the hash map `name`, sorted by key.
+    pub fn hash<K: aya::Pod + Ord, V: aya::Pod>(&self, name: &str) -> Vec<(K, V)> {
+        let Some(m) = self.ebpf.map(name) else {
+            return vec![];
+        };
+        let Ok(h) = HashMap::<&MapData, K, V>::try_from(m) else {
+            return vec![];
+        };
+        let mut v: Vec<(K, V)> = h.iter().filter_map(Result::ok).collect();
+        v.sort_by(|a, b| a.0.cmp(&b.0));
+        v
+    }
+
+    /// The instruction pointers of stack `id` in STACKS (empty for a failed walk).
+    pub fn stack(&self, id: i32) -> Vec<u64> {
+        let Ok(id) = u32::try_from(id) else {
+            return vec![];
+        };
+        self.ebpf
             .map("STACKS")
-            .and_then(|m| StackTraceMap::<&MapData>::try_from(m).ok());
-        let frames = |id: i32| -> Vec<u64> {
-            if id < 0 {
-                return vec![];
-            }
-            traces
-                .as_ref()
-                .and_then(|t| t.get(&(id as u32), 0).ok())
-                .map(|st| st.frames().iter().map(|f| f.ip).collect())
-                .unwrap_or_default()
-        };
-        let stacks: Vec<(Vec<u64>, Vec<u64>, u64)> = counts
-            .iter()
-            .map(|(k, n)| (frames(k.user_stack), frames(k.kernel_stack), *n))
-            .collect();
-        let mut sym = Symbolizer::for_pid(ctx.pid).ok();
-        let comm = std::fs::read_to_string(format!("/proc/{}/comm", ctx.pid))
-            .map(|s| s.trim().to_string())
-            .unwrap_or_else(|_| "target".into());
-        let (folded, leaf) = profile::fold(&stacks, &mut sym, &profile::Kallsyms::load(), &comm);
-        let mut lines: Vec<(String, u64)> = folded.into_iter().collect();
-        lines.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
-        let folded: Vec<String> = lines.iter().map(|(k, v)| format!("{k} {v}")).collect();
-        let mut top: Vec<(String, u64)> = leaf.into_iter().collect();
-        top.sort_by(|a, b| b.1.cmp(&a.1));
-        top.truncate(20);
-        let (folded_file, svg_file) = match ctx.profile_out {
-            Some(dir) => {
-                match profile::write_outputs(dir, &folded, &format!("hwprof profile: {comm}")) {
-                    Ok((f, s)) => (Some(f), s),
-                    Err(_) => (None, None),
-                }
-            }
-            None => (None, None),
-        };
-        profile::Report {
-            frequency_hz: self.opts.frequency,
-            samples: counts.iter().map(|c| c.1).sum(),
-            folded,
-            top_functions: top,
-            folded_file,
-            svg_file,
-        }
+            .and_then(|m| StackTraceMap::<&MapData>::try_from(m).ok())
+            .and_then(|t| t.get(&id, 0).ok())
+            .map(|st| st.frames().iter().map(|f| f.ip).collect())
+            .unwrap_or_default()
     }
 }

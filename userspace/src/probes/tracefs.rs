@@ -2,28 +2,8 @@
 //! check them against this kernel's tracefs `format` files, so a changed layout
 //! disables that program with a warning instead of reading garbage.
 
-/// (category/event, field, offset, size) the programs rely on.
-pub const EXPECTED: &[(&str, &str, usize, usize)] = &[
-    ("sched/sched_switch", "prev_pid", 24, 4),
-    ("sched/sched_switch", "prev_state", 32, 8),
-    ("sched/sched_switch", "next_pid", 56, 4),
-    ("sched/sched_wakeup", "pid", 24, 4),
-    ("sched/sched_wakeup_new", "pid", 24, 4),
-    ("sched/sched_migrate_task", "pid", 12, 4),
-    ("sched/sched_migrate_task", "orig_cpu", 20, 4),
-    ("sched/sched_migrate_task", "dest_cpu", 24, 4),
-    ("sched/sched_process_fork", "child_pid", 20, 4),
-    ("syscalls/sys_enter_futex", "uaddr", 16, 8),
-    ("syscalls/sys_enter_futex", "op", 24, 8),
-    ("syscalls/sys_exit_futex", "ret", 16, 8),
-    ("lock/contention_begin", "lock_addr", 8, 8),
-    ("lock/contention_begin", "flags", 16, 4),
-    ("migrate/mm_migrate_pages", "succeeded", 8, 8),
-    ("sched/sched_move_numa", "pid", 8, 4),
-    ("sched/sched_swap_numa", "src_pid", 8, 4),
-    ("sched/sched_swap_numa", "dst_pid", 28, 4),
-    ("sched/sched_stick_numa", "src_pid", 8, 4),
-];
+/// The fields the programs rely on (hwprof-probes-common's `fields`).
+pub use hwprof_probes_common::fields::ALL as EXPECTED;
 
 /// Find `field`'s (offset, size) in a tracefs format file's text.
 pub fn field_layout(format: &str, field: &str) -> Option<(usize, usize)> {
@@ -51,9 +31,10 @@ pub fn check(tracefs: &str, event: &str) -> Result<(), String> {
     let path = format!("{tracefs}/events/{event}/format");
     let text = std::fs::read_to_string(&path)
         .map_err(|e| format!("tracepoint {event} is missing ({path}: {e})"))?;
-    for (ev, field, off, size) in EXPECTED.iter().filter(|(e, ..)| *e == event) {
+    for f in EXPECTED.iter().filter(|f| f.event == event) {
+        let (ev, field, off, size) = (f.event, f.name, f.offset, f.size);
         match field_layout(&text, field) {
-            Some((o, s)) if o == *off && s == *size => {}
+            Some((o, s)) if o == off && s == size => {}
             Some((o, s)) => {
                 return Err(format!(
                     "{ev}:{field} is at offset {o} size {s}, the probe expects {off}/{size}"

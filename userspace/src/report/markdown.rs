@@ -174,14 +174,17 @@ pub fn render(r: &Report) -> String {
     }
     if let Some(m) = &r.pair_matrix {
         let _ = writeln!(s, "\n## Pairs (timer)\n");
-        for l in super::text::pair_lines(m) {
+        for l in super::table::pair_lines(m) {
             let _ = writeln!(s, "- {l}");
         }
     }
     if let Some(p) = &r.probes {
         let _ = writeln!(s, "\n## Probes\n");
-        for l in super::text::probe_lines(p) {
+        for l in p.lines() {
             let _ = writeln!(s, "- {l}");
+        }
+        for w in &p.warnings {
+            let _ = writeln!(s, "- probe warning: {w}");
         }
     }
     // SVG inline; the PNG twins are for pasting elsewhere.

@@ -13,7 +13,6 @@ pub use crate::output;
 pub mod plots;
 pub mod schema;
 pub mod table;
-pub mod text;
 
 use serde::Serialize;
 

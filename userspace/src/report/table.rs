@@ -103,7 +103,7 @@ pub fn render(r: &Report) -> String {
     }
     if let Some(m) = &r.pair_matrix {
         let _ = writeln!(s, "\npairs [timer]:");
-        for l in super::text::pair_lines(m) {
+        for l in super::table::pair_lines(m) {
             let _ = writeln!(s, "  {l}");
         }
     }
@@ -153,8 +153,11 @@ pub fn render(r: &Report) -> String {
     }
     if let Some(p) = &r.probes {
         let _ = writeln!(s);
-        for l in super::text::probe_lines(p) {
+        for l in p.lines() {
             let _ = writeln!(s, "{l}");
+        }
+        for w in &p.warnings {
+            let _ = writeln!(s, "probe warning: {w}");
         }
     }
     for u in &r.placement.unavailable {
@@ -216,7 +219,7 @@ pub fn render_info(m: &MachineProfile) -> String {
         let _ = writeln!(
             s,
             "  NUMA distances (row: from node, column: to node):\n{}",
-            super::text::matrix(d, "  ")
+            crate::text::matrix(d, "  ")
         );
     }
     for level in 1..=3u8 {
@@ -256,11 +259,11 @@ pub fn render_info(m: &MachineProfile) -> String {
             s,
             "  CPU kind {i}: CPUs {}, efficiency rank {}{}",
             crate::placement::cpulist::format(&k.cpus),
-            super::text::opt(k.efficiency),
+            crate::text::opt(k.efficiency),
             if k.info.is_empty() {
                 String::new()
             } else {
-                format!(", {}", super::text::attrs(&k.info))
+                format!(", {}", crate::text::attrs(&k.info))
             }
         );
     }
@@ -268,9 +271,9 @@ pub fn render_info(m: &MachineProfile) -> String {
         s,
         "cpu       {} family {} model {} stepping {}; SIMD {}; line {} B",
         m.cpu.vendor,
-        super::text::opt(m.cpu.family),
-        super::text::opt(m.cpu.model),
-        super::text::opt(m.cpu.stepping),
+        crate::text::opt(m.cpu.family),
+        crate::text::opt(m.cpu.model),
+        crate::text::opt(m.cpu.stepping),
         m.cpu.simd.join(" "),
         m.cpu.cache_line_bytes.map_or("?".into(), |b| b.to_string())
     );
@@ -327,10 +330,6 @@ impl Exporter<C2cReport> for Table {
     }
 }
 
-fn ms(ns: u64) -> String {
-    format!("{:.1} ms", ns as f64 / 1e6)
-}
-
 /// `hwprof attach` on the terminal.
 pub fn attach(r: &AttachReport) -> String {
     let mut s = String::new();
@@ -346,86 +345,8 @@ pub fn attach(r: &AttachReport) -> String {
     for (name, c) in &r.counters {
         let _ = writeln!(s, "  {name:<18} {:>14.0} ({})", c.value, c.source.name());
     }
-    let p = &r.probes;
-    if let Some(sc) = &p.sched {
-        let _ = writeln!(
-            s,
-            "sched (probe): on-CPU {}, off-CPU {}, {} migrations ({}), run-queue latency p50 <= {} ns, p99 <= {} ns",
-            ms(sc.total_on_cpu_ns),
-            ms(sc.total_off_cpu_ns),
-            sc.total_migrations,
-            super::text::map(&sc.migrations_by_class),
-            sc.runq_latency.p50_ns_le,
-            sc.runq_latency.p99_ns_le
-        );
-    }
-    if let Some(f) = &p.futex {
-        let _ = writeln!(
-            s,
-            "futex (probe): {} waits, {} waiting, {} wakes",
-            f.total_waits,
-            ms(f.total_wait_ns),
-            f.total_wakes
-        );
-        for a in f.top.iter().take(5) {
-            let _ = writeln!(
-                s,
-                "  {} {}: {} waits, {} total, max {}, {} waiter(s), {} wakes",
-                a.uaddr,
-                a.resolved.as_ref().map_or(String::new(), |x| x.describe()),
-                a.waits,
-                ms(a.wait_ns),
-                ms(a.max_wait_ns),
-                a.waiting_threads,
-                a.wakes
-            );
-        }
-    }
-    if let Some(l) = &p.locks {
-        let _ = writeln!(
-            s,
-            "locks (probe): {} kernel lock contentions, {} waiting",
-            l.total_contentions,
-            ms(l.total_wait_ns)
-        );
-        for k in l.top.iter().take(5) {
-            let _ = writeln!(
-                s,
-                "  {} {} {} from {}: {} x, {}",
-                k.lock,
-                k.symbol.as_deref().unwrap_or(""),
-                k.kind,
-                k.caller.as_deref().unwrap_or("?"),
-                k.count,
-                ms(k.wait_ns)
-            );
-        }
-    }
-    if let Some(m) = &p.memory {
-        let _ = writeln!(
-            s,
-            "memory (probe): {} user page faults, {} pages migrated, NUMA moves {} swaps {} sticks {}",
-            m.page_faults, m.migrated_pages, m.numa_moves, m.numa_swaps, m.numa_sticks
-        );
-    }
-    for u in &p.uprobes {
-        let _ = writeln!(
-            s,
-            "uprobe {}:{} (probe): {} calls, mean {} ns, p99 <= {} ns",
-            u.binary, u.symbol, u.calls, u.mean_ns, u.latency.p99_ns_le
-        );
-    }
-    if let Some(pr) = &p.profile {
-        let _ = writeln!(
-            s,
-            "profile (probe): {} samples at {} Hz; hottest: {}",
-            pr.samples,
-            pr.frequency_hz,
-            super::text::counted(&pr.top_functions[..pr.top_functions.len().min(5)])
-        );
-        if let Some(svg) = &pr.svg_file {
-            let _ = writeln!(s, "  flame graph: {svg}");
-        }
+    for l in r.probes.lines() {
+        let _ = writeln!(s, "{l}");
     }
     for w in &r.warnings {
         let _ = writeln!(s, "warning: {w}");
@@ -444,7 +365,7 @@ pub fn c2c(r: &C2cReport) -> String {
         r.samples,
         r.lost,
         r.line_bytes,
-        super::text::map(&r.counts)
+        crate::text::map(&r.counts)
     );
     let _ = writeln!(out, "verdict: {}\n", r.verdict);
     for l in &r.lines {
@@ -467,9 +388,9 @@ pub fn c2c(r: &C2cReport) -> String {
                 out,
                 "    tid {tid}: {} loads at offsets {}, {} stores at offsets {}",
                 t.loads,
-                super::text::list(&t.offsets_read),
+                crate::text::list(&t.offsets_read),
                 t.stores,
-                super::text::list(&t.offsets_written)
+                crate::text::list(&t.offsets_written)
             );
         }
         for c in &l.code_sites {
@@ -484,4 +405,25 @@ pub fn c2c(r: &C2cReport) -> String {
         let _ = writeln!(out, "    {}", l.line.explanation);
     }
     out
+}
+
+/// The pair matrix in lines (terminal table and Markdown alike).
+pub fn pair_lines(m: &super::schema::PairMatrix) -> Vec<String> {
+    let mut v: Vec<String> = m
+        .pairs
+        .iter()
+        .map(|p| {
+            format!(
+                "CPUs {}-{} ({}): {:.1} ns one way [{:.1}–{:.1}]",
+                p.cpus.0,
+                p.cpus.1,
+                p.class.map_or("unclassified", |c| c.name()),
+                p.one_way_ns,
+                p.ci95.lo,
+                p.ci95.hi
+            )
+        })
+        .collect();
+    v.push(format!("verdict: {}", m.verdict));
+    v
 }

@@ -37,3 +37,86 @@ pub struct Report {
     pub top: Vec<AddressReport>,
     pub wait_time: Log2Hist,
 }
+
+/// The `futex` probe (registered in [`super::PROBES`]).
+pub struct Futex;
+
+impl super::Probe for Futex {
+    fn name(&self) -> &'static str {
+        "futex"
+    }
+    fn tracepoints(&self) -> &'static [(&'static str, &'static str, &'static str)] {
+        PROGRAMS
+    }
+    #[cfg(hwprof_probes)]
+    fn collect(
+        &self,
+        maps: &super::session::Maps<'_>,
+        _ctx: &super::CollectContext<'_>,
+        report: &mut super::ProbesReport,
+    ) {
+        use crate::symbols::Symbolizer;
+        use hwprof_probes_common::{FutexKey, FutexStats, HIST_FUTEX_WAIT};
+        use std::collections::HashMap as StdHashMap;
+        let mut entries = maps.hash::<FutexKey, FutexStats>("FUTEXES");
+        entries.sort_by(|a, b| {
+            b.1.wait_ns
+                .cmp(&a.1.wait_ns)
+                .then(b.1.waits.cmp(&a.1.waits))
+        });
+        let mut syms: StdHashMap<u32, Option<Symbolizer>> = StdHashMap::new();
+        let top = entries
+            .iter()
+            .take(10)
+            .map(|(k, v)| {
+                let sym = syms
+                    .entry(k.tgid)
+                    .or_insert_with(|| Symbolizer::for_pid(k.tgid).ok());
+                AddressReport {
+                    tgid: k.tgid,
+                    uaddr: format!("{:#x}", k.uaddr),
+                    resolved: sym.as_mut().map(|s| s.resolve(k.uaddr)),
+                    waits: v.waits,
+                    wait_ns: v.wait_ns,
+                    mean_wait_ns: v.wait_ns.checked_div(v.waits).unwrap_or(0),
+                    max_wait_ns: v.max_wait_ns,
+                    wakes: v.wakes,
+                    woken: v.woken,
+                    waiting_threads: v.waiter_mask.count_ones(),
+                }
+            })
+            .collect();
+        report.futex = Some(Report {
+            total_waits: entries.iter().map(|e| e.1.waits).sum(),
+            total_wait_ns: entries.iter().map(|e| e.1.wait_ns).sum(),
+            total_wakes: entries.iter().map(|e| e.1.wakes).sum(),
+            top,
+            wait_time: Log2Hist::from_counts(&maps.hist(HIST_FUTEX_WAIT)),
+        });
+    }
+    fn render(&self, report: &super::ProbesReport) -> Vec<String> {
+        let mut v = Vec::new();
+        if let Some(f) = &report.futex {
+            v.push(format!(
+                "futex (probe): {} waits, {} waiting, {} wakes",
+                f.total_waits,
+                crate::text::ms(f.total_wait_ns),
+                f.total_wakes
+            ));
+            for a in f.top.iter().take(5) {
+                v.push(format!(
+                    "  {} {}: {} waits, {} total, max {}, {} waiter(s), {} wakes",
+                    a.uaddr,
+                    a.resolved.as_ref().map_or(String::new(), |x| x.describe()),
+                    a.waits,
+                    crate::text::ms(a.wait_ns),
+                    crate::text::ms(a.max_wait_ns),
+                    a.waiting_threads,
+                    a.wakes
+                ));
+            }
+        }
+
+        v
+    }
+}

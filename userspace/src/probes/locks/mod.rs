@@ -70,6 +70,80 @@ pub struct Report {
     pub wait_time: super::hist::Log2Hist,
 }
 
+/// The `locks` probe (registered in [`super::PROBES`]).
+pub struct Locks;
+
+impl super::Probe for Locks {
+    fn name(&self) -> &'static str {
+        "locks"
+    }
+    fn tracepoints(&self) -> &'static [(&'static str, &'static str, &'static str)] {
+        PROGRAMS
+    }
+    #[cfg(hwprof_probes)]
+    fn collect(
+        &self,
+        maps: &super::session::Maps<'_>,
+        _ctx: &super::CollectContext<'_>,
+        report: &mut super::ProbesReport,
+    ) {
+        use super::hist::Log2Hist;
+        use hwprof_probes_common::{LockKey, LockStats, HIST_LOCK_WAIT};
+        let mut entries = maps.hash::<LockKey, LockStats>("LOCKS");
+        entries.sort_by(|a, b| b.1.wait_ns.cmp(&a.1.wait_ns));
+        let ks = super::profile::Kallsyms::load();
+        let caller = |id: i32| -> Option<String> {
+            let names: Vec<&str> = maps
+                .stack(id)
+                .into_iter()
+                .filter_map(|ip| ks.resolve(ip))
+                .collect();
+            caller(names.iter().copied()).map(str::to_string)
+        };
+        report.locks = Some(Report {
+            total_contentions: entries.iter().map(|e| e.1.count).sum(),
+            total_wait_ns: entries.iter().map(|e| e.1.wait_ns).sum(),
+            top: entries
+                .iter()
+                .take(10)
+                .map(|(k, v)| LockReport {
+                    lock: format!("{:#x}", k.lock),
+                    symbol: ks.resolve(k.lock).map(str::to_string),
+                    kind: lock_type(k.flags),
+                    caller: caller(k.stack),
+                    count: v.count,
+                    wait_ns: v.wait_ns,
+                    max_wait_ns: v.max_wait_ns,
+                })
+                .collect(),
+            wait_time: Log2Hist::from_counts(&maps.hist(HIST_LOCK_WAIT)),
+        });
+    }
+    fn render(&self, report: &super::ProbesReport) -> Vec<String> {
+        let mut v = Vec::new();
+        if let Some(l) = &report.locks {
+            v.push(format!(
+                "locks (probe): {} kernel lock contentions, {} waiting",
+                l.total_contentions,
+                crate::text::ms(l.total_wait_ns)
+            ));
+            for k in l.top.iter().take(5) {
+                v.push(format!(
+                    "  {} {} {} from {}: {} x, {}",
+                    k.lock,
+                    k.symbol.as_deref().unwrap_or(""),
+                    k.kind,
+                    k.caller.as_deref().unwrap_or("?"),
+                    k.count,
+                    crate::text::ms(k.wait_ns)
+                ));
+            }
+        }
+
+        v
+    }
+}
+
 #[cfg(test)]
 mod tests {
     #[test]

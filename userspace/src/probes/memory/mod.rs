@@ -31,3 +31,54 @@ pub struct Report {
     pub numa_sticks: u64,
     pub threads: Vec<ThreadMemory>,
 }
+
+/// The `memory` probe (registered in [`super::PROBES`]).
+pub struct Memory;
+
+impl super::Probe for Memory {
+    fn name(&self) -> &'static str {
+        "memory"
+    }
+    fn tracepoints(&self) -> &'static [(&'static str, &'static str, &'static str)] {
+        PROGRAMS
+    }
+    #[cfg(hwprof_probes)]
+    fn collect(
+        &self,
+        maps: &super::session::Maps<'_>,
+        _ctx: &super::CollectContext<'_>,
+        report: &mut super::ProbesReport,
+    ) {
+        let per: Vec<ThreadMemory> = maps
+            .threads
+            .iter()
+            .map(|(tid, s)| ThreadMemory {
+                tid: *tid,
+                page_faults: s.page_faults,
+                numa_moves: s.numa_moves,
+                numa_swaps: s.numa_swaps,
+                numa_sticks: s.numa_sticks,
+                migrated_pages: s.migrated_pages,
+            })
+            .collect();
+        report.memory = Some(Report {
+            page_faults: per.iter().map(|t| t.page_faults).sum(),
+            migrated_pages: per.iter().map(|t| t.migrated_pages).sum(),
+            numa_moves: per.iter().map(|t| t.numa_moves).sum(),
+            numa_swaps: per.iter().map(|t| t.numa_swaps).sum(),
+            numa_sticks: per.iter().map(|t| t.numa_sticks).sum(),
+            threads: per,
+        });
+    }
+    fn render(&self, report: &super::ProbesReport) -> Vec<String> {
+        let mut v = Vec::new();
+        if let Some(m) = &report.memory {
+            v.push(format!(
+        "memory (probe): {} user page faults, {} pages migrated, NUMA moves {} swaps {} sticks {}",
+        m.page_faults, m.migrated_pages, m.numa_moves, m.numa_swaps, m.numa_sticks
+    ));
+        }
+
+        v
+    }
+}

@@ -102,6 +102,114 @@ pub fn write_outputs(
     Ok((folded_path.display().to_string(), svg_path))
 }
 
+/// cpu-clock sampling at `hz` on every usable CPU, filtered in the kernel.
+#[cfg(hwprof_probes)]
+fn attach(ebpf: &mut aya::Ebpf, hz: u64) -> Result<usize, String> {
+    use aya::programs::perf_event::{perf_sw_ids, PerfEventScope, PerfTypeId, SamplePolicy};
+    use aya::programs::PerfEvent;
+    let cpus = crate::topology::linux_sysfs::host()
+        .map_err(|e| e.to_string())?
+        .usable_cpus();
+    let p: &mut PerfEvent = ebpf
+        .program_mut("hwp_profile")
+        .ok_or("program hwp_profile missing")?
+        .try_into()
+        .map_err(|e| format!("{e}"))?;
+    p.load()
+        .map_err(|e| format!("loading the profile program: {e}"))?;
+    for &cpu in &cpus {
+        p.attach(
+            PerfTypeId::Software,
+            perf_sw_ids::PERF_COUNT_SW_CPU_CLOCK as u64,
+            PerfEventScope::AllProcessesOneCpu { cpu: cpu as u32 },
+            SamplePolicy::Frequency(hz),
+            false,
+        )
+        .map_err(|e| format!("cpu-clock sampling on CPU {cpu}: {e}"))?;
+    }
+    Ok(cpus.len())
+}
+
+/// Stack counts into folded stacks, top functions and (with --out) a flame graph.
+#[cfg(hwprof_probes)]
+fn collect(maps: &super::session::Maps<'_>, ctx: &super::CollectContext<'_>) -> Report {
+    use hwprof_probes_common::StackKey;
+    let counts = maps.hash::<StackKey, u64>("STACK_COUNTS");
+    let frames = |id: i32| maps.stack(id);
+    let stacks: Vec<(Vec<u64>, Vec<u64>, u64)> = counts
+        .iter()
+        .map(|(k, n)| (frames(k.user_stack), frames(k.kernel_stack), *n))
+        .collect();
+    let mut sym = Symbolizer::for_pid(ctx.pid).ok();
+    let comm = std::fs::read_to_string(format!("/proc/{}/comm", ctx.pid))
+        .map(|s| s.trim().to_string())
+        .unwrap_or_else(|_| "target".into());
+    let (folded, leaf) = fold(&stacks, &mut sym, &Kallsyms::load(), &comm);
+    let mut lines: Vec<(String, u64)> = folded.into_iter().collect();
+    lines.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
+    let folded: Vec<String> = lines.iter().map(|(k, v)| format!("{k} {v}")).collect();
+    let mut top: Vec<(String, u64)> = leaf.into_iter().collect();
+    top.sort_by(|a, b| b.1.cmp(&a.1));
+    top.truncate(20);
+    let (folded_file, svg_file) = match ctx.profile_out {
+        Some(dir) => match write_outputs(dir, &folded, &format!("hwprof profile: {comm}")) {
+            Ok((f, s)) => (Some(f), s),
+            Err(_) => (None, None),
+        },
+        None => (None, None),
+    };
+    Report {
+        frequency_hz: maps.opts.frequency,
+        samples: counts.iter().map(|c| c.1).sum(),
+        folded,
+        top_functions: top,
+        folded_file,
+        svg_file,
+    }
+}
+
+/// The `profile` probe (registered in [`super::PROBES`]).
+pub struct Profile;
+
+impl super::Probe for Profile {
+    fn name(&self) -> &'static str {
+        "profile"
+    }
+    #[cfg(hwprof_probes)]
+    fn attach_other(
+        &self,
+        ebpf: &mut aya::Ebpf,
+        opts: &super::ProbeOptions,
+    ) -> Result<usize, String> {
+        attach(ebpf, opts.frequency.max(1))
+    }
+    #[cfg(hwprof_probes)]
+    fn collect(
+        &self,
+        maps: &super::session::Maps<'_>,
+        ctx: &super::CollectContext<'_>,
+        report: &mut super::ProbesReport,
+    ) {
+        report.profile = Some(collect(maps, ctx));
+    }
+    fn render(&self, report: &super::ProbesReport) -> Vec<String> {
+        let mut v = Vec::new();
+        if let Some(pr) = &report.profile {
+            v.push(format!(
+                "profile (probe): {} samples at {} Hz; hottest: {}",
+                pr.samples,
+                pr.frequency_hz,
+                crate::text::counted(&pr.top_functions[..pr.top_functions.len().min(5)])
+            ));
+            if let Some(svg) = &pr.svg_file {
+                v.push(format!("  flame graph: {svg}"));
+            }
+        }
+
+        v
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -83,3 +83,76 @@ pub fn build(
         off_cpu: Log2Hist::from_counts(off),
     }
 }
+
+/// The `sched` probe (registered in [`super::PROBES`]).
+pub struct Sched;
+
+impl super::Probe for Sched {
+    fn name(&self) -> &'static str {
+        "sched"
+    }
+    fn tracepoints(&self) -> &'static [(&'static str, &'static str, &'static str)] {
+        PROGRAMS
+    }
+    #[cfg(hwprof_probes)]
+    fn collect(
+        &self,
+        maps: &super::session::Maps<'_>,
+        ctx: &super::CollectContext<'_>,
+        report: &mut super::ProbesReport,
+    ) {
+        use hwprof_probes_common::{MigrationKey, HIST_OFF_CPU, HIST_RUNQ};
+        let mut per: Vec<ThreadReport> = maps
+            .threads
+            .iter()
+            .map(|(tid, s)| {
+                // A thread on CPU right now has not been switched out yet.
+                let running = if s.last_on > s.last_off && s.last_on < maps.now {
+                    maps.now - s.last_on
+                } else {
+                    0
+                };
+                ThreadReport {
+                    tid: *tid,
+                    tgid: s.tgid,
+                    on_cpu_ns: s.on_cpu_ns + running,
+                    off_cpu_ns: s.off_cpu_ns,
+                    switches: s.switches,
+                    preempted: s.preempted,
+                    wakeups: s.wakeups,
+                    runq_ns: s.runq_ns,
+                    migrations: s.migrations,
+                }
+            })
+            .collect();
+        per.sort_by_key(|t| t.tid);
+        let migrations: Vec<((u32, u32), u64)> = maps
+            .hash::<MigrationKey, u64>("MIGRATIONS")
+            .into_iter()
+            .map(|(k, n)| ((k.orig_cpu, k.dest_cpu), n))
+            .collect();
+        report.sched = Some(build(
+            per,
+            &migrations,
+            &maps.hist(HIST_RUNQ),
+            &maps.hist(HIST_OFF_CPU),
+            ctx.topology,
+        ));
+    }
+    fn render(&self, report: &super::ProbesReport) -> Vec<String> {
+        let mut v = Vec::new();
+        if let Some(sc) = &report.sched {
+            v.push(format!(
+        "sched (probe): on-CPU {}, off-CPU {}, {} migrations ({}), run-queue latency p50 <= {} ns, p99 <= {} ns",
+        crate::text::ms(sc.total_on_cpu_ns),
+        crate::text::ms(sc.total_off_cpu_ns),
+        sc.total_migrations,
+        crate::text::map(&sc.migrations_by_class),
+        sc.runq_latency.p50_ns_le,
+        sc.runq_latency.p99_ns_le
+    ));
+        }
+
+        v
+    }
+}

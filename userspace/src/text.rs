@@ -85,69 +85,7 @@ mod tests {
     }
 }
 
-/// The pair matrix in lines (terminal table and Markdown alike).
-pub fn pair_lines(m: &super::schema::PairMatrix) -> Vec<String> {
-    let mut v: Vec<String> = m
-        .pairs
-        .iter()
-        .map(|p| {
-            format!(
-                "CPUs {}-{} ({}): {:.1} ns one way [{:.1}–{:.1}]",
-                p.cpus.0,
-                p.cpus.1,
-                p.class.map_or("unclassified", |c| c.name()),
-                p.one_way_ns,
-                p.ci95.lo,
-                p.ci95.hi
-            )
-        })
-        .collect();
-    v.push(format!("verdict: {}", m.verdict));
-    v
-}
-
-/// What the probes saw, in lines (terminal table and Markdown alike).
-pub fn probe_lines(p: &crate::probes::ProbesReport) -> Vec<String> {
-    let mut v = Vec::new();
-    if let Some(sc) = &p.sched {
-        v.push(format!(
-            "sched (probe, experiment threads only: {}): {} migrations ({}), off-CPU {:.1} ms, on-CPU {:.1} ms, run-queue p99 <= {} ns",
-            sc.threads.len(),
-            sc.total_migrations,
-            map(&sc.migrations_by_class),
-            sc.total_off_cpu_ns as f64 / 1e6,
-            sc.total_on_cpu_ns as f64 / 1e6,
-            sc.runq_latency.p99_ns_le
-        ));
-    }
-    if let Some(f) = &p.futex {
-        v.push(format!(
-            "futex (probe): {} waits, {:.1} ms waiting",
-            f.total_waits,
-            f.total_wait_ns as f64 / 1e6
-        ));
-    }
-    if let Some(l) = &p.locks {
-        v.push(format!(
-            "locks (probe): {} kernel lock contentions, {:.1} ms waiting",
-            l.total_contentions,
-            l.total_wait_ns as f64 / 1e6
-        ));
-    }
-    if let Some(m) = &p.memory {
-        v.push(format!(
-            "memory (probe): {} user page faults",
-            m.page_faults
-        ));
-    }
-    if let Some(pr) = &p.profile {
-        v.push(format!(
-            "profile (probe): {} samples at {} Hz",
-            pr.samples, pr.frequency_hz
-        ));
-    }
-    for w in &p.warnings {
-        v.push(format!("probe warning: {w}"));
-    }
-    v
+/// Nanoseconds as milliseconds, `12.3 ms`.
+pub fn ms(ns: u64) -> String {
+    format!("{:.1} ms", ns as f64 / 1e6)
 }
