@@ -315,7 +315,7 @@ pub struct LoadArgs {
     /// The target's process, for its resource use (found by itself for a loopback target).
     #[arg(long, allow_negative_numbers = true, value_parser = parse_pid)]
     pub target_pid: Option<u32>,
-    /// eBPF probes on the target for the run: sched, futex, locks, memory, profile.
+    /// eBPF probes on the target for the run (names as `hwprof list` shows them, or all).
     #[arg(long, value_parser = parse_probe_list)]
     pub probes: Option<String>,
     /// Print one JSON document on stdout.
@@ -375,7 +375,7 @@ pub struct AttachArgs {
     /// Process to attach to.
     #[arg(long, allow_negative_numbers = true, value_parser = parse_pid)]
     pub pid: u32,
-    /// Probes: sched, futex, locks, memory, profile (comma-separated) or all.
+    /// Probes, comma-separated (names as `hwprof list` shows them) or all.
     #[arg(long, default_value = "sched,futex,memory", value_parser = parse_probe_list)]
     pub probes: String,
     /// Entry+return probe on a function: BINARY:SYMBOL (repeatable, up to 4).
@@ -482,7 +482,7 @@ pub struct RunArgs {
     /// event-map names (hitm_loads, MEM_LOAD_RETIRED.L1_MISS), rNNNN, or pmu/event=0x..,umask=0x../.
     #[arg(long)]
     pub events: Option<String>,
-    /// eBPF probes on the experiment's threads: sched, futex, locks, memory, profile.
+    /// eBPF probes on the experiment's threads (names as `hwprof list` shows them, or all).
     #[arg(long, value_parser = parse_probe_list)]
     pub probes: Option<String>,
     /// Seconds per repetition per variant (or 500ms, 2s).

@@ -104,7 +104,11 @@ fn dispatch(cli: Cli, interrupted: Arc<AtomicBool>) -> anyhow::Result<ExitCode> 
         Command::History(c) => history(c)?,
         Command::List => {
             for e in hwprof_workloads::registry() {
-                println!("{:<16} {}", e.name(), e.summary());
+                println!("{:<22} {}", e.name(), e.summary());
+            }
+            println!("\nprobes (--probes NAME,… or all):");
+            for p in hwprof::probes::PROBES {
+                println!("{:<22} {}", p.name(), p.summary());
             }
         }
         Command::Info(a) => {

@@ -31,6 +31,8 @@ pub use uprobe::UprobeSpec;
 pub trait Probe: Sync {
     /// The name `--probes` takes.
     fn name(&self) -> &'static str;
+    /// One line: what it sees (`hwprof list`).
+    fn summary(&self) -> &'static str;
     /// Tracepoints it attaches: (program, category, event).
     fn tracepoints(&self) -> &'static [(&'static str, &'static str, &'static str)] {
         &[]

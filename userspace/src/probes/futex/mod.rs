@@ -45,6 +45,9 @@ impl super::Probe for Futex {
     fn name(&self) -> &'static str {
         "futex"
     }
+    fn summary(&self) -> &'static str {
+        "user-space lock waits per futex word (sys_enter/exit_futex), wakes and waiters, symbolised"
+    }
     fn tracepoints(&self) -> &'static [(&'static str, &'static str, &'static str)] {
         PROGRAMS
     }

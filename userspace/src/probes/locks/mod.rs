@@ -77,6 +77,9 @@ impl super::Probe for Locks {
     fn name(&self) -> &'static str {
         "locks"
     }
+    fn summary(&self) -> &'static str {
+        "kernel lock contention (lock:contention_begin/end) by lock, type and calling function"
+    }
     fn tracepoints(&self) -> &'static [(&'static str, &'static str, &'static str)] {
         PROGRAMS
     }

@@ -39,6 +39,9 @@ impl super::Probe for Memory {
     fn name(&self) -> &'static str {
         "memory"
     }
+    fn summary(&self) -> &'static str {
+        "user page faults and NUMA balancing (page migrations, task moves/swaps) per thread"
+    }
     fn tracepoints(&self) -> &'static [(&'static str, &'static str, &'static str)] {
         PROGRAMS
     }

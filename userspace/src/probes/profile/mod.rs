@@ -175,6 +175,9 @@ impl super::Probe for Profile {
     fn name(&self) -> &'static str {
         "profile"
     }
+    fn summary(&self) -> &'static str {
+        "sampled user and kernel stacks (cpu-clock) as folded stacks and a flame graph"
+    }
     #[cfg(hwprof_probes)]
     fn attach_other(
         &self,

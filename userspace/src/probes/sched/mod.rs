@@ -91,6 +91,9 @@ impl super::Probe for Sched {
     fn name(&self) -> &'static str {
         "sched"
     }
+    fn summary(&self) -> &'static str {
+        "on/off-CPU time, switches, wakeups, run-queue latency and migrations by distance, per thread"
+    }
     fn tracepoints(&self) -> &'static [(&'static str, &'static str, &'static str)] {
         PROGRAMS
     }
