@@ -10,6 +10,7 @@
 //! (with its `const INFO: ExperimentInfo`), plus one line in [`EXPERIMENTS`].
 
 pub mod c2c_latency;
+pub mod chase;
 pub mod contention;
 pub mod experiment;
 pub mod false_sharing;

@@ -1,0 +1,289 @@
+//! The prefetch experiment's tests: variants, batches, knees and interpretation.
+
+use super::*;
+use crate::experiment::NoTimer;
+use std::sync::atomic::Ordering;
+
+fn facts() -> MachineFacts {
+    MachineFacts {
+        l1d_bytes: Some(32 << 10),
+        l2_bytes: Some(512 << 10),
+        llc_bytes: Some(32 << 20),
+        numa_nodes: vec![0],
+        source: "test".into(),
+    }
+}
+
+#[test]
+fn sizes_span_half_l1d_to_four_llc_at_two_per_octave() {
+    let s = staircase_sizes(32 << 10, 32 << 20);
+    assert_eq!(s.first(), Some(&(16 << 10)));
+    assert_eq!(s.last(), Some(&(128 << 20)));
+    assert!(s.contains(&(48 << 10)) && s.contains(&(512 << 10)));
+    assert_eq!(s.len(), 2 * 13 + 1);
+    // A 480 MiB LLC is capped.
+    assert_eq!(
+        staircase_sizes(48 << 10, 480 << 20).last(),
+        Some(&MAX_WORKING_SET)
+    );
+}
+
+#[test]
+fn unknown_cache_sizes_are_an_error_naming_what_is_missing() {
+    let m = MachineFacts {
+        l1d_bytes: None,
+        ..facts()
+    };
+    let e = Prefetch.variants(&m).unwrap_err();
+    assert!(e.contains("L1d") && e.contains("--topology"), "{e}");
+    let m = MachineFacts {
+        llc_bytes: None,
+        ..facts()
+    };
+    assert!(Prefetch.variants(&m).unwrap_err().contains("last-level"));
+}
+
+#[test]
+fn variants_cover_layouts_sizes_and_distances_and_batches_run() {
+    let v = Prefetch.variants(&facts()).unwrap();
+    assert_eq!(v.len(), 3 * 27 + 14);
+    assert!(v.iter().any(|v| v.name == "random-32K"));
+    assert!(v.iter().any(|v| v.name == "seq-128M"));
+    let names: Vec<&str> = v.iter().map(|v| v.name.as_ref()).collect();
+    for c in Prefetch.comparisons() {
+        assert!(
+            names.contains(&c.treatment) && names.contains(&c.baseline),
+            "{c:?}"
+        );
+    }
+    // Small ones actually run (the big ones are exercised by `hwprof run`).
+    for name in ["seq-16K", "stride-24K", "random-64K"] {
+        let var = v.iter().find(|v| v.name == name).unwrap();
+        let t = Prefetch.prepare(var, 1);
+        assert_eq!(t.run_batch(0, &mut NoTimer), CHASE_STEPS_PER_BATCH as u64);
+    }
+    let pf8 = v.iter().find(|v| v.name == "list-pf8").unwrap();
+    assert_eq!(pf8.working_set, Some(128 << 20));
+}
+
+#[test]
+fn scan_visits_fresh_nodes_and_prefetch_does_not_change_the_walk() {
+    let set = Arc::new(VectorSet::build(3 * 1024 * 2000));
+    let walk = |d: usize| {
+        let t = ScanTrial {
+            set: set.clone(),
+            query: set.vector(0).to_vec(),
+            kernel: Kernel::Scalar,
+            distance: d,
+            at: vec![AtomicU32::new(0)],
+        };
+        let mut nodes = std::collections::HashSet::new();
+        for _ in 0..50 {
+            assert_eq!(
+                t.run_batch(0, &mut NoTimer),
+                (SCAN_NODES_PER_BATCH * DEGREE) as u64
+            );
+            nodes.insert(t.at[0].load(Ordering::Relaxed));
+        }
+        nodes
+    };
+    let plain = walk(0);
+    assert!(
+        plain.len() > 40,
+        "the walk settles: {} distinct nodes",
+        plain.len()
+    );
+    assert_eq!(walk(8), plain, "prefetching changed where the walk goes");
+}
+
+fn outcome(name: &str, ns: f64) -> crate::findings::VariantOutcome {
+    let e = Estimate {
+        median: ns,
+        lo: ns * 0.98,
+        hi: ns * 1.02,
+    };
+    crate::findings::VariantOutcome {
+        name: name.into(),
+        ops_per_sec: Estimate {
+            median: 1e9 / ns,
+            lo: 1e9 / e.hi,
+            hi: 1e9 / e.lo,
+        },
+        ns_per_op: e,
+    }
+}
+
+/// A staircase with steps at 32 KiB, 512 KiB and 32 MiB (the acceptance's
+/// machine) read against a topology that declares 48 KiB / 2 MiB / 480 MiB.
+#[test]
+fn knees_are_found_and_checked_against_the_declared_caches() {
+    let lat = |b: u64| -> f64 {
+        match b {
+            b if b <= 32 << 10 => 1.2,
+            b if b <= 512 << 10 => 4.0,
+            b if b <= 32 << 20 => 14.0,
+            _ => 95.0,
+        }
+    };
+    let pts: Vec<(f64, f64)> = staircase_sizes(32 << 10, 32 << 20)
+        .into_iter()
+        .map(|b| (b as f64, lat(b)))
+        .collect();
+    let k: Vec<f64> = knees(&pts).iter().map(|k| k.last_fit).collect();
+    assert_eq!(k, [32768.0, 524288.0, 33554432.0]);
+    // A sharp step between two samples 1.5x apart: half height is midway (log).
+    for k in knees(&pts) {
+        assert!((k.bytes / k.last_fit - 1.5f64.sqrt()).abs() < 1e-9, "{k:?}");
+    }
+    // Measured on this VM: a gradual L2 climb (1 MiB fits, 1.5 MiB partly),
+    // then an L3 climb with no flat step in between (every step > 12%).
+    let vm = [
+        (0.75, 5.1),
+        (1.0, 5.6),
+        (1.5, 9.0),
+        (2.0, 20.0),
+        (3.0, 37.0),
+        (4.0, 42.0),
+        (6.0, 48.0),
+        (8.0, 55.0),
+        (12.0, 91.0),
+        (16.0, 118.0),
+        (24.0, 140.0),
+        (32.0, 150.0),
+    ]
+    .map(|(m, ns)| (m * 1048576.0, ns));
+    let k = knees(&vm);
+    assert_eq!(k.len(), 2, "{k:?}");
+    assert_eq!(k[0].last_fit, 1048576.0);
+    let mib = |b: f64| b / 1048576.0;
+    assert!((1.7..1.85).contains(&mib(k[0].bytes)), "{k:?}");
+    assert!((10.5..11.2).contains(&mib(k[1].bytes)), "{k:?}");
+    assert_eq!((k[0].before_ns, k[0].after_ns), (5.6, 37.0));
+    assert_eq!((k[1].before_ns, k[1].after_ns), (55.0, 118.0));
+    // A one-size spike (measured here: 234, 745, 288 ns at 32/48/64 MiB) is
+    // smoothed away; the step it sits on stays.
+    let spiky = [
+        (16.0, 171.0),
+        (24.0, 222.0),
+        (32.0, 234.0),
+        (48.0, 745.0),
+        (64.0, 288.0),
+        (96.0, 199.0),
+        (128.0, 309.0),
+        (192.0, 261.0),
+    ]
+    .map(|(m, ns)| (m * 1048576.0, ns));
+    assert!(!knees(&spiky).is_empty(), "raw: the spike reads as a knee");
+    assert!(
+        knees(&median_of_3(&spiky)).is_empty(),
+        "{:?}",
+        knees(&median_of_3(&spiky))
+    );
+    let smoothed = median_of_3(&vm);
+    assert_eq!(knees(&smoothed).len(), 2, "{:?}", knees(&smoothed));
+    // Noise inside one climb is one knee.
+    let one = [
+        (1.0, 10.0),
+        (1.5, 10.2),
+        (2.0, 15.0),
+        (3.0, 21.0),
+        (4.0, 33.0),
+        (6.0, 34.0),
+    ];
+    assert_eq!(knees(&one).len(), 1, "{:?}", knees(&one));
+
+    let declared = MachineFacts {
+        l1d_bytes: Some(48 << 10),
+        l2_bytes: Some(2 << 20),
+        llc_bytes: Some(480 << 20),
+        ..facts()
+    };
+    let vars = Prefetch.variants(&declared).unwrap();
+    let g = GroupOutcome {
+        label: "compact x1".into(),
+        cpus: vec![0],
+        pair_class: None,
+        cpu_node: Some(0),
+        variants: vars
+            .iter()
+            .map(|v| {
+                let p = v.point.as_ref().unwrap();
+                let ns = match p.series.as_ref() {
+                    "seq" => 0.8,
+                    "stride" => 1.5,
+                    "random" => lat(p.x as u64),
+                    _ => 50.0,
+                };
+                outcome(&v.name, ns)
+            })
+            .collect(),
+        ratios: vec![crate::findings::RatioOutcome {
+            treatment: "list-pf0".into(),
+            baseline: "list-pf8".into(),
+            ratio: Estimate {
+                median: 2.5,
+                lo: 2.3,
+                hi: 2.7,
+            },
+        }],
+    };
+    let f = Prefetch.interpret(&declared, &[g]);
+    let text = f.verdict.join("\n");
+    assert!(
+        text.contains("39.2 KiB (1.2 -> 4.0 ns; 32 KiB still fits)"),
+        "{text}"
+    );
+    assert!(
+        text.contains("L1d 48 KiB: knee at 39.2 KiB agrees"),
+        "{text}"
+    );
+    assert!(text.contains("L2 2 MiB: no knee near it"), "{text}");
+    assert!(
+        text.contains("LLC 480 MiB: beyond the swept range"),
+        "{text}"
+    );
+    assert!(text.contains("software prefetch 8 ahead: 2.50x"), "{text}");
+    let w = f.warnings.join("\n");
+    assert!(w.contains("declares L2 = 2 MiB"), "{w}");
+    assert!(
+        w.contains("knee at 627.1 KiB") && w.contains("knee at 39.2 MiB"),
+        "{w}"
+    );
+    assert_eq!(f.charts.len(), 2);
+    assert_eq!(f.charts[0].curves.len(), 3);
+    assert_eq!(f.charts[0].markers.len(), 3);
+}
+
+#[test]
+fn prefetch_verdict_names_the_shortest_distance_near_the_best() {
+    let r = |t: &str, b: &str, m: f64, lo: f64, hi: f64| crate::findings::RatioOutcome {
+        treatment: t.into(),
+        baseline: b.into(),
+        ratio: Estimate { median: m, lo, hi },
+    };
+    // The device run: scan pf1 1.33x with a wide CI, pf2 1.38x the best.
+    let g = GroupOutcome {
+        label: "compact x1".into(),
+        cpus: vec![0],
+        pair_class: None,
+        cpu_node: None,
+        variants: vec![],
+        ratios: vec![
+            r("scan-pf0", "scan-pf1", 1.33, 1.03, 1.51),
+            r("scan-pf0", "scan-pf2", 1.38, 1.20, 1.50),
+            r("scan-pf0", "scan-pf4", 1.36, 1.25, 1.45),
+            r("list-pf0", "list-pf1", 0.98, 0.95, 1.01),
+            r("list-pf0", "list-pf2", 1.02, 0.99, 1.04),
+        ],
+    };
+    let f = Prefetch.interpret(&facts(), &[g]);
+    let text = f.verdict.join("\n");
+    assert!(
+        text.contains("software prefetch 1 ahead: 1.33x [1.03-1.51] on the 768-d neighbour scan (within 5% of the best, 2 ahead: 1.38x [1.20-1.50])"),
+        "{text}"
+    );
+    assert!(
+        text.contains("software prefetch does not pay on the random list: the best distance, 2 ahead, gives 1.02x"),
+        "{text}"
+    );
+}
