@@ -1,14 +1,14 @@
 //! The machine profile: topology, CPU identity, virtualization, capabilities,
 //! timer. `hwprof info` prints it; every report embeds it.
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::capabilities::{self, Capabilities};
 use crate::cpu::{self, CpuIdentity};
 use crate::measure::timer::Timer;
 use crate::topology::{self, Loaded, Topology, TopologySource};
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct MachineProfile {
     pub hwprof_version: String,
     pub collected_at: String,

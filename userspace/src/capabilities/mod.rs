@@ -7,9 +7,9 @@ mod bpf_linux;
 #[cfg(target_os = "linux")]
 mod linux;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
-#[derive(Debug, Clone, Serialize, Default)]
+#[derive(Debug, Clone, Serialize, Deserialize, Default)]
 pub struct Ebpf {
     pub btf: bool,
     pub tracepoints: bool,
@@ -17,7 +17,7 @@ pub struct Ebpf {
     pub uprobes: bool,
 }
 
-#[derive(Debug, Clone, Serialize, Default)]
+#[derive(Debug, Clone, Serialize, Deserialize, Default)]
 pub struct Privileges {
     pub euid: u32,
     pub root: bool,
@@ -29,7 +29,7 @@ pub struct Privileges {
 }
 
 /// A capability hwprof could not get, why, and how to get it back.
-#[derive(Debug, Clone, Serialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct Loss {
     pub capability: String,
     pub reason: String,
@@ -45,7 +45,7 @@ impl Loss {
     }
 }
 
-#[derive(Debug, Clone, Serialize, Default)]
+#[derive(Debug, Clone, Serialize, Deserialize, Default)]
 pub struct Capabilities {
     /// /proc/sys/kernel/perf_event_paranoid, or null where there is none.
     pub paranoid: Option<i32>,

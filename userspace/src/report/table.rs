@@ -209,10 +209,11 @@ pub fn render_info(m: &MachineProfile) -> String {
     for n in &t.numa {
         let _ = writeln!(
             s,
-            "  NUMA node {}: CPUs {}, {} MiB",
+            "  NUMA node {}: CPUs {}, {}",
             n.os_index,
             crate::placement::cpulist::format(&n.cpus),
-            n.memory_bytes.map_or("?".into(), |b| (b >> 20).to_string())
+            n.memory_bytes
+                .map_or("memory not recorded".into(), |b| format!("{} MiB", b >> 20))
         );
     }
     if let Some(d) = &t.numa_distances {
@@ -231,11 +232,11 @@ pub fn render_info(m: &MachineProfile) -> String {
         if let Some(first) = caches.first() {
             let _ = writeln!(
                 s,
-                "  L{level}: {} x {} KiB (shared by {} PU(s) each)",
+                "  L{level}: {} x {} (shared by {} PU(s) each)",
                 caches.len(),
                 first
                     .size_bytes
-                    .map_or("?".into(), |b| (b >> 10).to_string()),
+                    .map_or("size not recorded".into(), |b| format!("{} KiB", b >> 10)),
                 first.cpus.len()
             );
         }
@@ -269,13 +270,15 @@ pub fn render_info(m: &MachineProfile) -> String {
     }
     let _ = writeln!(
         s,
-        "cpu       {} family {} model {} stepping {}; SIMD {}; line {} B",
+        "cpu       {} family {} model {} stepping {}; SIMD {}; line {}",
         m.cpu.vendor,
         crate::text::opt(m.cpu.family),
         crate::text::opt(m.cpu.model),
         crate::text::opt(m.cpu.stepping),
         m.cpu.simd.join(" "),
-        m.cpu.cache_line_bytes.map_or("?".into(), |b| b.to_string())
+        m.cpu
+            .cache_line_bytes
+            .map_or("size not recorded".into(), |b| format!("{b} B"))
     );
     let yn = |b: bool| if b { "yes" } else { "no" };
     let _ = writeln!(

@@ -12,9 +12,9 @@ mod mach_macos;
 #[cfg(target_arch = "x86_64")]
 mod tsc_x86_64;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum TimerKind {
     Tsc,
@@ -24,7 +24,7 @@ pub enum TimerKind {
 }
 
 /// A calibrated tick source.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Timer {
     pub kind: TimerKind,
     /// How it was chosen and calibrated, in words.
