@@ -29,29 +29,37 @@ pub use uprobe::UprobeSpec;
 /// for people. Adding a probe = its folder, its kernel module, one line in
 /// [`PROBES`].
 pub trait Probe: Sync {
-    /// The name `--probes` takes.
-    fn name(&self) -> &'static str;
-    /// One line: what it sees (`hwprof list`).
-    fn summary(&self) -> &'static str;
-    /// Tracepoints it attaches: (program, category, event).
-    fn tracepoints(&self) -> &'static [(&'static str, &'static str, &'static str)] {
-        &[]
-    }
+    /// Name, summary and tracepoints (a `const` in the probe's folder).
+    fn info(&self) -> &'static ProbeInfo;
     /// Attachments beyond tracepoints (perf events …): how many programs attached.
     #[cfg(hwprof_probes)]
     fn attach_other(&self, _ebpf: &mut aya::Ebpf, _opts: &ProbeOptions) -> Result<usize, String> {
         Ok(0)
     }
-    /// Read its maps into its section of `report`.
+    /// Read its maps into its section of the report.
     #[cfg(hwprof_probes)]
-    fn collect(
-        &self,
-        maps: &session::Maps<'_>,
-        ctx: &CollectContext<'_>,
-        report: &mut ProbesReport,
-    );
+    fn collect(&self, c: &mut session::Collect<'_>);
     /// Its section of `report` in lines for people (none when it did not run).
     fn render(&self, report: &ProbesReport) -> Vec<String>;
+}
+
+/// What a probe is, fixed at compile time.
+pub struct ProbeInfo {
+    /// The name `--probes` takes.
+    pub name: &'static str,
+    /// One line: what it sees (`hwprof list`).
+    pub summary: &'static str,
+    /// Tracepoints it attaches: (program, category, event).
+    pub tracepoints: &'static [(&'static str, &'static str, &'static str)],
+}
+
+impl<'a> dyn Probe + 'a {
+    pub fn name(&self) -> &'static str {
+        self.info().name
+    }
+    pub fn summary(&self) -> &'static str {
+        self.info().summary
+    }
 }
 
 /// Every probe `--probes` knows, in report order: one line each.

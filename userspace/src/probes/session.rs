@@ -73,7 +73,7 @@ impl Session {
         }
         for &kind in &opts.probes {
             let mut attached = 0;
-            for (prog, cat, ev) in kind.0.tracepoints() {
+            for (prog, cat, ev) in kind.0.info().tracepoints {
                 match s.attach_tracepoint(prog, cat, ev) {
                     Ok(()) => attached += 1,
                     Err(e) => s
@@ -197,7 +197,11 @@ impl Session {
             opts: &self.opts,
         };
         for kind in &self.active {
-            kind.0.collect(&maps, ctx, &mut report);
+            kind.0.collect(&mut Collect {
+                maps: &maps,
+                ctx,
+                report: &mut report,
+            });
         }
         if !self.opts.uprobes.is_empty() {
             let stats: Vec<UprobeStats> = self
@@ -252,6 +256,13 @@ impl Session {
         }
         report
     }
+}
+
+/// What a probe's `collect` works with: the maps, the context, its report.
+pub struct Collect<'a> {
+    pub maps: &'a Maps<'a>,
+    pub ctx: &'a CollectContext<'a>,
+    pub report: &'a mut ProbesReport,
 }
 
 /// Read access to the loaded object's maps, for each probe's `collect`.

@@ -38,26 +38,23 @@ pub struct Report {
     pub wait_time: Log2Hist,
 }
 
+const INFO: super::ProbeInfo = super::ProbeInfo {
+    name: "futex",
+    summary:
+        "user-space lock waits per futex word (sys_enter/exit_futex), wakes and waiters, symbolised",
+    tracepoints: PROGRAMS,
+};
+
 /// The `futex` probe (registered in [`super::PROBES`]).
 pub struct Futex;
 
 impl super::Probe for Futex {
-    fn name(&self) -> &'static str {
-        "futex"
-    }
-    fn summary(&self) -> &'static str {
-        "user-space lock waits per futex word (sys_enter/exit_futex), wakes and waiters, symbolised"
-    }
-    fn tracepoints(&self) -> &'static [(&'static str, &'static str, &'static str)] {
-        PROGRAMS
+    fn info(&self) -> &'static super::ProbeInfo {
+        &INFO
     }
     #[cfg(hwprof_probes)]
-    fn collect(
-        &self,
-        maps: &super::session::Maps<'_>,
-        _ctx: &super::CollectContext<'_>,
-        report: &mut super::ProbesReport,
-    ) {
+    fn collect(&self, c: &mut super::session::Collect<'_>) {
+        let (maps, report) = (c.maps, &mut *c.report);
         use crate::symbols::Symbolizer;
         use hwprof_probes_common::{FutexKey, FutexStats, HIST_FUTEX_WAIT};
         use std::collections::HashMap as StdHashMap;

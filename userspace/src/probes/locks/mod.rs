@@ -70,26 +70,23 @@ pub struct Report {
     pub wait_time: super::hist::Log2Hist,
 }
 
+const INFO: super::ProbeInfo = super::ProbeInfo {
+    name: "locks",
+    summary:
+        "kernel lock contention (lock:contention_begin/end) by lock, type and calling function",
+    tracepoints: PROGRAMS,
+};
+
 /// The `locks` probe (registered in [`super::PROBES`]).
 pub struct Locks;
 
 impl super::Probe for Locks {
-    fn name(&self) -> &'static str {
-        "locks"
-    }
-    fn summary(&self) -> &'static str {
-        "kernel lock contention (lock:contention_begin/end) by lock, type and calling function"
-    }
-    fn tracepoints(&self) -> &'static [(&'static str, &'static str, &'static str)] {
-        PROGRAMS
+    fn info(&self) -> &'static super::ProbeInfo {
+        &INFO
     }
     #[cfg(hwprof_probes)]
-    fn collect(
-        &self,
-        maps: &super::session::Maps<'_>,
-        _ctx: &super::CollectContext<'_>,
-        report: &mut super::ProbesReport,
-    ) {
+    fn collect(&self, c: &mut super::session::Collect<'_>) {
+        let (maps, report) = (c.maps, &mut *c.report);
         use super::hist::Log2Hist;
         use hwprof_probes_common::{LockKey, LockStats, HIST_LOCK_WAIT};
         let mut entries = maps.hash::<LockKey, LockStats>("LOCKS");

@@ -32,26 +32,22 @@ pub struct Report {
     pub threads: Vec<ThreadMemory>,
 }
 
+const INFO: super::ProbeInfo = super::ProbeInfo {
+    name: "memory",
+    summary: "user page faults and NUMA balancing (page migrations, task moves/swaps) per thread",
+    tracepoints: PROGRAMS,
+};
+
 /// The `memory` probe (registered in [`super::PROBES`]).
 pub struct Memory;
 
 impl super::Probe for Memory {
-    fn name(&self) -> &'static str {
-        "memory"
-    }
-    fn summary(&self) -> &'static str {
-        "user page faults and NUMA balancing (page migrations, task moves/swaps) per thread"
-    }
-    fn tracepoints(&self) -> &'static [(&'static str, &'static str, &'static str)] {
-        PROGRAMS
+    fn info(&self) -> &'static super::ProbeInfo {
+        &INFO
     }
     #[cfg(hwprof_probes)]
-    fn collect(
-        &self,
-        maps: &super::session::Maps<'_>,
-        _ctx: &super::CollectContext<'_>,
-        report: &mut super::ProbesReport,
-    ) {
+    fn collect(&self, c: &mut super::session::Collect<'_>) {
+        let (maps, report) = (c.maps, &mut *c.report);
         let per: Vec<ThreadMemory> = maps
             .threads
             .iter()

@@ -168,15 +168,18 @@ fn collect(maps: &super::session::Maps<'_>, ctx: &super::CollectContext<'_>) -> 
     }
 }
 
+const INFO: super::ProbeInfo = super::ProbeInfo {
+    name: "profile",
+    summary: "sampled user and kernel stacks (cpu-clock) as folded stacks and a flame graph",
+    tracepoints: &[],
+};
+
 /// The `profile` probe (registered in [`super::PROBES`]).
 pub struct Profile;
 
 impl super::Probe for Profile {
-    fn name(&self) -> &'static str {
-        "profile"
-    }
-    fn summary(&self) -> &'static str {
-        "sampled user and kernel stacks (cpu-clock) as folded stacks and a flame graph"
+    fn info(&self) -> &'static super::ProbeInfo {
+        &INFO
     }
     #[cfg(hwprof_probes)]
     fn attach_other(
@@ -187,13 +190,8 @@ impl super::Probe for Profile {
         attach(ebpf, opts.frequency.max(1))
     }
     #[cfg(hwprof_probes)]
-    fn collect(
-        &self,
-        maps: &super::session::Maps<'_>,
-        ctx: &super::CollectContext<'_>,
-        report: &mut super::ProbesReport,
-    ) {
-        report.profile = Some(collect(maps, ctx));
+    fn collect(&self, c: &mut super::session::Collect<'_>) {
+        c.report.profile = Some(collect(c.maps, c.ctx));
     }
     fn render(&self, report: &super::ProbesReport) -> Vec<String> {
         let mut v = Vec::new();

@@ -84,26 +84,22 @@ pub fn build(
     }
 }
 
+const INFO: super::ProbeInfo = super::ProbeInfo {
+    name: "sched",
+    summary: "on/off-CPU time, switches, wakeups, run-queue latency and migrations by distance, per thread",
+    tracepoints: PROGRAMS,
+};
+
 /// The `sched` probe (registered in [`super::PROBES`]).
 pub struct Sched;
 
 impl super::Probe for Sched {
-    fn name(&self) -> &'static str {
-        "sched"
-    }
-    fn summary(&self) -> &'static str {
-        "on/off-CPU time, switches, wakeups, run-queue latency and migrations by distance, per thread"
-    }
-    fn tracepoints(&self) -> &'static [(&'static str, &'static str, &'static str)] {
-        PROGRAMS
+    fn info(&self) -> &'static super::ProbeInfo {
+        &INFO
     }
     #[cfg(hwprof_probes)]
-    fn collect(
-        &self,
-        maps: &super::session::Maps<'_>,
-        ctx: &super::CollectContext<'_>,
-        report: &mut super::ProbesReport,
-    ) {
+    fn collect(&self, c: &mut super::session::Collect<'_>) {
+        let (maps, ctx, report) = (c.maps, c.ctx, &mut *c.report);
         use hwprof_probes_common::{MigrationKey, HIST_OFF_CPU, HIST_RUNQ};
         let mut per: Vec<ThreadReport> = maps
             .threads
