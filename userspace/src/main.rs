@@ -229,7 +229,7 @@ fn events_list(a: hwprof::cli::EventsListArgs) -> anyhow::Result<()> {
     let hw_reason = caps
         .lost
         .iter()
-        .find(|l| l.capability == "hardware counters")
+        .find(|l| l.capability == hwprof::capabilities::Capability::HardwareCounters)
         .map(|l| format!("{}; {}", l.reason, l.remedy));
     if a.json {
         let v = serde_json::json!({

@@ -12,7 +12,7 @@ use crate::measure::counters::open_group;
 use crate::measure::Source;
 
 use super::bpf_linux::{load_trivial, PROG_TYPE_KPROBE, PROG_TYPE_TRACEPOINT};
-use super::{Capabilities, Ebpf, Loss, Privileges};
+use super::{Capabilities, Capability, Ebpf, Loss, Privileges};
 
 pub fn probe(hypervisor: Option<&str>) -> Capabilities {
     let mut caps = Capabilities {
@@ -28,7 +28,7 @@ pub fn probe(hypervisor: Option<&str>) -> Capabilities {
     match count_over_busy_loop(&[Hardware::CPU_CYCLES, Hardware::INSTRUCTIONS]) {
         Ok(()) => caps.pmu_hardware = true,
         Err(e) => caps.lost.push(pmu_loss(
-            "hardware counters",
+            Capability::HardwareCounters,
             &e,
             paranoid,
             privileged,
@@ -38,7 +38,7 @@ pub fn probe(hypervisor: Option<&str>) -> Capabilities {
     match count_over_busy_loop(&[Software::TASK_CLOCK]) {
         Ok(()) => caps.pmu_software = true,
         Err(e) => caps.lost.push(pmu_loss(
-            "software counters",
+            Capability::SoftwareCounters,
             &e,
             paranoid,
             privileged,
@@ -49,7 +49,7 @@ pub fn probe(hypervisor: Option<&str>) -> Capabilities {
     caps.ebpf.btf = Path::new("/sys/kernel/btf/vmlinux").exists();
     if !caps.ebpf.btf {
         caps.lost.push(Loss {
-            capability: "BTF (CO-RE type information)".into(),
+            capability: Capability::Btf,
             reason: "/sys/kernel/btf/vmlinux is missing".into(),
             remedy: "use a kernel built with CONFIG_DEBUG_INFO_BTF=y".into(),
         });
@@ -133,7 +133,7 @@ fn first_error<E: perf_event::events::Event + Clone>(events: &[E]) -> io::Error 
 }
 
 fn pmu_loss(
-    what: &str,
+    what: Capability,
     err: &ProbeError,
     paranoid: Option<i32>,
     privileged: bool,
@@ -178,7 +178,7 @@ fn pmu_loss(
         ),
     };
     Loss {
-        capability: what.to_string(),
+        capability: what,
         reason,
         remedy,
     }
@@ -215,10 +215,10 @@ fn tracefs(caps: &mut Capabilities) -> Option<String> {
     None
 }
 
-fn bpf_loss(capability: &str, e: &io::Error, caps: &Capabilities) -> Loss {
+fn bpf_loss(capability: Capability, e: &io::Error, caps: &Capabilities) -> Loss {
     let denied = matches!(e.raw_os_error(), Some(libc::EPERM) | Some(libc::EACCES));
     Loss {
-        capability: capability.into(),
+        capability,
         reason: format!("loading a BPF program failed: {e}"),
         remedy: if denied && !caps.privileges.root {
             "run with sudo, or grant CAP_BPF and CAP_PERFMON (setcap cap_bpf,cap_perfmon+ep)".into()
@@ -245,13 +245,13 @@ fn probe_ebpf(caps: &mut Capabilities) {
                 .any(|l| l.split_whitespace().nth(2) == Some("tracefs"));
             if mounted {
                 Loss {
-                    capability: "eBPF tracepoints".into(),
+                    capability: Capability::EbpfTracepoints,
                     reason: "tracefs is mounted but not readable by this user".into(),
                     remedy: "run with sudo".into(),
                 }
             } else {
                 Loss {
-                    capability: "eBPF tracepoints".into(),
+                    capability: Capability::EbpfTracepoints,
                     reason: "tracefs is not mounted".into(),
                     remedy: "run with sudo (hwprof mounts it), or mount -t tracefs nodev /sys/kernel/tracing"
                         .into(),
@@ -263,14 +263,14 @@ fn probe_ebpf(caps: &mut Capabilities) {
             .ok()
             .and_then(|s| s.trim().parse().ok())
             .ok_or_else(|| Loss {
-                capability: "eBPF tracepoints".into(),
+                capability: Capability::EbpfTracepoints,
                 reason: format!("cannot read {id_path}"),
                 remedy: "run as root (tracefs event ids are root-readable) and use a kernel \
                          with CONFIG_FTRACE_SYSCALLS"
                     .into(),
             })?;
         attach(Builder::new(Tracepoint::with_id(id)), PROG_TYPE_TRACEPOINT)
-            .map_err(|e| bpf_or_perf_loss("eBPF tracepoints", e, caps))
+            .map_err(|e| bpf_or_perf_loss(Capability::EbpfTracepoints, e, caps))
     };
     match tp() {
         Ok(()) => ebpf.tracepoints = true,
@@ -280,7 +280,7 @@ fn probe_ebpf(caps: &mut Capabilities) {
     // Kprobes: the kprobe PMU (perf_event_open type "kprobe") on vfs_read.
     let kp = || -> Result<(), Loss> {
         let probe = KProbe::probe("vfs_read", 0).map_err(|e| Loss {
-            capability: "eBPF kprobes".into(),
+            capability: Capability::EbpfKprobes,
             reason: if Path::new("/sys/bus/event_source/devices/kprobe").exists() {
                 format!("kprobe PMU: {e}")
             } else {
@@ -292,7 +292,7 @@ fn probe_ebpf(caps: &mut Capabilities) {
                 .into(),
         })?;
         attach(Builder::new(probe), PROG_TYPE_KPROBE)
-            .map_err(|e| bpf_or_perf_loss("eBPF kprobes", e, caps))
+            .map_err(|e| bpf_or_perf_loss(Capability::EbpfKprobes, e, caps))
     };
     match kp() {
         Ok(()) => ebpf.kprobes = true,
@@ -303,19 +303,19 @@ fn probe_ebpf(caps: &mut Capabilities) {
     let up = || -> Result<(), Loss> {
         let offset =
             file_offset_of(hwprof_uprobe_target as *const () as usize).ok_or_else(|| Loss {
-                capability: "eBPF uprobes".into(),
+                capability: Capability::EbpfUprobes,
                 reason: "cannot map hwprof's own code address to a file offset (/proc/self/maps)"
                     .into(),
                 remedy: "run hwprof from a regular file".into(),
             })?;
         let exe = std::fs::read_link("/proc/self/exe").unwrap_or_else(|_| "/proc/self/exe".into());
         let probe = UprobeEvent::new(&exe, offset).map_err(|e| Loss {
-            capability: "eBPF uprobes".into(),
+            capability: Capability::EbpfUprobes,
             reason: format!("uprobe PMU: {e}"),
             remedy: "use a kernel with CONFIG_UPROBE_EVENTS=y".into(),
         })?;
         attach(Builder::new(probe), PROG_TYPE_KPROBE)
-            .map_err(|e| bpf_or_perf_loss("eBPF uprobes", e, caps))
+            .map_err(|e| bpf_or_perf_loss(Capability::EbpfUprobes, e, caps))
     };
     match up() {
         Ok(()) => ebpf.uprobes = true,
@@ -373,11 +373,11 @@ enum AttachError {
     SetBpf(io::Error),
 }
 
-fn bpf_or_perf_loss(capability: &str, e: AttachError, caps: &Capabilities) -> Loss {
+fn bpf_or_perf_loss(capability: Capability, e: AttachError, caps: &Capabilities) -> Loss {
     match e {
         AttachError::Bpf(e) => bpf_loss(capability, &e, caps),
         AttachError::Perf(e) => Loss {
-            capability: capability.into(),
+            capability,
             reason: format!("perf_event_open for the probe: {e}"),
             // The kernel checks CAP_PERFMON for kprobe/uprobe PMU events and BPF
             // attachment whatever perf_event_paranoid says (even -1).
@@ -387,7 +387,7 @@ fn bpf_or_perf_loss(capability: &str, e: AttachError, caps: &Capabilities) -> Lo
                 .into(),
         },
         AttachError::SetBpf(e) => Loss {
-            capability: capability.into(),
+            capability,
             reason: format!("PERF_EVENT_IOC_SET_BPF: {e}"),
             remedy: "the kernel needs CONFIG_BPF_EVENTS".into(),
         },

@@ -28,10 +28,57 @@ pub struct Privileges {
     pub sudo_user: Option<String>,
 }
 
+/// What can be lost. Serialised as the words reports have always carried.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Capability {
+    #[serde(rename = "hardware counters")]
+    HardwareCounters,
+    #[serde(rename = "software counters")]
+    SoftwareCounters,
+    #[serde(rename = "BTF (CO-RE type information)")]
+    Btf,
+    #[serde(rename = "eBPF tracepoints")]
+    EbpfTracepoints,
+    #[serde(rename = "eBPF kprobes")]
+    EbpfKprobes,
+    #[serde(rename = "eBPF uprobes")]
+    EbpfUprobes,
+    /// Platforms without perf_event_open or BPF (macOS).
+    #[serde(rename = "hardware and software counters, eBPF probes")]
+    CountersAndProbes,
+}
+
+impl Capability {
+    /// Lost counters change what an experiment can measure: their notes are
+    /// printed before a run.
+    pub fn is_counters(self) -> bool {
+        matches!(
+            self,
+            Capability::HardwareCounters
+                | Capability::SoftwareCounters
+                | Capability::CountersAndProbes
+        )
+    }
+}
+
+impl std::fmt::Display for Capability {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Capability::HardwareCounters => "hardware counters",
+            Capability::SoftwareCounters => "software counters",
+            Capability::Btf => "BTF (CO-RE type information)",
+            Capability::EbpfTracepoints => "eBPF tracepoints",
+            Capability::EbpfKprobes => "eBPF kprobes",
+            Capability::EbpfUprobes => "eBPF uprobes",
+            Capability::CountersAndProbes => "hardware and software counters, eBPF probes",
+        })
+    }
+}
+
 /// A capability hwprof could not get, why, and how to get it back.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct Loss {
-    pub capability: String,
+    pub capability: Capability,
     pub reason: String,
     pub remedy: String,
 }
@@ -78,7 +125,7 @@ pub fn probe(hypervisor: Option<&str>) -> Capabilities {
                 ..Default::default()
             },
             lost: vec![Loss {
-                capability: "hardware and software counters, eBPF probes".into(),
+                capability: Capability::CountersAndProbes,
                 reason: "perf_event_open and eBPF exist only on Linux".into(),
                 remedy: "measurements fall back to the portable timer; run on Linux for counters"
                     .into(),

@@ -76,7 +76,7 @@ pub fn select(
     let pmu_reason = || {
         caps.lost
             .iter()
-            .find(|l| l.capability == "hardware counters")
+            .find(|l| l.capability == crate::capabilities::Capability::HardwareCounters)
             .map(|l| format!("hardware counters unavailable: {}", l.reason))
             .unwrap_or_else(|| "hardware counters unavailable".into())
     };

@@ -53,7 +53,7 @@ impl Metric {
 fn pmu_reason(caps: &Capabilities) -> String {
     caps.lost
         .iter()
-        .find(|l| l.capability == "hardware counters")
+        .find(|l| l.capability == crate::capabilities::Capability::HardwareCounters)
         .map(|l| format!("hardware counters unavailable: {}", l.reason))
         .unwrap_or_else(|| "the event could not be opened on this CPU".into())
 }

@@ -80,7 +80,7 @@ impl Host {
             .capabilities
             .lost
             .iter()
-            .filter(|l| l.capability.contains("counters"))
+            .filter(|l| l.capability.is_counters())
             .map(|l| l.line())
             .collect()
     }
