@@ -451,6 +451,7 @@ pub fn analyse_group(
         label: group.label.clone(),
         pair_class: group.pair_class,
         cpus: group.cpus.clone(),
+        policy: group.policy.clone(),
         variants,
         comparison,
         comparisons,

@@ -7,17 +7,16 @@ pub use crate::report::schema::{ScalePoint, ScalingSeries};
 use crate::stats::usl;
 use crate::stats::Interval;
 
-/// `compact x4` → ("compact", 4); `compact x4 (oversubscribed 2.0x)` too.
-fn policy_of(label: &str) -> Option<(String, usize)> {
-    let (p, n) = label.split_once(" x")?;
-    Some((p.to_string(), n.split_whitespace().next()?.parse().ok()?))
+/// A sweep group's placement policy and thread count, as placement planned them.
+fn policy_of(g: &GroupResult) -> Option<(String, usize)> {
+    Some((g.policy.clone()?, g.cpus.len()))
 }
 
 pub fn analyse(groups: &[GroupResult]) -> Vec<ScalingSeries> {
     let mut out = Vec::new();
     let mut policies: Vec<String> = groups
         .iter()
-        .filter_map(|g| policy_of(&g.label).map(|p| p.0))
+        .filter_map(|g| policy_of(g).map(|p| p.0))
         .collect();
     policies.dedup();
     let variants: Vec<String> = groups
@@ -29,7 +28,7 @@ pub fn analyse(groups: &[GroupResult]) -> Vec<ScalingSeries> {
             let mut pts: Vec<(usize, f64, Interval, Option<f64>)> = groups
                 .iter()
                 .filter_map(|g| {
-                    let (p, n) = policy_of(&g.label)?;
+                    let (p, n) = policy_of(g)?;
                     if &p != policy && !(n == 1) {
                         return None;
                     }

@@ -42,6 +42,10 @@ pub struct Group {
     pub pair_class: Option<PairClass>,
     /// Worker i runs on `cpus[i]`.
     pub cpus: Vec<usize>,
+    /// The policy that chose the CPUs (`compact`, `scatter`), for groups of a
+    /// thread-count sweep; None for pairs, nodes and explicit lists.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub policy: Option<String>,
 }
 
 #[derive(Debug, Clone, Serialize, PartialEq)]
@@ -165,12 +169,13 @@ pub fn plan(topo: &Topology, shape: ThreadShape, req: &Request) -> anyhow::Resul
         label
     };
     Ok(Plan {
-        policy: policy_name,
         groups: vec![Group {
             label,
             pair_class,
             cpus,
+            policy: (policy_name != "explicit").then(|| policy_name.clone()),
         }],
+        policy: policy_name,
         unavailable: vec![],
     })
 }
@@ -241,6 +246,7 @@ fn plan_per_node(topo: &Topology, req: &Request, usable: &[usize]) -> anyhow::Re
             label: format!("node {} x{}", node.os_index, cpus.len()),
             pair_class: None,
             cpus,
+            policy: None,
         });
     }
     if groups.is_empty() {
@@ -255,6 +261,7 @@ fn plan_per_node(topo: &Topology, req: &Request, usable: &[usize]) -> anyhow::Re
             label: format!("all nodes x{}", cpus.len()),
             pair_class: None,
             cpus,
+            policy: None,
         });
     }
     Ok(Plan {
@@ -285,6 +292,7 @@ fn plan_all_pairs(topo: &Topology, req: &Request, usable: &[usize]) -> anyhow::R
                 ),
                 pair_class: class,
                 cpus: vec![a, b],
+                policy: None,
             });
         }
     }
@@ -315,6 +323,7 @@ fn plan_pairs(
                     label: class.name().to_string(),
                     pair_class: Some(class),
                     cpus: vec![a, b],
+                    policy: None,
                 });
                 if sweep {
                     let all = pairs::grow(topo, class, (a, b), &among);
@@ -325,6 +334,7 @@ fn plan_pairs(
                             label: format!("{} x{n}", class.name()),
                             pair_class: Some(class),
                             cpus: all[..n].to_vec(),
+                            policy: None,
                         });
                     }
                 }

@@ -108,6 +108,9 @@ pub struct GroupResult {
     pub label: String,
     pub pair_class: Option<PairClass>,
     pub cpus: Vec<usize>,
+    /// The placement policy of a thread-count sweep's group (`compact`, `scatter`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub policy: Option<String>,
     pub variants: Vec<VariantResult>,
     /// The headline comparison (the first of `comparisons`).
     pub comparison: Option<ComparisonResult>,
