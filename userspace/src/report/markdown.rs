@@ -80,7 +80,21 @@ pub fn render(r: &Report) -> String {
         let _ = writeln!(s, "\n## {}\n", g.label);
         // One row per variant: sweeps have dozens of variants and a handful of metrics.
         if let Some(first) = g.variants.first() {
-            let names: Vec<&String> = first.metrics.keys().collect();
+            // Metrics no variant could measure are named once, by reason, below
+            // the table instead of filling every cell with the same "n/a".
+            let measured = |n: &String| {
+                g.variants
+                    .iter()
+                    .any(|v| v.metrics.get(n).is_some_and(|m| m.available))
+            };
+            let names: Vec<&String> = first.metrics.keys().filter(|n| measured(n)).collect();
+            let mut missing: std::collections::BTreeMap<&str, Vec<&str>> = Default::default();
+            for (n, m) in first.metrics.iter().filter(|(n, _)| !measured(n)) {
+                missing
+                    .entry(m.reason.as_deref().unwrap_or("not measured"))
+                    .or_default()
+                    .push(n);
+            }
             let _ = writeln!(
                 s,
                 "| variant | {} |",
@@ -97,6 +111,9 @@ pub fn render(r: &Report) -> String {
                     .map(|n| v.metrics.get(*n).map_or("–".into(), metric_cell))
                     .collect();
                 let _ = writeln!(s, "| {} | {} |", v.name, cells.join(" | "));
+            }
+            for (reason, metrics) in &missing {
+                let _ = writeln!(s, "\nNot measured: {} ({reason}).", metrics.join(", "));
             }
         }
         let _ = writeln!(
