@@ -262,7 +262,10 @@ fn sigterm_still_writes_the_report() {
 fn list_names_the_registered_experiments() {
     let out = run(&["list"]);
     assert!(out.status.success());
-    assert!(String::from_utf8_lossy(&out.stdout).contains("false-sharing"));
+    let text = String::from_utf8_lossy(&out.stdout);
+    let (experiments, probes) = text.split_once("\n\n").expect("experiments, then probes");
+    assert!(experiments.lines().any(|l| l.starts_with("false-sharing ")));
+    assert!(probes.lines().any(|l| l.starts_with("futex ")), "{probes}");
 }
 
 /// Without privileges, capabilities drop with a reason and a remedy each, and an
