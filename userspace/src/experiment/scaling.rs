@@ -64,7 +64,13 @@ pub fn analyse(groups: &[GroupResult]) -> Vec<ScalingSeries> {
             let fit = usl::fit(&pts.iter().map(|p| (p.0 as f64, p.1)).collect::<Vec<_>>());
             let predicted = fit
                 .as_ref()
-                .map(|f| (1..=64).map(|n| (n as f64, f.predict(n as f64))).collect())
+                .map(|f| {
+                    (1..=64)
+                        .map(|n| n as f64)
+                        .take_while(|&n| f.predicts_up_to.is_none_or(|max| n <= max))
+                        .map(|n| (n, f.predict(n)))
+                        .collect()
+                })
                 .unwrap_or_default();
             out.push(ScalingSeries {
                 variant: variant.clone(),

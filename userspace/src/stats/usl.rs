@@ -1,7 +1,9 @@
 //! Universal Scalability Law (Gunther): X(N) = λN / (1 + σ(N−1) + κN(N−1)).
 //! σ is contention (serialisation), κ coherency (crosstalk). With λ = X(1),
-//! λN/X(N) − 1 = σ(N−1) + κN(N−1) is linear in (σ, κ): ordinary least squares
-//! without intercept, no iterative solver needed.
+//! λN/X(N) − 1 = σ(N−1) + κN(N−1) is linear in (σ, κ): least squares without
+//! intercept, constrained to σ, κ ≥ 0 (a negative σ would claim super-linear
+//! scaling the model cannot produce; with two parameters the constrained optimum
+//! is the unconstrained one or lies on an axis, so no iterative solver is needed).
 
 use serde::Serialize;
 
@@ -17,6 +19,9 @@ pub struct UslFit {
     pub points: usize,
     /// What the fit can and cannot say from these points.
     pub note: String,
+    /// The largest thread count predictions may be stated for: the measured
+    /// maximum when the points cannot pin both parameters down (None: no bound).
+    pub predicts_up_to: Option<f64>,
 }
 
 impl UslFit {
@@ -54,19 +59,51 @@ pub fn fit(points: &[(f64, f64)]) -> Option<UslFit> {
             });
     let det = saa * sbb - sab * sab;
     let distinct: std::collections::BTreeSet<u64> = rest.iter().map(|r| r.0 as u64).collect();
-    let (sigma, kappa, note) = if distinct.len() >= 2 && det.abs() > 1e-12 {
+    let measured_max = points.iter().map(|p| p.0).fold(1.0, f64::max);
+    // Squared residual of the linearised model, to choose among feasible fits.
+    let sse = |s: f64, k: f64| -> f64 {
+        rest.iter()
+            .map(|&(a, b, y)| (y - s * a - k * b).powi(2))
+            .sum()
+    };
+    let sigma_only = (say / saa).max(0.0);
+    let (sigma, kappa, note, predicts_up_to) = if distinct.len() >= 2 && det.abs() > 1e-12 {
+        let (s_free, k_free) = ((say * sbb - sby * sab) / det, (saa * sby - sab * say) / det);
+        let (sigma, kappa) = if s_free >= 0.0 && k_free >= 0.0 {
+            (s_free, k_free)
+        } else {
+            let kappa_only = (sby / sbb).max(0.0);
+            if sse(sigma_only, 0.0) <= sse(0.0, kappa_only) {
+                (sigma_only, 0.0)
+            } else {
+                (0.0, kappa_only)
+            }
+        };
+        let bound = if s_free < 0.0 || k_free < 0.0 {
+            format!(
+                " (the unconstrained fit gave σ {s_free:.4}, κ {k_free:.5}: held at 0, the model \
+                 has no super-linear term)"
+            )
+        } else {
+            String::new()
+        };
         (
-            (say * sbb - sby * sab) / det,
-            (saa * sby - sab * say) / det,
-            format!("σ and κ fitted from {} thread counts", distinct.len() + 1),
+            sigma,
+            kappa,
+            format!(
+                "σ and κ fitted from {} thread counts{bound}",
+                distinct.len() + 1
+            ),
+            None,
         )
     } else {
         (
-            say / saa,
+            sigma_only,
             0.0,
             "only two thread counts: κ (coherency) cannot be separated from σ and is set to 0; \
-             predictions beyond the measured threads are a σ-only extrapolation"
+             no prediction is made beyond the measured threads"
                 .to_string(),
+            Some(measured_max),
         )
     };
     let fitted = UslFit {
@@ -77,6 +114,7 @@ pub fn fit(points: &[(f64, f64)]) -> Option<UslFit> {
         peak_threads: None,
         points: points.len(),
         note,
+        predicts_up_to,
     };
     let mean = points.iter().map(|p| p.1).sum::<f64>() / points.len() as f64;
     let ss_tot: f64 = points.iter().map(|p| (p.1 - mean).powi(2)).sum();
@@ -138,11 +176,25 @@ mod tests {
         assert!((f.sigma - 0.25).abs() < 1e-12, "{f:?}");
         assert_eq!(f.kappa, 0.0);
         assert_eq!(f.peak_threads, None);
-        assert!(f.note.contains("extrapolation"));
+        assert!(f.note.contains("no prediction"), "{}", f.note);
+        assert_eq!(f.predicts_up_to, Some(2.0));
         assert!(
             fit(&[(2.0, 100.0), (4.0, 150.0)]).is_none(),
             "needs the 1-thread point"
         );
         assert!(fit(&[(1.0, 100.0)]).is_none());
+    }
+
+    /// Two points that scale better than linearly (noise, or a cache effect)
+    /// must not turn into a negative σ and a super-linear curve.
+    #[test]
+    fn super_linear_points_give_no_negative_parameters() {
+        let f = fit(&[(1.0, 100.0), (2.0, 230.0)]).unwrap();
+        assert_eq!((f.sigma, f.kappa), (0.0, 0.0), "{f:?}");
+        assert!(f.predict(8.0) <= 8.0 * 100.0 + 1e-9);
+        let f = fit(&[(1.0, 100.0), (2.0, 230.0), (4.0, 300.0), (8.0, 280.0)]).unwrap();
+        assert!(f.sigma >= 0.0 && f.kappa >= 0.0, "{f:?}");
+        assert!(f.note.contains("held at 0"), "{}", f.note);
+        assert_eq!(f.predicts_up_to, None);
     }
 }
