@@ -304,6 +304,20 @@ fn suite_runs_every_registered_experiment() {
         "{}",
         String::from_utf8_lossy(&status.stderr)
     );
+    // One discovery for the whole suite: each capability note is printed once.
+    let stderr = String::from_utf8_lossy(&status.stderr);
+    let notes: Vec<&str> = stderr
+        .lines()
+        .filter(|l| l.starts_with("hwprof: note:"))
+        .collect();
+    let mut unique = notes.clone();
+    unique.sort_unstable();
+    unique.dedup();
+    assert_eq!(notes.len(), unique.len(), "a note printed twice:\n{stderr}");
+    let md = std::fs::read_to_string(out.join("suite.md")).unwrap();
+    for debug in ["Some(", "{\"", "[("] {
+        assert!(!md.contains(debug), "Debug text {debug:?} in suite.md:\n{md}");
+    }
     let v: Value = serde_json::from_slice(&status.stdout).unwrap();
     let names: Vec<&str> = v["experiments"]
         .as_array()
