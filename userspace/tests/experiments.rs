@@ -316,7 +316,10 @@ fn suite_runs_every_registered_experiment() {
     assert_eq!(notes.len(), unique.len(), "a note printed twice:\n{stderr}");
     let md = std::fs::read_to_string(out.join("suite.md")).unwrap();
     for debug in ["Some(", "{\"", "[("] {
-        assert!(!md.contains(debug), "Debug text {debug:?} in suite.md:\n{md}");
+        assert!(
+            !md.contains(debug),
+            "Debug text {debug:?} in suite.md:\n{md}"
+        );
     }
     let v: Value = serde_json::from_slice(&status.stdout).unwrap();
     let names: Vec<&str> = v["experiments"]

@@ -556,43 +556,37 @@ pub fn for_report(r: &mut Report, dir: &Path) -> anyhow::Result<()> {
         &r.groups
     };
     let mut files = standard_plots(&name, dir, latency_groups, &r.scaling, &mut warnings)?;
+    // A file that cannot be written fails the run; a plot that cannot be drawn
+    // is a warning naming it.
+    let mut keep = |plot: &str, drawn: anyhow::Result<Vec<String>>| -> anyhow::Result<()> {
+        match drawn {
+            Ok(names) => files.extend(names),
+            Err(e) if is_write_error(&e) => return Err(e),
+            Err(e) => warnings.push(Warning::PlotNotWritten {
+                plot: plot.to_string(),
+                reason: e.to_string(),
+            }),
+        }
+        Ok(())
+    };
     if let Some(m) = &r.pair_matrix {
-        match heatmap(
+        let drawn = heatmap(
             &dir.join("c2c-heatmap.svg"),
             &format!("hwprof {name}: one-way cache-line transfer latency (ns)"),
             &m.pairs
                 .iter()
                 .map(|p| (p.cpus.0, p.cpus.1, p.one_way_ns))
                 .collect::<Vec<_>>(),
-        ) {
-            Ok(_) => files.extend(["c2c-heatmap.svg".into(), "c2c-heatmap.png".into()]),
-            Err(e) if is_write_error(&e) => return Err(e),
-            Err(e) => warnings.push(Warning::PlotNotWritten {
-                plot: String::new(),
-                reason: e.to_string(),
-            }),
-        }
+        )
+        .map(|_| vec!["c2c-heatmap.svg".into(), "c2c-heatmap.png".into()]);
+        keep("", drawn)?;
     }
     if let Some(found) = &r.findings {
         for c in &found.charts {
-            match chart(dir, c) {
-                Ok(names) => files.extend(names),
-                Err(e) if is_write_error(&e) => return Err(e),
-                Err(e) => warnings.push(Warning::PlotNotWritten {
-                    plot: c.id.clone(),
-                    reason: e.to_string(),
-                }),
-            }
+            keep(&c.id, chart(dir, c))?;
         }
         for m in &found.matrices {
-            match matrix(dir, m) {
-                Ok(names) => files.extend(names),
-                Err(e) if is_write_error(&e) => return Err(e),
-                Err(e) => warnings.push(Warning::PlotNotWritten {
-                    plot: m.id.clone(),
-                    reason: e.to_string(),
-                }),
-            }
+            keep(&m.id, matrix(dir, m))?;
         }
     }
     r.plots = files;
