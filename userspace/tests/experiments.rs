@@ -585,3 +585,57 @@ fn numa_plans_the_full_matrix_on_lab_exports() {
     }
     assert!(planned >= 3, "only {planned} multi-node exports");
 }
+
+/// A CPU hog on one of the experiment's CPUs: the report measures what else ran
+/// there and warns; the same run without it does not.
+#[cfg(target_os = "linux")]
+#[test]
+fn a_cpu_hog_on_the_experiments_cpus_is_named() {
+    let _machine = exclusive();
+    if std::thread::available_parallelism().map_or(1, |n| n.get()) < 2
+        || tool_output("taskset", &["--version"]).is_none()
+    {
+        eprintln!("needs two CPUs and taskset");
+        return;
+    }
+    let measure = || {
+        let v = json(&["run", "false-sharing", "--quick", "--cpus", "0,1", "--json"]);
+        let share = v["groups"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|g| {
+                let i = &g["interference"];
+                (i["other_ns"].as_f64().unwrap() + i["steal_ns"].as_f64().unwrap())
+                    / i["available_ns"].as_f64().unwrap()
+            })
+            .fold(0.0, f64::max);
+        let warned = v["warnings"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|w| w.as_str().unwrap().contains("not quiet"));
+        (share, warned)
+    };
+    let (quiet_share, quiet_warned) = measure();
+    struct Hog(std::process::Child);
+    impl Drop for Hog {
+        fn drop(&mut self) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+    let _hog = Hog(std::process::Command::new("taskset")
+        .args(["-c", "1", "sh", "-c", "while :; do :; done"])
+        .spawn()
+        .unwrap());
+    let (hog_share, hog_warned) = measure();
+    assert!(
+        hog_warned && hog_share > 0.15,
+        "hog share {hog_share:.3}, warned {hog_warned}"
+    );
+    assert!(
+        !quiet_warned && quiet_share < hog_share,
+        "quiet share {quiet_share:.3} (hog {hog_share:.3}), warned {quiet_warned}"
+    );
+}

@@ -144,11 +144,13 @@ fn planted(p: &plan::RunPlan, treatment: &str, slowdown: f64) -> Executed {
                                     off_cpu_samples: 0,
                                     migrations_seen: 0,
                                     counters: vec![],
+                                    cpu_time_ns: 500_000_000,
                                     latency: None,
                                 })
                                 .collect(),
                             cut_short: false,
                             latency: None,
+                            interference: None,
                         }
                     })
                 })

@@ -239,6 +239,11 @@ fn variant_metrics(
     m
 }
 
+/// Above this share of the CPUs' time spent on other work, a group's figures
+/// are called bent (measured on the 2-vCPU guest: quiet runs stay well below it,
+/// a CPU hog on one of the CPUs takes about half; docs/benchmarks.md).
+pub const NOT_QUIET_SHARE: f64 = 0.10;
+
 /// Stage 3, analyse: the executed trials into the report — per-group
 /// statistics and verdicts, scaling fits, the pair matrix and the experiment's
 /// own findings. Writes nothing; plots are drawn at the edge (report::plots).
@@ -269,6 +274,13 @@ pub fn analyse(
                 warnings.push(Warning::PinningDidNotHold {
                     group: r.label.clone(),
                     times: r.off_cpu_samples,
+                });
+            }
+            if let Some(i) = r.interference.filter(|i| i.share() > NOT_QUIET_SHARE) {
+                warnings.push(Warning::NotQuiet {
+                    group: r.label.clone(),
+                    share: i.share(),
+                    steal_share: i.steal_ns as f64 / i.available_ns.max(1) as f64,
                 });
             }
             r
@@ -447,6 +459,14 @@ pub fn analyse_group(
         })
         .collect();
     let comparison = comparisons.first().cloned();
+    let interference = trials
+        .iter()
+        .filter(|t| !t.warmup)
+        .filter_map(|t| t.interference)
+        .reduce(|mut a, b| {
+            a.add(&b);
+            a
+        });
     GroupResult {
         label: group.label.clone(),
         pair_class: group.pair_class,
@@ -460,6 +480,7 @@ pub fn analyse_group(
             .flat_map(|t| &t.workers)
             .map(|w| w.off_cpu_samples)
             .sum(),
+        interference,
         migrations_seen: trials
             .iter()
             .flat_map(|t| &t.workers)

@@ -9,6 +9,7 @@ use hdrhistogram::Histogram;
 use hwprof_workloads::{Experiment, NoTimer, OpTimer, Trial, Variant};
 
 use crate::measure::counters::ThreadCounters;
+use crate::measure::cpu_time;
 use crate::measure::timer::Timer;
 use crate::measure::CounterPlan;
 use crate::placement::bind::{current_cpu, Binder, MemoryPolicy};
@@ -225,6 +226,7 @@ pub fn run_trial(
                     off_cpu_samples: 0,
                     migrations_seen: 0,
                     counters: vec![],
+                    cpu_time_ns: 0,
                     latency: None,
                 };
                 let mut last_cpu = current_cpu();
@@ -235,6 +237,7 @@ pub fn run_trial(
                     hist: Histogram::new_with_bounds(1, 60_000_000_000, 3).expect("valid bounds"),
                 });
                 counters.enable();
+                let cpu0 = cpu_time::thread_cpu_ns();
                 let t0 = timer.now();
                 loop {
                     r.ops += match recorder.as_mut() {
@@ -257,6 +260,7 @@ pub fn run_trial(
                     }
                 }
                 let t1 = timer.now();
+                r.cpu_time_ns = cpu_time::thread_cpu_ns().saturating_sub(cpu0);
                 counters.disable();
                 r.elapsed_ns = timer.ticks_to_ns(t1.wrapping_sub(t0));
                 r.counters = counters.read();
@@ -284,7 +288,11 @@ pub fn run_trial(
         }
         anyhow::bail!(msg);
     }
+    let mut distinct: Vec<usize> = cpus.to_vec();
+    distinct.sort_unstable();
+    distinct.dedup();
     start.start_when(cpus.len());
+    let busy_before = cpu_time::sample(&distinct);
     let began = Instant::now();
     let mut last: Vec<(u64, Instant)> = cpus.iter().map(|_| (0, began)).collect();
     let check = |last: &mut Vec<(u64, Instant)>| -> Option<(usize, String)> {
@@ -360,7 +368,13 @@ pub fn run_trial(
                 .unwrap_or_else(|_| Err(anyhow::anyhow!("a worker panicked")))
         })
         .collect();
+    let window_ns = began.elapsed().as_nanos() as u64;
+    let busy_after = cpu_time::sample(&distinct);
     let workers = results.into_iter().collect::<anyhow::Result<Vec<_>>>()?;
+    let interference = busy_before.zip(busy_after).map(|(b, a)| {
+        let own = workers.iter().map(|w| w.cpu_time_ns).sum();
+        cpu_time::interference(b, a, distinct.len(), window_ns, own)
+    });
     let latency = {
         let mut merged: Option<Histogram<u64>> = None;
         for h in workers.iter().filter_map(|w| w.latency.as_ref()) {
@@ -394,5 +408,6 @@ pub fn run_trial(
         workers,
         cut_short: ctx.interrupted.load(Ordering::Relaxed),
         latency,
+        interference,
     })
 }

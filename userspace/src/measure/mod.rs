@@ -10,6 +10,7 @@ pub mod counters;
 #[cfg(not(target_os = "linux"))]
 #[path = "no_counters.rs"]
 pub mod counters;
+pub mod cpu_time;
 pub mod event;
 /// /proc where there is one; elsewhere every sample is None.
 pub mod process;

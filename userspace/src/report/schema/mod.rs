@@ -16,6 +16,7 @@ use std::collections::BTreeMap;
 use hdrhistogram::Histogram;
 use serde::Serialize;
 
+use crate::measure::cpu_time::Interference;
 use crate::measure::{Reading, Source};
 use crate::placement::PairClass;
 use crate::stats::usl::UslFit;
@@ -33,6 +34,8 @@ pub struct WorkerResult {
     /// Changes of CPU seen between consecutive samples.
     pub migrations_seen: u64,
     pub counters: Vec<Reading>,
+    /// CPU time the worker's thread used over its window (CLOCK_THREAD_CPUTIME_ID).
+    pub cpu_time_ns: u64,
     /// Per-operation latencies (ns), when the experiment times operations.
     #[serde(skip)]
     pub latency: Option<Histogram<u64>>,
@@ -60,6 +63,9 @@ pub struct TrialResult {
     /// The window was cut short by an interrupt.
     pub cut_short: bool,
     pub latency: Option<LatencySummary>,
+    /// What else ran on the trial's CPUs (None where /proc/stat is not read).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub interference: Option<Interference>,
 }
 
 /// One metric of one variant over the measured repetitions.
@@ -117,6 +123,9 @@ pub struct GroupResult {
     pub comparisons: Vec<ComparisonResult>,
     /// getcpu() checks that found a worker off its planned CPU, over all trials.
     pub off_cpu_samples: u64,
+    /// What else ran on the group's CPUs over its measured trials.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub interference: Option<Interference>,
     pub migrations_seen: u64,
     pub trials: Vec<TrialResult>,
 }
@@ -188,6 +197,13 @@ pub enum Warning {
     VirtualMachine(String),
     /// A plot could not be drawn (a file that cannot be written fails the run instead).
     PlotNotWritten { plot: String, reason: String },
+    /// Other work ran on the experiment's CPUs: `share` of their time went to
+    /// other processes or, as steal, to other guests.
+    NotQuiet {
+        group: String,
+        share: f64,
+        steal_share: f64,
+    },
     /// The experiment's own reading of its results (contradictions, sizing, …).
     Experiment(String),
 }
@@ -211,6 +227,18 @@ impl std::fmt::Display for Warning {
             Warning::PlotNotWritten { plot, reason } => {
                 write!(f, "plot {plot} not written: {reason}")
             }
+            Warning::NotQuiet {
+                group,
+                share,
+                steal_share,
+            } => write!(
+                f,
+                "{group}: the machine was not quiet: {:.0}% of its CPUs' time went to other work \
+                 ({:.0}% stolen by the hypervisor), so its figures are bent by it; stop other \
+                 load on those CPUs or choose others (--cpus) and run again",
+                share * 100.0,
+                steal_share * 100.0
+            ),
             Warning::Experiment(text) => f.write_str(text),
         }
     }
