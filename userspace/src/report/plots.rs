@@ -170,20 +170,43 @@ pub fn latency(
     Ok(svg_and_png!(path, (1000, 560), |root| {
         root.fill(&WHITE).map_err(err)?;
         let names: Vec<String> = variants.iter().map(|v| v.0.clone()).collect();
+        // Names side by side overlap once there are more than a few: then they
+        // stand vertically, in an axis area as tall as the longest needs.
+        let longest = names.iter().map(|n| n.chars().count()).max().unwrap_or(0);
+        let vertical = n > 4 || longest * n > 90;
         let mut chart = ChartBuilder::on(&root)
             .caption(title, ("sans-serif", 20))
             .margin(12)
-            .x_label_area_size(90)
+            .x_label_area_size(if vertical {
+                (longest as u32 * 9 + 24).max(90)
+            } else {
+                90
+            })
             .y_label_area_size(70)
             .build_cartesian_2d(-0.5f64..(n as f64 - 0.5), (y_min..y_max).log_scale())
             .map_err(err)?;
+        let label_font = if vertical {
+            ("sans-serif", 13)
+                .into_font()
+                .transform(FontTransform::Rotate90)
+        } else {
+            ("sans-serif", 13).into_font()
+        };
         chart
             .configure_mesh()
             .x_labels(n)
+            .x_label_style(label_font)
             .x_label_formatter(&|x| {
                 let i = x.round() as i64;
                 if (0..names.len() as i64).contains(&i) && (x - i as f64).abs() < 1e-6 {
-                    names[i as usize].clone()
+                    let name = &names[i as usize];
+                    if vertical {
+                        // plotters centres a rotated label on its tick: as many
+                        // figure spaces before it push the name below the axis.
+                        format!("{}{name}", "\u{2007}".repeat(name.chars().count() + 2))
+                    } else {
+                        name.clone()
+                    }
                 } else {
                     String::new()
                 }
