@@ -22,11 +22,63 @@ fn failed_entry(
         summary: exp.summary().into(),
         status,
         seconds,
+        headline: None,
+        look_at: vec![],
         verdicts: vec![],
         warnings: vec![],
         report: None,
         plots: vec![],
     }
+}
+
+/// The headline: the first conclusive headline comparison of any group (else
+/// the first), else the pair matrix's verdict, else the first finding.
+fn headline(r: &Report) -> Option<String> {
+    let heads: Vec<(&str, &crate::report::schema::ComparisonResult)> = r
+        .groups
+        .iter()
+        .filter_map(|g| g.comparison.as_ref().map(|c| (g.label.as_str(), c)))
+        .collect();
+    let pick = heads
+        .iter()
+        .find(|(_, c)| c.verdict.conclusive)
+        .or(heads.first());
+    if let Some((group, c)) = pick {
+        return Some(format!("{group}: {}", c.verdict.text));
+    }
+    if let Some(m) = &r.pair_matrix {
+        return Some(m.verdict.clone());
+    }
+    r.findings.as_ref().and_then(|f| f.verdict.first().cloned())
+}
+
+/// What to look at, ranked: what bends every figure first, then the
+/// experiment's findings, then comparisons that miss their target.
+fn look_at(r: &Report) -> Vec<String> {
+    use crate::report::schema::Warning;
+    use crate::stats::verdict::Outcome;
+    let mut v: Vec<String> = r
+        .warnings
+        .iter()
+        .filter(|w| {
+            matches!(
+                w,
+                Warning::NotQuiet { .. } | Warning::PinningDidNotHold { .. }
+            )
+        })
+        .map(|w| w.to_string())
+        .collect();
+    if let Some(f) = &r.findings {
+        v.extend(f.verdict.iter().cloned());
+    }
+    for g in &r.groups {
+        for c in &g.comparisons {
+            if c.verdict.outcome == Outcome::MissesTarget {
+                v.push(format!("{}: {}", g.label, c.verdict.text));
+            }
+        }
+    }
+    v
 }
 
 fn entry_from(name: &str, summary: &str, r: &Report, seconds: f64) -> SuiteEntry {
@@ -54,6 +106,8 @@ fn entry_from(name: &str, summary: &str, r: &Report, seconds: f64) -> SuiteEntry
             EntryStatus::Ok
         },
         seconds,
+        headline: headline(r),
+        look_at: look_at(r),
         verdicts,
         warnings: r.warnings.clone(),
         report: Some(format!("{name}/report.json")),

@@ -353,6 +353,22 @@ fn suite_runs_every_registered_experiment() {
         html.contains("<img src=\"scaling/scaling.svg\""),
         "plots are linked"
     );
+    // The answer first: each experiment's headline line comes before its
+    // per-cell verdicts, which sit behind <details>.
+    for e in v["experiments"].as_array().unwrap() {
+        let name = e["experiment"].as_str().unwrap();
+        let headline = e["headline"]
+            .as_str()
+            .unwrap_or_else(|| panic!("{name}: no headline"));
+        let section = &html[html.find(&format!("id=\"{name}\"")).unwrap()..];
+        let section = &section[..section[1..]
+            .find("<h2 id=")
+            .map_or(section.len(), |i| i + 1)];
+        let answer = section.find("class=\"answer\"").expect("answer line");
+        let details = section.find("<details>").expect("verdicts behind details");
+        assert!(answer < details, "{name}: answer after details");
+        assert!(!headline.is_empty());
+    }
 }
 
 /// `run c2c`: one-way latency for every pair, per class, the heatmap.

@@ -27,6 +27,7 @@ pub fn suite(s: &SuiteReport) -> String {
          body{font-family:sans-serif;max-width:1100px;margin:2em auto;color:#222}\
          table{border-collapse:collapse}td,th{border:1px solid #ccc;padding:4px 8px;vertical-align:top}\
          .ok{color:#060}.bad{color:#a00}img{max-width:100%;border:1px solid #eee;margin:6px 0}\
+         .answer{font-size:1.1em;font-weight:bold}summary{cursor:pointer;color:#555}\
          </style></head><body>\n",
     );
     let _ = writeln!(
@@ -58,21 +59,24 @@ pub fn suite(s: &SuiteReport) -> String {
         }
         let _ = writeln!(h, "</ul>");
     }
-    let _ = writeln!(h, "<h2>Verdicts</h2><table><tr><th>experiment</th><th>status</th><th>time</th><th>verdicts</th></tr>");
+    // The answer first: one line per experiment, then what to look at; every
+    // per-cell verdict stays one click away.
+    let _ = writeln!(
+        h,
+        "<h2>Answers</h2><table><tr><th>experiment</th><th>status</th><th>answer</th><th>look at</th></tr>"
+    );
     for e in &s.experiments {
         let class = if e.status.is_ok() { "ok" } else { "bad" };
-        let v: Vec<String> = e
-            .verdicts
-            .iter()
-            .map(|(g, t)| format!("<b>{}</b>: {}", esc(g), esc(t)))
-            .collect();
         let _ = writeln!(
             h,
-            "<tr><td><a href=\"#{0}\">{0}</a></td><td class=\"{class}\">{1}</td><td>{2:.1} s</td><td>{3}</td></tr>",
+            "<tr><td><a href=\"#{0}\">{0}</a></td><td class=\"{class}\">{1}</td><td>{2}</td><td>{3}</td></tr>",
             esc(&e.experiment),
             esc(&e.status.to_string()),
-            e.seconds,
-            v.join("<br>")
+            esc(e.headline.as_deref().unwrap_or("–")),
+            match e.look_at.len() {
+                0 => "–".to_string(),
+                n => format!("{n} item(s)"),
+            }
         );
     }
     let _ = writeln!(h, "</table>");
@@ -83,6 +87,16 @@ pub fn suite(s: &SuiteReport) -> String {
             esc(&e.experiment),
             esc(&e.summary)
         );
+        if let Some(a) = &e.headline {
+            let _ = writeln!(h, "<p class=\"answer\">{}</p>", esc(a));
+        }
+        if !e.look_at.is_empty() {
+            let _ = writeln!(h, "<h3>What to look at</h3><ol>");
+            for l in &e.look_at {
+                let _ = writeln!(h, "<li>{}</li>", esc(l));
+            }
+            let _ = writeln!(h, "</ol>");
+        }
         if let Some(r) = &e.report {
             let _ = writeln!(
                 h,
@@ -92,11 +106,15 @@ pub fn suite(s: &SuiteReport) -> String {
             );
         }
         if !e.verdicts.is_empty() {
-            let _ = writeln!(h, "<ul>");
+            let _ = writeln!(
+                h,
+                "<details><summary>All {} verdicts, per placement group</summary><ul>",
+                e.verdicts.len()
+            );
             for (g, t) in &e.verdicts {
                 let _ = writeln!(h, "<li><b>{}</b>: {}</li>", esc(g), esc(t));
             }
-            let _ = writeln!(h, "</ul>");
+            let _ = writeln!(h, "</ul></details>");
         }
         for w in &e.warnings {
             let _ = writeln!(h, "<p class=\"bad\">warning: {}</p>", esc(&w.to_string()));

@@ -245,22 +245,41 @@ pub fn suite(s: &SuiteReport) -> String {
     if let Some(p) = &s.machine {
         let _ = writeln!(m, "Machine: {}\n", machine_line(p));
     }
-    let _ = writeln!(m, "| experiment | status | time | verdicts |");
+    let _ = writeln!(m, "| experiment | status | time | answer |");
     let _ = writeln!(m, "|---|---|---|---|");
     for e in &s.experiments {
-        let v: Vec<String> = e
-            .verdicts
-            .iter()
-            .map(|(g, t)| format!("{g}: {t}"))
-            .collect();
         let _ = writeln!(
             m,
             "| {} | {} | {:.1} s | {} |",
             e.experiment,
             e.status,
             e.seconds,
-            v.join("<br>")
+            e.headline.as_deref().unwrap_or("–")
         );
+    }
+    for e in &s.experiments {
+        if e.look_at.is_empty() && e.verdicts.is_empty() {
+            continue;
+        }
+        let _ = writeln!(m, "\n## {}\n", e.experiment);
+        if !e.look_at.is_empty() {
+            let _ = writeln!(m, "What to look at:\n");
+            for (i, l) in e.look_at.iter().enumerate() {
+                let _ = writeln!(m, "{}. {l}", i + 1);
+            }
+            let _ = writeln!(m);
+        }
+        if !e.verdicts.is_empty() {
+            let _ = writeln!(
+                m,
+                "<details><summary>All {} verdicts</summary>\n",
+                e.verdicts.len()
+            );
+            for (g, t) in &e.verdicts {
+                let _ = writeln!(m, "- {g}: {t}");
+            }
+            let _ = writeln!(m, "\n</details>");
+        }
     }
     m
 }

@@ -49,6 +49,13 @@ pub struct SuiteEntry {
     pub summary: String,
     pub status: EntryStatus,
     pub seconds: f64,
+    /// The answer first: the headline comparison (the first conclusive one of
+    /// any group, else the first), or the pair matrix's or first finding's line.
+    pub headline: Option<String>,
+    /// What to look at, most important first: what bends the figures (a busy
+    /// machine, pinning that did not hold), then the experiment's own findings
+    /// and the headline comparisons that miss their target.
+    pub look_at: Vec<String>,
     /// Every comparison's verdict, per placement group: (group, text); then the
     /// experiment's own findings as ("finding", text).
     pub verdicts: Vec<(String, String)>,
