@@ -54,6 +54,13 @@ pub fn suite(s: &SuiteReport) -> String {
             }
         );
         let _ = writeln!(h, "<ul>");
+        if let Some(hv) = &p.virtualization {
+            let _ = writeln!(
+                h,
+                "<li class=\"bad\">{}</li>",
+                esc(&super::schema::Warning::VirtualMachine(hv.clone()).to_string())
+            );
+        }
         for l in &p.capabilities.lost {
             let _ = writeln!(h, "<li>{}</li>", esc(&l.line()));
         }
@@ -116,7 +123,12 @@ pub fn suite(s: &SuiteReport) -> String {
             }
             let _ = writeln!(h, "</ul></details>");
         }
-        for w in &e.warnings {
+        // The guest's caveat is the machine's, said once above.
+        for w in e
+            .warnings
+            .iter()
+            .filter(|w| !matches!(w, super::schema::Warning::VirtualMachine(_)))
+        {
             let _ = writeln!(h, "<p class=\"bad\">warning: {}</p>", esc(&w.to_string()));
         }
         // SVGs inline; each PNG twin is linked under its picture.
