@@ -259,6 +259,19 @@ fn sigterm_still_writes_the_report() {
 }
 
 #[test]
+fn info_says_when_a_topology_records_no_cores() {
+    let file = topologies().join("16em64t-4s2c2t-nocores.xml");
+    let out = run(&["info", "--topology", &format!("xml:{}", file.display())]);
+    assert!(out.status.success());
+    let text = String::from_utf8_lossy(&out.stdout);
+    let machine = text.lines().next().unwrap();
+    assert!(
+        machine.contains("cores not recorded") && !machine.contains(" 0 cores"),
+        "{machine}"
+    );
+}
+
+#[test]
 fn list_names_the_registered_experiments() {
     let out = run(&["list"]);
     assert!(out.status.success());

@@ -460,3 +460,15 @@ fn per_node_groups_on_every_export() {
         }
     }
 }
+
+/// A topology without Core objects: no core count is made up (lstopo says 0),
+/// the profile says so, and placement still treats each PU as its own core.
+#[test]
+fn a_topology_without_cores_says_so() {
+    let t = load("16em64t-4s2c2t-nocores.xml");
+    assert_eq!((t.cores, t.cores_recorded, t.pus), (0, false, 16));
+    let cores: BTreeSet<usize> = t.cpus.iter().map(|p| p.core).collect();
+    assert_eq!(cores.len(), 16, "each PU its own core for placement");
+    let with = load("16em64t-4s2c2t.xml");
+    assert_eq!((with.cores, with.cores_recorded), (8, true));
+}

@@ -182,7 +182,7 @@ pub fn render(r: &Report) -> String {
 pub fn machine_line(m: &MachineProfile) -> String {
     let t = &m.topology;
     format!(
-        "{} ({}), {} package(s), {} NUMA node(s), {} cores, {} PUs, {} L3; {}",
+        "{} ({}), {} package(s), {} NUMA node(s), {}, {} PUs, {} L3; {}",
         m.cpu.model_name,
         m.cpu
             .microarchitecture
@@ -190,7 +190,11 @@ pub fn machine_line(m: &MachineProfile) -> String {
             .unwrap_or("unknown microarchitecture"),
         t.packages,
         t.numa_nodes,
-        t.cores,
+        if t.cores_recorded {
+            format!("{} cores", t.cores)
+        } else {
+            "cores not recorded".to_string()
+        },
         t.pus,
         t.l3_domains,
         m.virtualization

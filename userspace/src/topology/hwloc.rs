@@ -220,10 +220,10 @@ fn model_of(topo: &HwlocTopology, source: &TopologySource) -> anyhow::Result<Top
     let model = Topology {
         packages: topo.objects_with_type(ObjectType::Package).len(),
         numa_nodes: numa.len(),
-        cores: topo.objects_with_type(ObjectType::Core).len().max(
-            // PUs without a Core parent count as cores of their own (see above).
-            distinct(cpus.iter().map(|p| Some(p.core))),
-        ),
+        // Counted as recorded: PUs without a Core parent are cores of their own
+        // for placement (see above), not in the count.
+        cores: topo.objects_with_type(ObjectType::Core).len(),
+        cores_recorded: topo.objects_with_type(ObjectType::Core).len() > 0 || cpus.is_empty(),
         pus: cpus.len(),
         l3_domains: topo.objects_with_type(ObjectType::L3Cache).len(),
         numa_distances,
@@ -265,12 +265,4 @@ fn numa_distance_matrix(topo: &HwlocTopology, numa: &[NumaNode]) -> Option<Vec<V
 fn hwloc_version() -> String {
     let v = hwlocality::hwloc_api_version();
     format!("{}.{}.{}", v >> 16, (v >> 8) & 0xff, v & 0xff)
-}
-
-/// Count of distinct `Some` values.
-fn distinct<T: Ord + Copy>(values: impl Iterator<Item = Option<T>>) -> usize {
-    values
-        .flatten()
-        .collect::<std::collections::BTreeSet<_>>()
-        .len()
 }

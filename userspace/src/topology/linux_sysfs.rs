@@ -177,6 +177,7 @@ pub fn host() -> anyhow::Result<Topology> {
         packages: packages.len(),
         numa_nodes: numa.len(),
         cores: cores.len(),
+        cores_recorded: true,
         pus: cpus.len(),
         l3_domains: caches.iter().filter(|c| c.level == 3).count(),
         // hwloc drops a 1x1 matrix too: one node has no distances worth reporting.

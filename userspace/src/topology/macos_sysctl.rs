@@ -80,6 +80,7 @@ pub fn load(source: &TopologySource) -> anyhow::Result<Loaded> {
         packages: 1,
         numa_nodes: 1,
         cores: next_core,
+        cores_recorded: true,
         pus: cpus.len(),
         l3_domains: 0,
         numa_distances: None,

@@ -177,7 +177,12 @@ pub struct CpuKind {
 pub struct Topology {
     pub packages: usize,
     pub numa_nodes: usize,
+    /// Cores as the source records them (0 where it records none, as lstopo says).
     pub cores: usize,
+    /// False where the source has no cores: each PU then stands for its own core
+    /// in placement, and reports say "cores not recorded" instead of a count.
+    #[serde(default = "recorded")]
+    pub cores_recorded: bool,
     pub pus: usize,
     pub l3_domains: usize,
     /// NUMA distance matrix (row = from node, column = to node, in the order of
@@ -195,6 +200,10 @@ pub struct Topology {
     /// CPUs online but not allowed to this process (cgroup cpuset, taskset).
     pub disallowed_cpus: Vec<usize>,
     pub cpu_kinds: Vec<CpuKind>,
+}
+
+fn recorded() -> bool {
+    true
 }
 
 impl Topology {
