@@ -11,7 +11,6 @@ use indicatif::ProgressBar;
 
 use super::plan::RunPlan;
 use super::{findings, runner, Host};
-use crate::measure::timer::TimerKind;
 use crate::placement::Group;
 use crate::probes::{CollectContext, ProbeOptions, ProbesReport, Session};
 use crate::report::schema::{TrialResult, Warning};
@@ -125,10 +124,4 @@ pub fn execute(
         finished_at: now(),
         interrupted: interrupted.load(Ordering::Relaxed),
     })
-}
-
-/// The TSC frequency when the run's timer counts TSC ticks (for cycle metrics).
-pub fn tsc_hz(host: &Host) -> Option<f64> {
-    let t = &host.profile.timer;
-    (t.kind == TimerKind::Tsc).then_some(t.ticks_per_second)
 }
