@@ -47,6 +47,9 @@ pub enum Command {
     /// CI performance gate: interleaved repetitions of a baseline and a candidate, judged with
     /// CIs and rank tests (exit 0 pass, 1 regression, 2 bad input, 3 inconclusive).
     Gate(GateArgs),
+    /// Soak: the load for hours, the target sampled every interval, checkpointed (--resume),
+    /// and judged for leaks and drift per resource (exit 0 clean, 1 over a limit, 2 bad input, 130 interrupted).
+    Soak(SoakArgs),
     /// Results history (SQLite, or PostgreSQL for a fleet): add reports, show a metric over
     /// commits, find change points, compare with a competitor's published figures.
     #[command(subcommand)]
@@ -335,6 +338,54 @@ pub struct LoadArgs {
     /// (hwprof history add), from DB (default results/history.db).
     #[arg(long, value_name = "DB", num_args = 0..=1, default_missing_value = crate::history::DEFAULT_DB)]
     pub baseline_history: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct SoakArgs {
+    /// embedded (an hwprof serve started for the soak, its RSS the target's) or http://HOST:PORT.
+    #[arg(long, default_value = "embedded")]
+    pub target: String,
+    /// Arguments for the embedded server, e.g. "--leak-bytes-per-op 7 --threads 1".
+    #[arg(long, value_name = "ARGS", allow_hyphen_values = true)]
+    pub serve_args: Option<String>,
+    /// The target's process (found by itself for a loopback target).
+    #[arg(long, allow_negative_numbers = true, value_parser = parse_pid)]
+    pub target_pid: Option<u32>,
+    /// Scenario file (default: read-only recalls and searches at 200 req/s; workloads/scenarios/soak.toml).
+    #[arg(long, value_name = "FILE")]
+    pub scenario: Option<PathBuf>,
+    /// Constant requests/s instead of the scenario's arrivals.
+    #[arg(long, allow_negative_numbers = true, value_parser = parse_rate)]
+    pub rate: Option<f64>,
+    /// Load time in all: seconds, or 15m, 24h.
+    #[arg(long, allow_negative_numbers = true, value_parser = parse_seconds)]
+    pub duration: Option<f64>,
+    /// Sampling interval of the target and the latency windows, default 10s.
+    #[arg(long, allow_negative_numbers = true, value_parser = parse_seconds)]
+    pub interval: Option<f64>,
+    /// Checkpoint every this much load (what a crash can lose), default 5m.
+    #[arg(long, allow_negative_numbers = true, value_parser = parse_seconds)]
+    pub checkpoint: Option<f64>,
+    /// Samples before this are not tested, default 10% of the duration (at most 30m).
+    #[arg(long, allow_negative_numbers = true, value_parser = parse_seconds_or_zero)]
+    pub warmup: Option<f64>,
+    #[arg(long)]
+    pub seed: Option<u64>,
+    /// RSS growth called a leak, MB/h (default 10, Engram's task 002).
+    #[arg(long, value_name = "MB_PER_H", allow_negative_numbers = true, value_parser = |s: &str| positive_number(s, "MB/h"))]
+    pub leak_limit: Option<f64>,
+    /// p99 growth called a drift, %/h (default 2).
+    #[arg(long, value_name = "PCT_PER_H", allow_negative_numbers = true, value_parser = parse_pct)]
+    pub drift_limit: Option<f64>,
+    /// The soak's directory (default results/soak-TIME).
+    #[arg(long, value_name = "DIR", conflicts_with = "resume")]
+    pub out: Option<PathBuf>,
+    /// Continue the soak in DIR from its last checkpoint, with its own settings.
+    #[arg(long, value_name = "DIR")]
+    pub resume: Option<PathBuf>,
+    /// Print soak.json on stdout instead of the summary.
+    #[arg(long)]
+    pub json: bool,
 }
 
 #[derive(Debug, Subcommand)]

@@ -22,6 +22,7 @@ pub mod placement;
 pub mod probes;
 pub mod report;
 pub mod serve;
+pub mod soak;
 pub mod stats;
 pub mod suite;
 pub mod symbols;

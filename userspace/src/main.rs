@@ -101,6 +101,7 @@ fn dispatch(cli: Cli, interrupted: Arc<AtomicBool>) -> anyhow::Result<ExitCode> 
         Command::Serve(a) => return serve(a, interrupted),
         Command::Load(a) => return load(a, interrupted),
         Command::Gate(a) => return gate(a, interrupted),
+        Command::Soak(a) => return soak(a, interrupted),
         Command::History(c) => history(c)?,
         Command::List => {
             for e in hwprof_workloads::registry() {
@@ -519,6 +520,43 @@ fn load(a: hwprof::cli::LoadArgs, interrupted: Arc<AtomicBool>) -> anyhow::Resul
         return Ok(ExitCode::from(130));
     }
     if r.validation.iter().any(|c| !c.pass) {
+        return Ok(ExitCode::from(1));
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn soak(a: hwprof::cli::SoakArgs, interrupted: Arc<AtomicBool>) -> anyhow::Result<ExitCode> {
+    let r = hwprof::soak::run(
+        &hwprof::soak::SoakOptions {
+            target: a.target,
+            serve_args: a
+                .serve_args
+                .unwrap_or_default()
+                .split_whitespace()
+                .map(String::from)
+                .collect(),
+            target_pid: a.target_pid,
+            scenario: a.scenario,
+            rate: a.rate,
+            duration: a.duration,
+            interval: a.interval,
+            checkpoint: a.checkpoint,
+            warmup: a.warmup,
+            seed: a.seed,
+            leak_limit: a.leak_limit,
+            drift_limit: a.drift_limit,
+            out: a.out,
+            resume: a.resume,
+            json: a.json,
+            quiet: false,
+        },
+        Arc::clone(&interrupted),
+    )?;
+    if r.status == "interrupted" {
+        eprintln!("hwprof: interrupted: the soak so far is written (continue it with --resume)");
+        return Ok(ExitCode::from(130));
+    }
+    if hwprof::soak::failed(&r) {
         return Ok(ExitCode::from(1));
     }
     Ok(ExitCode::SUCCESS)

@@ -70,6 +70,15 @@ mod tests {
     use super::*;
 
     #[test]
+    fn durations_read_as_people_write_them() {
+        assert_eq!(duration(0.25), "0.3 s");
+        assert_eq!(duration(45.0), "45 s");
+        assert_eq!(duration(900.0), "15 min");
+        assert_eq!(duration(7200.0), "2 h");
+        assert_eq!(duration(9000.0), "2 h 30 min");
+    }
+
+    #[test]
     fn no_debug_text() {
         let mut m = BTreeMap::new();
         m.insert("cross-l3".to_string(), 2u64);
@@ -82,6 +91,21 @@ mod tests {
             "    10   21\n    21   10"
         );
         assert_eq!(list([1, 5]), "1, 5");
+    }
+}
+
+/// Seconds as a person says a run's length: `45 s`, `15 min`, `2 h 30 min`.
+pub fn duration(s: f64) -> String {
+    let s = s.max(0.0);
+    if s < 60.0 {
+        let r = (s * 10.0).round() / 10.0;
+        return format!("{r} s");
+    }
+    let m = (s / 60.0).round() as u64;
+    match (m / 60, m % 60) {
+        (0, m) => format!("{m} min"),
+        (h, 0) => format!("{h} h"),
+        (h, m) => format!("{h} h {m} min"),
     }
 }
 

@@ -463,6 +463,8 @@ mod tests {
                 cpu_sys_s: 0.5,
                 threads: 3,
                 open_fds: 9,
+                ctx_voluntary: 0,
+                ctx_involuntary: 0,
             }))),
             baseline: vec![
                 Baseline {

@@ -29,7 +29,7 @@ use scenario::Scenario;
 use schedule::Plan;
 
 /// What `hwprof load` was asked for.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Default)]
 pub struct LoadOptions {
     /// `embedded`, `noop` or `http://HOST:PORT`.
     pub target: String,

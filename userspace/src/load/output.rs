@@ -309,7 +309,7 @@ pub fn build(m: &Meta, rec: &Recorder) -> LoadReport {
         "pid": m.target_pid,
         "before": m.resources_before,
         "after": m.resources_after,
-        "timeline": m.resource_timeline.iter().map(|(t, r)| serde_json::json!({"t_s": t, "rss_bytes": r.rss_bytes, "cpu_user_s": r.cpu_user_s, "cpu_sys_s": r.cpu_sys_s, "threads": r.threads, "open_fds": r.open_fds})).collect::<Vec<_>>(),
+        "timeline": m.resource_timeline.iter().map(|(t, r)| serde_json::json!({"t_s": t, "rss_bytes": r.rss_bytes, "cpu_user_s": r.cpu_user_s, "cpu_sys_s": r.cpu_sys_s, "threads": r.threads, "open_fds": r.open_fds, "ctx_voluntary": r.ctx_voluntary, "ctx_involuntary": r.ctx_involuntary})).collect::<Vec<_>>(),
         "source": "software (/proc/PID/stat, status, fd)",
     });
     LoadReport {

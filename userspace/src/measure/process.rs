@@ -11,6 +11,12 @@ pub struct Resources {
     pub cpu_sys_s: f64,
     pub threads: u64,
     pub open_fds: u64,
+    /// Context switches so far (/proc/PID/status): the thread gave up the CPU
+    /// (waits) and was taken off it (preempted).
+    #[serde(default)]
+    pub ctx_voluntary: u64,
+    #[serde(default)]
+    pub ctx_involuntary: u64,
 }
 
 /// RSS, CPU time, threads and fds of a process.
@@ -28,7 +34,25 @@ pub fn sample_process(pid: u32) -> Option<Resources> {
     let fds = std::fs::read_dir(format!("/proc/{pid}/fd"))
         .map(|d| d.count() as u64)
         .unwrap_or(0);
+    // /proc/PID/status counts the main thread's switches only: sum the threads'.
+    let (mut ctx_voluntary, mut ctx_involuntary) = (0, 0);
+    if let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) {
+        for t in tasks.flatten() {
+            let status = std::fs::read_to_string(t.path().join("status")).unwrap_or_default();
+            let field = |name: &str| {
+                status
+                    .lines()
+                    .find_map(|l| l.strip_prefix(name))
+                    .and_then(|v| v.trim().parse::<u64>().ok())
+                    .unwrap_or(0)
+            };
+            ctx_voluntary += field("voluntary_ctxt_switches:");
+            ctx_involuntary += field("nonvoluntary_ctxt_switches:");
+        }
+    }
     Some(Resources {
+        ctx_voluntary,
+        ctx_involuntary,
         rss_bytes: rss_pages * page,
         cpu_user_s: utime / hz,
         cpu_sys_s: stime / hz,

@@ -114,6 +114,15 @@ impl Document for super::schema::AttachReport {
     }
 }
 
+impl Document for super::schema::soak::SoakReport {
+    fn files() -> Vec<Box<dyn Exporter<Self>>> {
+        vec![Box::new(Json("soak.json")), Box::new(Markdown("soak.md"))]
+    }
+    fn terminal() -> Box<dyn Exporter<Self>> {
+        Box::new(Markdown("soak.md"))
+    }
+}
+
 impl Document for super::schema::C2cReport {
     fn files() -> Vec<Box<dyn Exporter<Self>>> {
         vec![Box::new(Json("c2c.json")), Box::new(Markdown("c2c.md"))]

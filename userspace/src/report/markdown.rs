@@ -299,6 +299,93 @@ impl super::export::Exporter<super::schema::AttachReport> for super::export::Mar
     }
 }
 
+impl super::export::Exporter<super::schema::soak::SoakReport> for super::export::Markdown {
+    fn file_name(&self) -> Option<&'static str> {
+        Some(self.0)
+    }
+    fn render(&self, r: &super::schema::soak::SoakReport) -> String {
+        soak(r)
+    }
+}
+
+/// A soak's summary (soak.md, and the terminal): verdicts first.
+pub fn soak(r: &super::schema::soak::SoakReport) -> String {
+    use crate::text::duration;
+    let s = &r.settings;
+    let mut m = String::new();
+    let _ = writeln!(
+        m,
+        "# hwprof soak: {} on {}\n\n{} of load of {} ({}), {} segment(s), sampled every {}; \
+         trends tested after a {} warm-up. Started {}.\n",
+        s.scenario,
+        s.target,
+        duration(r.load_s),
+        duration(s.duration_s),
+        r.status,
+        r.segments.len(),
+        duration(s.interval_s),
+        duration(s.warmup_s),
+        r.started_at
+    );
+    for t in &r.trends {
+        let _ = writeln!(m, "- {}", t.line);
+    }
+    let _ = writeln!(
+        m,
+        "\n| resource | verdict | slope | 95% CI | limit | p | samples | source |\n|---|---|---|---|---|---|---|---|"
+    );
+    for t in &r.trends {
+        let f = |v: Option<f64>| v.map_or("n/a".into(), |v| format!("{v:+.3}"));
+        let _ = writeln!(
+            m,
+            "| {} | {} | {} {} | {} to {} | {} {} | {} | {} | {} |",
+            t.resource,
+            serde_json::to_value(t.verdict)
+                .ok()
+                .and_then(|v| v.as_str().map(str::to_string))
+                .unwrap_or_default(),
+            f(t.slope),
+            t.unit,
+            f(t.slope_lo),
+            f(t.slope_hi),
+            t.limit,
+            t.unit,
+            t.test
+                .as_ref()
+                .map_or("n/a".into(), |x| format!("{:.2e}", x.p)),
+            t.samples,
+            t.source
+        );
+    }
+    let completed: u64 = r.segments.iter().map(|x| x.completed).sum();
+    let errors: u64 = r.segments.iter().map(|x| x.errors).sum();
+    let rss = |i: Option<&super::schema::soak::Sample>| {
+        i.map_or("n/a".into(), |x| {
+            format!("{:.1} MB", x.rss_bytes as f64 / 1e6)
+        })
+    };
+    let _ = writeln!(
+        m,
+        "\nRequests: {completed} completed, {errors} errors. RSS: {} at the first sample, {} at the last.",
+        rss(r.samples.first()),
+        rss(r.samples.last())
+    );
+    if !r.target_restarts.is_empty() {
+        let _ = writeln!(
+            m,
+            "The target restarted at {} s: process trends use the samples since the last restart.",
+            crate::text::list(r.target_restarts.iter().map(|t| format!("{t:.0}")))
+        );
+    }
+    for w in &r.warnings {
+        let _ = writeln!(m, "\nwarning: {w}");
+    }
+    if !r.files.is_empty() {
+        let _ = writeln!(m, "\nFiles: {}", r.files.join(", "));
+    }
+    m
+}
+
 impl super::export::Exporter<super::schema::C2cReport> for super::export::Markdown {
     fn file_name(&self) -> Option<&'static str> {
         Some(self.0)

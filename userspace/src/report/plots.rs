@@ -315,6 +315,18 @@ pub fn heatmap(
     }))
 }
 
+/// A tick label: at most three decimals, trailing zeros dropped (0.1 + 0.2
+/// is labelled 0.3, not 0.30000000000000004).
+fn tick(x: f64) -> String {
+    let s = format!("{x:.3}");
+    let s = s.trim_end_matches('0').trim_end_matches('.');
+    if s == "-0" {
+        "0".into()
+    } else {
+        s.into()
+    }
+}
+
 /// A findings chart: curves with 95% CI bars, log axes where asked, and dashed
 /// vertical markers (cache sizes). Writes `dir/<id>.svg` and `.png`; returns file names.
 pub fn chart(dir: &Path, c: &Chart) -> anyhow::Result<Vec<String>> {
@@ -346,7 +358,7 @@ pub fn chart(dir: &Path, c: &Chart) -> anyhow::Result<Vec<String>> {
         if c.x_bytes {
             hwprof_workloads::findings::format_bytes(*x)
         } else {
-            format!("{x}")
+            tick(*x)
         }
     };
     let path = dir.join(format!("{}.svg", c.id));
@@ -719,6 +731,14 @@ fn standard_plots(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn tick_labels_are_short() {
+        assert_eq!(tick(0.1 + 0.2), "0.3");
+        assert_eq!(tick(-0.0001), "0");
+        assert_eq!(tick(12.0), "12");
+        assert_eq!(tick(1.25), "1.25");
+    }
 
     /// The SVG's text, after checking that its PNG twin is a real, non-trivial PNG.
     fn read_pair(paths: &[PathBuf]) -> String {

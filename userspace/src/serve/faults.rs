@@ -83,6 +83,46 @@ impl Faults {
     }
 }
 
+/// `--leak-bytes-per-op`: memory allocated, written and never freed, at
+/// exactly the bytes asked per request. The bytes go into 1 MiB chunks that
+/// are filled in order (zeroed chunks come from mmap untouched, so RSS grows
+/// page by page as they fill), so the planted rate is the rate RSS grows: a
+/// box per request would add the allocator's header and a pointer to keep it,
+/// several times the bytes asked for small leaks.
+#[derive(Default)]
+pub struct Leak {
+    chunks: Vec<Vec<u8>>,
+    /// Bytes written into the last chunk.
+    fill: usize,
+    /// Bytes leaked so far.
+    pub total: u64,
+}
+
+/// Size of one chunk of the leak.
+const LEAK_CHUNK: usize = 1 << 20;
+
+impl Leak {
+    /// Leak `bytes` more: written (so resident), never freed while the server runs.
+    pub fn add(&mut self, mut bytes: usize) {
+        self.total += bytes as u64;
+        while bytes > 0 {
+            if self.chunks.is_empty() || self.fill == LEAK_CHUNK {
+                // Reserved once, so the list's own growth is negligible.
+                if self.chunks.capacity() == self.chunks.len() {
+                    self.chunks.reserve(self.chunks.len().max(64));
+                }
+                self.chunks.push(vec![0u8; LEAK_CHUNK]);
+                self.fill = 0;
+            }
+            let n = bytes.min(LEAK_CHUNK - self.fill);
+            let chunk = self.chunks.last_mut().expect("a chunk was just pushed");
+            chunk[self.fill..self.fill + n].fill(0xA5);
+            self.fill += n;
+            bytes -= n;
+        }
+    }
+}
+
 tokio::task_local! {
     /// Time the current request spent waiting out a --stall (not service).
     pub static STALL_WAITED: std::cell::Cell<Duration>;
@@ -138,6 +178,25 @@ pub fn parse_stall(s: &str) -> Result<(Duration, Duration), String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_leak_holds_exactly_the_bytes_asked_for_across_chunks() {
+        let mut l = Leak::default();
+        for _ in 0..1000 {
+            l.add(7);
+        }
+        assert_eq!(l.total, 7000);
+        assert_eq!((l.chunks.len(), l.fill), (1, 7000));
+        l.add(2 * LEAK_CHUNK + 5);
+        assert_eq!(l.chunks.len(), 3);
+        assert_eq!(l.fill, 7000 + 5);
+        let written: usize = l.chunks[..2]
+            .iter()
+            .map(|c| c.iter().filter(|&&b| b == 0xA5).count())
+            .sum::<usize>()
+            + l.chunks[2][..l.fill].iter().filter(|&&b| b == 0xA5).count();
+        assert_eq!(written as u64, l.total);
+    }
 
     #[test]
     fn a_stall_covers_the_end_of_each_period() {

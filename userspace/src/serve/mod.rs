@@ -55,7 +55,7 @@ pub struct AppState {
     next_id: AtomicU64,
     faults: Faults,
     started: Instant,
-    leaked: std::sync::Mutex<Vec<Box<[u8]>>>,
+    leaked: std::sync::Mutex<faults::Leak>,
     global: std::sync::Mutex<()>,
     pub requests: AtomicU64,
     pub metrics: metrics::ServeMetrics,
@@ -119,7 +119,7 @@ pub fn start(
         next_id: AtomicU64::new(opts.preload),
         faults: opts.faults.clone(),
         started: Instant::now(),
-        leaked: std::sync::Mutex::new(Vec::new()),
+        leaked: std::sync::Mutex::new(faults::Leak::default()),
         global: std::sync::Mutex::new(()),
         requests: AtomicU64::new(0),
         metrics: metrics::ServeMetrics::new(),
@@ -276,12 +276,10 @@ async fn serve_op<T>(st: &AppState, work: impl FnOnce() -> T) -> Result<T, Respo
     // response): faults::stretch applies it around the handler.
     let out = work();
     if st.faults.leak_bytes_per_op > 0 {
-        // Touched, so it is resident (RSS grows, not just address space).
-        let leak = vec![0xA5u8; st.faults.leak_bytes_per_op].into_boxed_slice();
         st.leaked
             .lock()
             .unwrap_or_else(|e| e.into_inner())
-            .push(leak);
+            .add(st.faults.leak_bytes_per_op);
     }
     Ok(out)
 }

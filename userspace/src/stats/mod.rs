@@ -5,6 +5,7 @@ pub mod bootstrap;
 pub mod changepoint;
 pub mod rank;
 pub mod summary;
+pub mod trend;
 pub mod usl;
 pub mod verdict;
 

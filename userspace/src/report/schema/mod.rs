@@ -5,6 +5,7 @@
 
 pub mod attach;
 pub mod c2c;
+pub mod soak;
 pub mod suite;
 
 pub use attach::{AttachReport, CounterValue, EndedBy};
