@@ -62,7 +62,8 @@ pub fn run(o: &SoakOptions, interrupted: Arc<AtomicBool>) -> anyhow::Result<Soak
     // The target: a live server, or an `hwprof serve` child of ours.
     let mut server = None;
     let (url, pid) = if s.target == "embedded" {
-        let child = EmbeddedServer::start(&s.serve_args)?;
+        let sc = crate::load::scenario::load(&scenario_path)?;
+        let child = EmbeddedServer::start(&embedded_args(&sc, &s.serve_args))?;
         let out = (child.url.clone(), Some(child.pid));
         server = Some(child);
         out
@@ -322,6 +323,33 @@ fn resume(o: &SoakOptions, dir: &Path) -> anyhow::Result<(PathBuf, SoakReport)> 
     ));
     let dir = crate::output::prepare_dir("--resume", dir)?;
     Ok((dir, rep))
+}
+
+/// The embedded server's arguments: the scenario's data (dimension, spaces,
+/// clusters, memories generated in process) unless `--serve-args` sets them.
+fn embedded_args(sc: &crate::load::scenario::Scenario, given: &[String]) -> Vec<String> {
+    let d = &sc.data;
+    let spaces = d.memory_spaces.max(1);
+    let mut v = Vec::new();
+    for (flag, value) in [
+        ("--dim", d.embedding_dim.to_string()),
+        ("--spaces", spaces.to_string()),
+        ("--clusters", d.clusters().to_string()),
+        (
+            "--preload",
+            d.num_nodes.div_ceil(u64::from(spaces)).to_string(),
+        ),
+    ] {
+        if !given
+            .iter()
+            .any(|g| g == flag || g.starts_with(&format!("{flag}=")))
+        {
+            v.push(flag.to_string());
+            v.push(value);
+        }
+    }
+    v.extend(given.iter().cloned());
+    v
 }
 
 /// `DIR/segments/NNNN`, skipping any a killed soak left half-written.
@@ -641,7 +669,7 @@ impl EmbeddedServer {
             .args(args)
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
+            .stderr(Stdio::piped())
             .process_group(0);
         // SAFETY: prctl is async-signal-safe; it only sets this child's death signal.
         unsafe {
@@ -655,6 +683,7 @@ impl EmbeddedServer {
             .map_err(|e| anyhow::anyhow!("cannot start hwprof serve: {e}"))?;
         let pid = child.id();
         let stdout = child.stdout.take().expect("stdout was piped");
+        let stderr = child.stderr.take().expect("stderr was piped");
         let mut line = String::new();
         let mut reader = std::io::BufReader::new(stdout);
         let read = reader.read_line(&mut line);
@@ -664,22 +693,36 @@ impl EmbeddedServer {
             .map(str::to_string);
         match (read, url) {
             (Ok(n), Some(url)) if n > 0 => {
-                // Keep draining its stdout so it never blocks on a full pipe.
+                // Keep draining its stdout so it never blocks on a full pipe;
+                // its stderr (notes, its shutdown line) reaches ours.
                 std::thread::spawn(move || {
                     let mut sink = String::new();
                     while reader.read_line(&mut sink).is_ok_and(|n| n > 0) {
                         sink.clear();
                     }
                 });
+                std::thread::spawn(move || {
+                    for l in std::io::BufReader::new(stderr)
+                        .lines()
+                        .map_while(Result::ok)
+                    {
+                        eprintln!("{l}");
+                    }
+                });
                 Ok(EmbeddedServer { child, url, pid })
             }
             _ => {
                 let _ = child.kill();
-                let status = child.wait().ok();
+                let _ = child.wait();
+                let said = std::io::BufReader::new(stderr)
+                    .lines()
+                    .map_while(Result::ok)
+                    .find(|l| !l.trim().is_empty())
+                    .unwrap_or_else(|| "it said nothing".into());
                 Err(usage(format!(
-                    "--serve-args {:?}: hwprof serve did not start ({})",
+                    "--serve-args {:?}: hwprof serve did not start: {}",
                     args.join(" "),
-                    status.map_or("no status".into(), |s| s.to_string())
+                    said.trim()
                 )))
             }
         }
