@@ -13,6 +13,7 @@ pub mod metrics;
 pub mod output;
 pub mod pattern;
 pub mod record;
+pub mod recovery;
 pub mod scenario;
 pub mod schedule;
 
@@ -203,7 +204,17 @@ pub fn run(o: &LoadOptions, interrupted: Arc<AtomicBool>) -> anyhow::Result<outp
     sc.duration.total_seconds = duration;
     let seed = o.seed.or(sc.seed).unwrap_or(42);
     let (kind, http) = parse_target(&o.target)?;
-    let interval = o.interval.or(sc.load.interval_sec).unwrap_or(1.0);
+    let plan = Plan::from_scenario(&sc, duration, seed);
+    // Burst recovery is timed to the interval: a finer default where there are bursts.
+    let default_interval = if plan.shape.bursts(duration).is_empty() {
+        1.0
+    } else {
+        0.25
+    };
+    let interval = o
+        .interval
+        .or(sc.load.interval_sec)
+        .unwrap_or(default_interval);
     let connections = o.connections.or(sc.load.connections).unwrap_or(16);
     let max_in_flight = o.max_in_flight.or(sc.load.max_in_flight).unwrap_or(10_000);
     if max_in_flight == 0 || connections == 0 {
@@ -228,7 +239,6 @@ pub fn run(o: &LoadOptions, interrupted: Arc<AtomicBool>) -> anyhow::Result<outp
         .iter()
         .map(|p| metrics::Baseline::load(p))
         .collect::<anyhow::Result<Vec<_>>>()?;
-    let plan = Plan::from_scenario(&sc, duration, seed);
     let payloads = Arc::new(Payloads::new(seed, clusters, sc.data.embedding_dim, sigma));
     let preload_nodes = o.preload.unwrap_or(sc.data.num_nodes);
     let mut warnings: Vec<String> = Vec::new();
@@ -610,6 +620,14 @@ pub fn run(o: &LoadOptions, interrupted: Arc<AtomicBool>) -> anyhow::Result<outp
         machine: Some(profile),
     };
     let mut report = output::build(&meta, &rec);
+    let bursts = plan.shape.bursts(duration);
+    if !bursts.is_empty() {
+        let rule = recovery::RecoveryRule::default();
+        report.recovery = Some(recovery::Recovery {
+            bursts: recovery::analyse(&rec, &bursts, &rule),
+            rule,
+        });
+    }
     if let Some((sess, pid)) = probe_session {
         let mut sess = sess.into_inner().unwrap_or_else(|e| e.into_inner());
         let p = sess.collect(&crate::probes::CollectContext {

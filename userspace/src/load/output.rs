@@ -134,6 +134,9 @@ pub struct LoadReport {
     /// eBPF probes on the target for the run (`--probes`), as in attach.
     pub probes: Option<serde_json::Value>,
     pub machine: Option<serde_json::Value>,
+    /// Burst recovery, for a run whose arrivals have bursts.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub recovery: Option<super::recovery::Recovery>,
 }
 
 pub fn encode(h: &Histogram<u64>) -> String {
@@ -362,6 +365,7 @@ pub fn build(m: &Meta, rec: &Recorder) -> LoadReport {
             .machine
             .as_ref()
             .and_then(|p| serde_json::to_value(p).ok()),
+        recovery: None,
     }
 }
 
@@ -661,7 +665,19 @@ fn charts(r: &LoadReport, rec: &Recorder) -> Vec<hwprof_workloads::findings::Cha
         .into_iter()
         .filter(|c| !c.points.is_empty())
         .collect(),
-        markers: vec![],
+        // Each burst's start, and where its tail settled.
+        markers: r
+            .recovery
+            .iter()
+            .flat_map(|rc| rc.bursts.iter())
+            .flat_map(|b| {
+                let mut v = vec![(format!("×{}", b.multiplier), b.start_s)];
+                if let Some(s) = b.settling_s {
+                    v.push(("settled".to_string(), b.end_s + s));
+                }
+                v
+            })
+            .collect(),
         // The load beside the latency it produced, on the right axis.
         secondary: Some(hwprof_workloads::findings::SecondaryAxis {
             y_label: "requests/s".into(),
@@ -775,6 +791,12 @@ pub fn render(r: &LoadReport) -> String {
     }
     for v in &r.verdict {
         let _ = writeln!(s, "- {v}");
+    }
+    if let Some(rc) = &r.recovery {
+        let _ = writeln!(s, "{}", rc.summary());
+        for b in &rc.bursts {
+            let _ = writeln!(s, "- {}", b.line);
+        }
     }
     for w in &r.warnings {
         let _ = writeln!(s, "warning: {w}");

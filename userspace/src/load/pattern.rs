@@ -85,6 +85,38 @@ impl Shape {
         }
     }
 
+    /// The bursts in [0, duration): (start, end, multiplier of the base rate),
+    /// for the recovery analysis.
+    pub fn bursts(&self, duration: f64) -> Vec<(f64, f64, f64)> {
+        match self {
+            Shape::PeriodicBurst {
+                base,
+                burst,
+                len,
+                period,
+            } if *len > 0.0 && *period > 0.0 && burst > base && *base > 0.0 => {
+                let mut v = Vec::new();
+                let mut t = 0.0;
+                while t < duration {
+                    v.push((t, (t + len).min(duration), burst / base));
+                    t += period;
+                }
+                v
+            }
+            Shape::Bursts { windows, .. } => windows
+                .iter()
+                .filter(|w| w.0 < duration && w.2 > 1.0)
+                .map(|w| (w.0, w.1.min(duration), w.2))
+                .collect(),
+            Shape::Sum(parts) => {
+                let mut v: Vec<_> = parts.iter().flat_map(|p| p.bursts(duration)).collect();
+                v.sort_by(|a, b| a.0.total_cmp(&b.0));
+                v
+            }
+            _ => vec![],
+        }
+    }
+
     /// Expected arrivals in [a, b), by the midpoint rule on 1 ms steps.
     pub fn expected(&self, a: f64, b: f64) -> f64 {
         let steps = (((b - a) / 0.001).ceil() as usize).max(1);
