@@ -338,6 +338,28 @@ pub struct LoadArgs {
     /// (hwprof history add), from DB (default results/history.db).
     #[arg(long, value_name = "DB", num_args = 0..=1, default_missing_value = crate::history::DEFAULT_DB)]
     pub baseline_history: Option<String>,
+    /// Ramp: step the constant rate geometrically until the SLO breaks; the last sustainable
+    /// rate, the capacity curve and the bottleneck (ramp.json, ramp.md under --out, default results/ramp).
+    #[arg(long)]
+    pub ramp: bool,
+    /// First rate of the ramp (req/s), default 100.
+    #[arg(long, requires = "ramp", allow_negative_numbers = true, value_parser = parse_rate)]
+    pub ramp_from: Option<f64>,
+    /// Rate multiplier per step, default 1.5.
+    #[arg(long, requires = "ramp", allow_negative_numbers = true, value_parser = |s: &str| positive_number(s, "a factor"))]
+    pub ramp_factor: Option<f64>,
+    /// Length of each step, default 10s.
+    #[arg(long, requires = "ramp", allow_negative_numbers = true, value_parser = parse_seconds)]
+    pub ramp_step: Option<f64>,
+    /// Highest rate tried, default 1e6.
+    #[arg(long, requires = "ramp", allow_negative_numbers = true, value_parser = parse_rate)]
+    pub ramp_max: Option<f64>,
+    /// SLO: p99 bound (ms, or 50ms, 1s), default 50 ms.
+    #[arg(long, requires = "ramp", allow_negative_numbers = true, value_parser = |s: &str| parse_seconds(s).map(|v| v * 1000.0))]
+    pub slo_p99: Option<f64>,
+    /// SLO: highest error rate, default 0.01.
+    #[arg(long, requires = "ramp", allow_negative_numbers = true, value_parser = parse_probability)]
+    pub slo_errors: Option<f64>,
 }
 
 #[derive(Debug, Args)]

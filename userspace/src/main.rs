@@ -486,35 +486,57 @@ fn load(a: hwprof::cli::LoadArgs, interrupted: Arc<AtomicBool>) -> anyhow::Resul
         load::output::emit(&r, &rec, m.json, out.as_deref(), false)?;
         return Ok(ExitCode::SUCCESS);
     }
-    let r = load::run(
-        &load::LoadOptions {
-            target: a.target,
-            scenario: a.scenario,
-            duration: a.duration,
-            rate: a.rate,
-            pattern: a.pattern,
-            seed: a.seed,
-            connections: a.connections,
-            max_in_flight: a.max_in_flight,
-            threads: a.threads,
-            timeout: a.timeout,
-            spin: a.spin,
-            interval: a.interval,
-            shard: a.shard.unwrap_or((0, 1)),
-            preload: a.preload,
-            target_pid: a.target_pid,
-            probes: a.probes,
-            cpus: a.cpus.map(|c| c.0),
-            json: a.json,
-            out: a.out,
-            quiet: false,
-            command: std::env::args().collect(),
-            metrics: a.metrics,
-            baseline: a.baseline,
-            baseline_history: a.baseline_history,
-        },
-        Arc::clone(&interrupted),
-    )?;
+    let opts = load::LoadOptions {
+        target: a.target,
+        scenario: a.scenario,
+        duration: a.duration,
+        rate: a.rate,
+        pattern: a.pattern,
+        seed: a.seed,
+        connections: a.connections,
+        max_in_flight: a.max_in_flight,
+        threads: a.threads,
+        timeout: a.timeout,
+        spin: a.spin,
+        interval: a.interval,
+        shard: a.shard.unwrap_or((0, 1)),
+        preload: a.preload,
+        target_pid: a.target_pid,
+        probes: a.probes,
+        cpus: a.cpus.map(|c| c.0),
+        json: a.json,
+        out: a.out,
+        quiet: false,
+        command: std::env::args().collect(),
+        metrics: a.metrics,
+        baseline: a.baseline,
+        baseline_history: a.baseline_history,
+    };
+    if a.ramp {
+        let d = load::ramp::RampOptions::default();
+        let rep = load::ramp::run(
+            &opts,
+            &load::ramp::RampOptions {
+                from: a.ramp_from.unwrap_or(d.from),
+                factor: a.ramp_factor.unwrap_or(d.factor),
+                step_s: a.ramp_step.unwrap_or(d.step_s),
+                max_rate: a.ramp_max.unwrap_or(d.max_rate),
+                slo_p99_ms: a.slo_p99.unwrap_or(d.slo_p99_ms),
+                slo_error_rate: a.slo_errors.unwrap_or(d.slo_error_rate),
+            },
+            Arc::clone(&interrupted),
+        )?;
+        if a.json {
+            println!("{}", hwprof::report::json::to_string(&rep));
+        } else {
+            print!("{}", load::ramp::markdown(&rep));
+        }
+        if interrupted.load(std::sync::atomic::Ordering::Relaxed) {
+            return Ok(ExitCode::from(130));
+        }
+        return Ok(ExitCode::SUCCESS);
+    }
+    let r = load::run(&opts, Arc::clone(&interrupted))?;
     if r.interrupted {
         eprintln!("hwprof: interrupted: partial report written");
         return Ok(ExitCode::from(130));

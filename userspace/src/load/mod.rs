@@ -12,6 +12,7 @@ pub mod exec;
 pub mod metrics;
 pub mod output;
 pub mod pattern;
+pub mod ramp;
 pub mod record;
 pub mod recovery;
 pub mod scenario;
