@@ -17,6 +17,7 @@ pub mod record;
 pub mod recovery;
 pub mod scenario;
 pub mod schedule;
+pub mod tails;
 
 use std::net::{SocketAddr, ToSocketAddrs};
 use std::path::PathBuf;

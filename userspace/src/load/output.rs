@@ -137,6 +137,10 @@ pub struct LoadReport {
     /// Burst recovery, for a run whose arrivals have bursts.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub recovery: Option<super::recovery::Recovery>,
+    /// p99, p99.9, p99.99 and max of all operations with 95% CIs, or refused
+    /// with the samples they need.
+    #[serde(default)]
+    pub tails: Vec<super::tails::Tail>,
 }
 
 pub fn encode(h: &Histogram<u64>) -> String {
@@ -366,6 +370,7 @@ pub fn build(m: &Meta, rec: &Recorder) -> LoadReport {
             .as_ref()
             .and_then(|p| serde_json::to_value(p).ok()),
         recovery: None,
+        tails: super::tails::tails(&all, achieved_rate),
     }
 }
 
@@ -791,6 +796,15 @@ pub fn render(r: &LoadReport) -> String {
     }
     for v in &r.verdict {
         let _ = writeln!(s, "- {v}");
+    }
+    if !r.tails.is_empty() {
+        let _ = writeln!(
+            s,
+            "tails (all operations, 95% CIs from order statistics) [timer]:"
+        );
+        for t in &r.tails {
+            let _ = writeln!(s, "  {}", t.line);
+        }
     }
     if let Some(rc) = &r.recovery {
         let _ = writeln!(s, "{}", rc.summary());
