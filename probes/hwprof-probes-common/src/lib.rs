@@ -23,6 +23,28 @@ pub const DROP_LOCKS: u32 = 2;
 pub const DROP_STACKS: u32 = 3;
 pub const DROP_UPROBE: u32 = 4;
 pub const DROP_MIGRATIONS: u32 = 5;
+/// Delay events the ring buffer had no room for.
+pub const DROP_EVENTS: u32 = 6;
+
+/// A delay of one tracked thread with its start and end (CLOCK_MONOTONIC ns),
+/// streamed through the EVENTS ring buffer so userspace can line it up with
+/// slow requests. Only delays of at least [`EVENT_MIN_NS`] are sent.
+#[repr(C)]
+#[derive(Clone, Copy, Default, Debug, PartialEq, Eq)]
+pub struct DelayEvent {
+    pub tid: u32,
+    /// [`EVENT_RUNQ`].
+    pub kind: u32,
+    pub start_ns: u64,
+    pub end_ns: u64,
+}
+
+/// Runnable but waiting for a CPU (wakeup or preemption → switched in).
+pub const EVENT_RUNQ: u32 = 1;
+/// Shortest delay streamed as an event (100 µs): shorter ones are only counted.
+pub const EVENT_MIN_NS: u64 = 100_000;
+/// Size of the EVENTS ring buffer (4 MiB: 170 000 events between reads).
+pub const EVENTS_BYTES: u32 = 1 << 22;
 pub const DROP_SLOTS: u32 = 8;
 
 /// Per-thread scheduler and memory statistics.
@@ -225,4 +247,5 @@ mod pod {
     unsafe impl aya::Pod for LockStats {}
     unsafe impl aya::Pod for UprobeStats {}
     unsafe impl aya::Pod for StackKey {}
+    unsafe impl aya::Pod for DelayEvent {}
 }

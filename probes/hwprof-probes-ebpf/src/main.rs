@@ -16,7 +16,7 @@ use core::intrinsics::{atomic_xadd, AtomicOrdering};
 
 use aya_ebpf::helpers::{bpf_get_current_pid_tgid, gen::bpf_ktime_get_ns};
 use aya_ebpf::macros::{map, tracepoint};
-use aya_ebpf::maps::{Array, HashMap, StackTrace};
+use aya_ebpf::maps::{Array, HashMap, RingBuf, StackTrace};
 use aya_ebpf::programs::TracePointContext;
 use hwprof_probes_common::fields::SCHED_FORK_CHILD_PID;
 use hwprof_probes_common::*;
@@ -33,6 +33,30 @@ pub(crate) static HISTS: Array<u64> = Array::with_max_entries(HIST_SLOTS * HIST_
 pub(crate) static DROPS: Array<u64> = Array::with_max_entries(DROP_SLOTS, 0);
 #[map]
 pub(crate) static STACKS: StackTrace = StackTrace::with_max_entries(16384, 0);
+/// Delays long enough to explain a slow request, with their times.
+#[map]
+pub(crate) static EVENTS: RingBuf = RingBuf::with_byte_size(EVENTS_BYTES, 0);
+
+/// Stream a delay of `tid` over [start, end) if it is long enough; counted as
+/// dropped when the ring buffer is full.
+#[inline(always)]
+pub(crate) fn delay_event(tid: u32, kind: u32, start: u64, end: u64) {
+    if end.saturating_sub(start) < EVENT_MIN_NS {
+        return;
+    }
+    match EVENTS.reserve::<DelayEvent>(0) {
+        Some(mut e) => {
+            e.write(DelayEvent {
+                tid,
+                kind,
+                start_ns: start,
+                end_ns: end,
+            });
+            e.submit(0);
+        }
+        None => dropped(DROP_EVENTS),
+    }
+}
 
 #[inline(always)]
 pub(crate) fn now() -> u64 {

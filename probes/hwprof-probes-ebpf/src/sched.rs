@@ -55,6 +55,7 @@ pub fn hwp_sched_switch(ctx: TracePointContext) -> u32 {
                     let rq = ts - (*s).last_wakeup;
                     (*s).runq_ns += rq;
                     hist(HIST_RUNQ, rq);
+                    delay_event(next, EVENT_RUNQ, (*s).last_wakeup, ts);
                     (*s).last_wakeup = 0;
                 }
                 (*s).last_on = ts;

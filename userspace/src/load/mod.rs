@@ -409,8 +409,15 @@ pub fn run(o: &LoadOptions, interrupted: Arc<AtomicBool>) -> anyhow::Result<outp
         "http" => 1,
         _ => gen_cpus.len().max(1),
     };
+    // With the sched probe on, every request's times are kept so the slow ones
+    // can be lined up with the target's run-queue delays (tails::attribute).
+    let attribute = probe_session.is_some() && probe_kinds.iter().any(|k| k.name() == "sched");
     let recorders: Vec<Arc<Mutex<Recorder>>> = (0..workers)
-        .map(|_| Arc::new(Mutex::new(Recorder::new(interval_ns))))
+        .map(|_| {
+            let mut r = Recorder::new(interval_ns);
+            r.keep_requests = attribute;
+            Arc::new(Mutex::new(r))
+        })
         .collect();
     // Live metrics read the run's own recorders at each scrape.
     let last_resources = Arc::new(Mutex::new(resources_before.clone()));
@@ -458,6 +465,7 @@ pub fn run(o: &LoadOptions, interrupted: Arc<AtomicBool>) -> anyhow::Result<outp
     }
     let started_at = humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string();
     let t0 = Instant::now();
+    let t0_mono = monotonic_ns();
     let wall_start = std::time::SystemTime::now();
     let mut resources = Vec::new();
     let probe_session = probe_session.map(|(s, pid)| (Mutex::new(s), pid));
@@ -497,6 +505,7 @@ pub fn run(o: &LoadOptions, interrupted: Arc<AtomicBool>) -> anyhow::Result<outp
                         for t in threads_of(*pid) {
                             g.track(t, *pid);
                         }
+                        g.drain_events();
                         // The exporter's snapshot of the probes, once per interval.
                         if o.metrics.is_some() {
                             let snap = g.collect(&crate::probes::CollectContext {
@@ -632,12 +641,18 @@ pub fn run(o: &LoadOptions, interrupted: Arc<AtomicBool>) -> anyhow::Result<outp
     }
     if let Some((sess, pid)) = probe_session {
         let mut sess = sess.into_inner().unwrap_or_else(|e| e.into_inner());
+        sess.drain_events();
         let p = sess.collect(&crate::probes::CollectContext {
             topology: &report_topology,
             pid,
             duration_s: wall,
             profile_out: out_dir.as_deref(),
         });
+        if attribute {
+            let (events, over) = sess.events();
+            let lost = over + p.drops.get("events").copied().unwrap_or(0);
+            report.attribution = tails::attribute(&rec.requests, events, t0_mono, lost);
+        }
         drop(sess);
         report.warnings.extend(p.warnings.iter().cloned());
         report.probes = serde_json::to_value(&p).ok();
@@ -647,6 +662,17 @@ pub fn run(o: &LoadOptions, interrupted: Arc<AtomicBool>) -> anyhow::Result<outp
 }
 
 use crate::probes::threads_of;
+
+/// CLOCK_MONOTONIC now, in ns: the clock of the probes' event times.
+fn monotonic_ns() -> u64 {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: a valid out-pointer.
+    unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) };
+    ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64
+}
 
 fn progress_bar(quiet: bool, total: u64, what: &str) -> indicatif::ProgressBar {
     if quiet || !std::io::IsTerminal::is_terminal(&std::io::stderr()) {

@@ -141,6 +141,9 @@ pub struct LoadReport {
     /// with the samples they need.
     #[serde(default)]
     pub tails: Vec<super::tails::Tail>,
+    /// The slow requests lined up with the target's run-queue delays (`--probes sched`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub attribution: Option<super::tails::Attribution>,
 }
 
 pub fn encode(h: &Histogram<u64>) -> String {
@@ -371,6 +374,7 @@ pub fn build(m: &Meta, rec: &Recorder) -> LoadReport {
             .and_then(|p| serde_json::to_value(p).ok()),
         recovery: None,
         tails: super::tails::tails(&all, achieved_rate),
+        attribution: None,
     }
 }
 
@@ -805,6 +809,9 @@ pub fn render(r: &LoadReport) -> String {
         for t in &r.tails {
             let _ = writeln!(s, "  {}", t.line);
         }
+    }
+    if let Some(a) = &r.attribution {
+        let _ = writeln!(s, "tail causes [probe]: {}", a.line);
     }
     if let Some(rc) = &r.recovery {
         let _ = writeln!(s, "{}", rc.summary());

@@ -96,7 +96,14 @@ pub struct Recorder {
     pub clamped: u64,
     pub dropped: u64,
     pub dispatch_lag: Histogram<u64>,
+    /// Every request's (intended, sent, done), ns since the run's start, kept
+    /// when the tails are to be attributed to probe events (`keep_requests`).
+    pub requests: Vec<[u64; 3]>,
+    pub keep_requests: bool,
 }
+
+/// Requests kept for attribution at most (24 B each: 120 MB).
+pub const MAX_KEPT_REQUESTS: usize = 5_000_000;
 
 impl Recorder {
     pub fn new(interval_ns: u64) -> Self {
@@ -108,6 +115,8 @@ impl Recorder {
             clamped: 0,
             dropped: 0,
             dispatch_lag: histogram(),
+            requests: Vec::new(),
+            keep_requests: false,
         }
     }
 
@@ -151,6 +160,9 @@ impl Recorder {
         done_ns: u64,
         error: Option<ErrorKind>,
     ) {
+        if self.keep_requests && self.requests.len() < MAX_KEPT_REQUESTS {
+            self.requests.push([intended_ns, sent_ns, done_ns]);
+        }
         let latency = done_ns.saturating_sub(intended_ns);
         let service = done_ns.saturating_sub(sent_ns);
         let lag = sent_ns.saturating_sub(intended_ns);
@@ -207,6 +219,9 @@ impl Recorder {
         self.clamped += o.clamped;
         self.dropped += o.dropped;
         let _ = self.dispatch_lag.add(&o.dispatch_lag);
+        let room = MAX_KEPT_REQUESTS.saturating_sub(self.requests.len());
+        self.requests.extend(o.requests.iter().take(room).copied());
+        self.keep_requests |= o.keep_requests;
     }
 
     /// Latency over every operation.

@@ -122,6 +122,121 @@ pub fn tails(h: &Histogram<u64>, rate: f64) -> Vec<Tail> {
     out
 }
 
+/// Run-queue delays at least this long are a cause worth naming.
+pub const ATTRIBUTION_MIN_DELAY_NS: u64 = 1_000_000;
+
+/// The slow requests lined up with the target threads' run-queue delays.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct Attribution {
+    /// Which requests are slow: at or above this quantile of latency.
+    pub slow_quantile: String,
+    pub slow_threshold_ms: f64,
+    pub slow: u64,
+    /// Slow requests whose time at the target (sent → done) overlapped a
+    /// run-queue delay ≥ `min_delay_ms` of one of the target's threads.
+    pub slow_overlapping: u64,
+    /// The control: requests at or below the median, same test (chance).
+    pub control: u64,
+    pub control_overlapping: u64,
+    pub min_delay_ms: f64,
+    /// Delay events streamed, and those lost (ring buffer full or over the cap).
+    pub events: u64,
+    pub events_lost: u64,
+    pub source: String,
+    pub line: String,
+}
+
+/// Line up `requests` ((intended, sent, done) ns since the run's start, the
+/// run's start being `t0_mono` in CLOCK_MONOTONIC ns) with run-queue `events`
+/// (CLOCK_MONOTONIC, the clock of bpf_ktime_get_ns). Slow: latency at or above
+/// p99.9 (p99 with fewer than 10 000 requests). None without 1000 requests.
+pub fn attribute(
+    requests: &[[u64; 3]],
+    events: &[hwprof_probes_common::DelayEvent],
+    t0_mono: u64,
+    lost: u64,
+) -> Option<Attribution> {
+    if requests.len() < 1000 {
+        return None;
+    }
+    let mut lat: Vec<u64> = requests.iter().map(|r| r[2].saturating_sub(r[0])).collect();
+    lat.sort_unstable();
+    let (name, q) = if requests.len() >= 10_000 {
+        ("p99.9", 0.999)
+    } else {
+        ("p99", 0.99)
+    };
+    let at = |q: f64| lat[((q * lat.len() as f64).ceil() as usize).clamp(1, lat.len()) - 1];
+    let (threshold, median) = (at(q), at(0.5));
+    // The union of long delays, on the run's clock, sorted and merged.
+    let mut spans: Vec<(u64, u64)> = events
+        .iter()
+        .filter(|e| {
+            e.kind == hwprof_probes_common::EVENT_RUNQ
+                && e.end_ns.saturating_sub(e.start_ns) >= ATTRIBUTION_MIN_DELAY_NS
+        })
+        .map(|e| {
+            (
+                e.start_ns.saturating_sub(t0_mono),
+                e.end_ns.saturating_sub(t0_mono),
+            )
+        })
+        .collect();
+    spans.sort_unstable();
+    let mut merged: Vec<(u64, u64)> = Vec::with_capacity(spans.len());
+    for (a, b) in spans {
+        match merged.last_mut() {
+            Some(last) if a <= last.1 => last.1 = last.1.max(b),
+            _ => merged.push((a, b)),
+        }
+    }
+    let overlaps = |a: u64, b: u64| {
+        // The first merged span ending after a; it overlaps if it starts before b.
+        let i = merged.partition_point(|s| s.1 <= a);
+        merged.get(i).is_some_and(|s| s.0 < b)
+    };
+    let (mut slow, mut slow_hit, mut control, mut control_hit) = (0u64, 0u64, 0u64, 0u64);
+    for r in requests {
+        let l = r[2].saturating_sub(r[0]);
+        let hit = overlaps(r[1], r[2]);
+        if l >= threshold {
+            slow += 1;
+            slow_hit += u64::from(hit);
+        } else if l <= median {
+            control += 1;
+            control_hit += u64::from(hit);
+        }
+    }
+    let pct = |a: u64, b: u64| a as f64 / b.max(1) as f64 * 100.0;
+    let line = format!(
+        "{:.0}% of the {slow} requests at or above {name} ({:.2} ms) overlapped a run-queue delay ≥ {} ms \
+         of one of the target's threads while at the target; {:.0}% of the {control} requests at or \
+         below the median did (chance){}",
+        pct(slow_hit, slow),
+        threshold as f64 / 1e6,
+        ATTRIBUTION_MIN_DELAY_NS as f64 / 1e6,
+        pct(control_hit, control),
+        if lost > 0 {
+            format!("; {lost} delay events were lost, so these are lower bounds")
+        } else {
+            String::new()
+        }
+    );
+    Some(Attribution {
+        slow_quantile: name.into(),
+        slow_threshold_ms: threshold as f64 / 1e6,
+        slow,
+        slow_overlapping: slow_hit,
+        control,
+        control_overlapping: control_hit,
+        min_delay_ms: ATTRIBUTION_MIN_DELAY_NS as f64 / 1e6,
+        events: events.len() as u64,
+        events_lost: lost,
+        source: "probe (sched_switch/sched_wakeup, ring buffer) joined with timer".into(),
+        line,
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -156,6 +271,51 @@ mod tests {
             p9999.line
         );
         assert!(t.last().unwrap().line.contains("largest of 100000"));
+    }
+
+    #[test]
+    fn slow_requests_that_overlapped_a_delay_are_attributed_and_fast_ones_are_the_control() {
+        use hwprof_probes_common::{DelayEvent, EVENT_RUNQ};
+        let t0 = 5_000_000_000u64;
+        // 20 000 requests 10 ms apart, each 0.2 ms at the target; every 100th is
+        // slow (5 ms) and sits on a 2 ms run-queue delay; one fast request does too.
+        let mut reqs = Vec::new();
+        let mut events = Vec::new();
+        for i in 0..20_000u64 {
+            let sent = i * 10_000_000;
+            let slow = i % 100 == 0;
+            let done = sent + if slow { 5_000_000 } else { 200_000 };
+            reqs.push([sent, sent, done]);
+            if slow || i == 7 {
+                events.push(DelayEvent {
+                    tid: 9,
+                    kind: EVENT_RUNQ,
+                    start_ns: t0 + sent + 10_000,
+                    end_ns: t0 + sent + 2_010_000,
+                });
+            }
+        }
+        // A short delay is not a cause.
+        events.push(DelayEvent {
+            tid: 9,
+            kind: EVENT_RUNQ,
+            start_ns: t0 + 1_000_000 * 3 + 1,
+            end_ns: t0 + 1_000_000 * 3 + 500_000,
+        });
+        let a = attribute(&reqs, &events, t0, 0).unwrap();
+        assert_eq!(a.slow_quantile, "p99.9");
+        assert_eq!((a.slow, a.slow_overlapping), (200, 200));
+        assert_eq!(a.control_overlapping, 1, "{}", a.line);
+        assert!(
+            a.line
+                .starts_with("100% of the 200 requests at or above p99.9 (5.00 ms)"),
+            "{}",
+            a.line
+        );
+        // Without the events nothing is attributed.
+        let none = attribute(&reqs, &[], t0, 0).unwrap();
+        assert_eq!(none.slow_overlapping, 0);
+        assert!(attribute(&reqs[..999], &events, t0, 0).is_none());
     }
 
     #[test]

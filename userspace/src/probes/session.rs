@@ -22,7 +22,15 @@ pub struct Session {
     active: Vec<ProbeKind>,
     warnings: Vec<String>,
     tracked: BTreeSet<u32>,
+    /// The EVENTS ring buffer (taken from the object once), and what it gave.
+    ring: Option<aya::maps::RingBuf<MapData>>,
+    events: Vec<DelayEvent>,
+    /// Events read beyond [`MAX_EVENTS`] and not kept.
+    events_over: u64,
 }
+
+/// Delay events kept in memory at most (32 B each: 64 MiB).
+pub const MAX_EVENTS: usize = 2_000_000;
 
 fn find_tracefs() -> Option<String> {
     ["/sys/kernel/tracing", "/sys/kernel/debug/tracing"]
@@ -62,6 +70,9 @@ impl Session {
             active: Vec::new(),
             warnings: Vec::new(),
             tracked: BTreeSet::new(),
+            ring: None,
+            events: Vec::new(),
+            events_over: 0,
         };
         for &(tid, tgid) in threads {
             s.track(tid, tgid);
@@ -155,6 +166,39 @@ impl Session {
         Ok(())
     }
 
+    /// Read the delay events the kernel streamed since the last call (call it
+    /// often enough that the ring buffer does not fill: its overflow is
+    /// counted under drops.events).
+    pub fn drain_events(&mut self) {
+        if self.ring.is_none() {
+            self.ring = self
+                .ebpf
+                .take_map("EVENTS")
+                .and_then(|m| aya::maps::RingBuf::try_from(m).ok());
+        }
+        let Some(ring) = self.ring.as_mut() else {
+            return;
+        };
+        while let Some(item) = ring.next() {
+            if item.len() < std::mem::size_of::<DelayEvent>() {
+                continue;
+            }
+            // SAFETY: the kernel wrote a DelayEvent (repr(C), plain data) here;
+            // read_unaligned copes with the ring's 8-byte alignment.
+            let e = unsafe { std::ptr::read_unaligned(item.as_ptr() as *const DelayEvent) };
+            if self.events.len() < MAX_EVENTS {
+                self.events.push(e);
+            } else {
+                self.events_over += 1;
+            }
+        }
+    }
+
+    /// The delay events read so far, and how many were not kept.
+    pub fn events(&self) -> (&[DelayEvent], u64) {
+        (&self.events, self.events_over)
+    }
+
     /// Track one more thread (an experiment's worker, a thread found by rescanning).
     pub fn track(&mut self, tid: u32, tgid: u32) {
         if !self.tracked.insert(tid) {
@@ -244,6 +288,7 @@ impl Session {
                 "stacks",
                 "uprobe",
                 "migrations",
+                "events",
             ]
             .iter()
             .enumerate()
