@@ -50,6 +50,10 @@ pub enum Command {
     /// Soak: the load for hours, the target sampled every interval, checkpointed (--resume),
     /// and judged for leaks and drift per resource (exit 0 clean, 1 over a limit, 2 bad input, 130 interrupted).
     Soak(SoakArgs),
+    /// Dataset scaling: per store size (100k, 1m, 10m …) the server's RSS and bytes per node,
+    /// preload time, p50/p99 at a fixed rate, the highest sustainable rate and the inflection;
+    /// sizes that would not fit in memory are refused with the largest that would.
+    Scale(ScaleArgs),
     /// Results history (SQLite, or PostgreSQL for a fleet): add reports, show a metric over
     /// commits, find change points, compare with a competitor's published figures.
     #[command(subcommand)]
@@ -406,6 +410,34 @@ pub struct SoakArgs {
     #[arg(long, value_name = "DIR")]
     pub resume: Option<PathBuf>,
     /// Print soak.json on stdout instead of the summary.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct ScaleArgs {
+    /// Store sizes in nodes, comma-separated: 100k,1m,10m.
+    #[arg(long, value_delimiter = ',', value_parser = crate::scale::parse_size, default_value = "100k,1m,10m")]
+    pub sizes: Vec<u64>,
+    /// Embedding dimension (Engram's is 768; a smaller one shows the curve's shape where 768 does not fit).
+    #[arg(long, default_value_t = 768, allow_negative_numbers = true, value_parser = parse_dim)]
+    pub dim: usize,
+    /// Offered rate of the fixed-rate load (req/s, read-only: recalls and searches).
+    #[arg(long, default_value_t = 200.0, allow_negative_numbers = true, value_parser = parse_rate)]
+    pub rate: f64,
+    /// Length of the fixed-rate load per size.
+    #[arg(long, default_value = "20s", allow_negative_numbers = true, value_parser = parse_seconds)]
+    pub duration: f64,
+    /// Skip the ramp to each size's highest sustainable rate.
+    #[arg(long)]
+    pub no_max_throughput: bool,
+    /// The ramp's p99 bound (ms, or 50ms).
+    #[arg(long, default_value = "50ms", allow_negative_numbers = true, value_parser = |s: &str| parse_seconds(s).map(|v| v * 1000.0))]
+    pub slo_p99: f64,
+    /// Output directory (default results/scale).
+    #[arg(long, value_name = "DIR")]
+    pub out: Option<PathBuf>,
+    /// Print scale.json instead of the summary.
     #[arg(long)]
     pub json: bool,
 }

@@ -21,6 +21,7 @@ pub mod output;
 pub mod placement;
 pub mod probes;
 pub mod report;
+pub mod scale;
 pub mod serve;
 pub mod soak;
 pub mod stats;

@@ -102,6 +102,29 @@ fn dispatch(cli: Cli, interrupted: Arc<AtomicBool>) -> anyhow::Result<ExitCode> 
         Command::Load(a) => return load(a, interrupted),
         Command::Gate(a) => return gate(a, interrupted),
         Command::Soak(a) => return soak(a, interrupted),
+        Command::Scale(a) => {
+            let r = hwprof::scale::run(
+                &hwprof::scale::ScaleOptions {
+                    sizes: a.sizes,
+                    dim: a.dim,
+                    rate: a.rate,
+                    duration: a.duration,
+                    max_throughput: !a.no_max_throughput,
+                    slo_p99_ms: a.slo_p99,
+                    out: a.out,
+                    json: a.json,
+                },
+                Arc::clone(&interrupted),
+            )?;
+            if a.json {
+                println!("{}", hwprof::report::json::to_string(&r));
+            } else {
+                print!("{}", hwprof::scale::markdown(&r));
+            }
+            if interrupted.load(std::sync::atomic::Ordering::Relaxed) {
+                return Ok(ExitCode::from(130));
+            }
+        }
         Command::History(c) => history(c)?,
         Command::List => {
             for e in hwprof_workloads::registry() {

@@ -168,7 +168,9 @@ pub fn run(
         .unwrap_or_else(|| PathBuf::from("results/ramp"));
     let out = crate::output::prepare_dir("--out", &out)?;
     let mut warnings = Vec::new();
+    // Some("") asks for none.
     let probes = match &base.probes {
+        Some(p) if p.is_empty() => None,
         Some(p) => Some(p.clone()),
         None if base.target.starts_with("http://") => Some("sched,futex".to_string()),
         None => None,

@@ -6,6 +6,7 @@
 //! stall of the whole server, a slowdown of every service time, a memory leak
 //! per operation, an error rate, one global lock.
 
+pub mod child;
 pub mod faults;
 pub mod metrics;
 
