@@ -409,6 +409,13 @@ pub struct SoakArgs {
     /// Continue the soak in DIR from its last checkpoint, with its own settings.
     #[arg(long, value_name = "DIR")]
     pub resume: Option<PathBuf>,
+    /// Clean soaks of the same scenario (directories or soak.json, repeatable): each
+    /// resource's slope is also given less theirs, with a CI (the server's own drift taken out).
+    #[arg(long, value_name = "SOAK")]
+    pub baseline: Vec<PathBuf>,
+    /// Judge the soak in DIR again (other --leak-limit, --drift-limit, --warmup, --baseline), running nothing.
+    #[arg(long, value_name = "DIR", conflicts_with_all = ["resume", "out"])]
+    pub analyse: Option<PathBuf>,
     /// Print soak.json on stdout instead of the summary.
     #[arg(long)]
     pub json: bool,

@@ -592,6 +592,8 @@ fn soak(a: hwprof::cli::SoakArgs, interrupted: Arc<AtomicBool>) -> anyhow::Resul
             drift_limit: a.drift_limit,
             out: a.out,
             resume: a.resume,
+            baseline: a.baseline,
+            analyse: a.analyse,
             json: a.json,
             quiet: false,
         },

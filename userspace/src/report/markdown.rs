@@ -357,6 +357,9 @@ pub fn soak(r: &super::schema::soak::SoakReport) -> String {
             t.source
         );
     }
+    for d in &r.vs_baseline {
+        let _ = writeln!(m, "\n- against the baseline: {}", d.line);
+    }
     let completed: u64 = r.segments.iter().map(|x| x.completed).sum();
     let errors: u64 = r.segments.iter().map(|x| x.errors).sum();
     let rss = |i: Option<&super::schema::soak::Sample>| {

@@ -3,7 +3,8 @@
 //! against the limit.
 
 use crate::report::schema::soak::{
-    Limits, Resource, ResourceTrend, Sample, SoakReport, TrendVerdict, WindowPoint,
+    BaselineDifference, Limits, Resource, ResourceTrend, Sample, SoakReport, TrendVerdict,
+    WindowPoint,
 };
 use crate::stats::trend::{bin, mann_kendall};
 
@@ -164,6 +165,61 @@ pub fn judge(res: Resource, points: &[(f64, f64)], from_s: f64, limits: &Limits)
     }
 }
 
+/// Each resource's slope against the baselines' (clean soaks of the same
+/// scenario). The difference's CI combines this run's slope CI (as a normal
+/// standard error, half-width / 1.96) with the baselines': their run-to-run
+/// spread (standard error of their mean) with two or more, or the one
+/// baseline's own CI.
+pub fn versus(trends: &[ResourceTrend], baselines: &[SoakReport]) -> Vec<BaselineDifference> {
+    const Z: f64 = 1.96;
+    let mut out = Vec::new();
+    for t in trends {
+        let (Some(s), Some(lo), Some(hi)) = (t.slope, t.slope_lo, t.slope_hi) else {
+            continue;
+        };
+        let theirs: Vec<&ResourceTrend> = baselines
+            .iter()
+            .filter_map(|b| b.trends.iter().find(|x| x.resource == t.resource))
+            .filter(|x| x.slope.is_some())
+            .collect();
+        if theirs.is_empty() {
+            continue;
+        }
+        let slopes: Vec<f64> = theirs.iter().filter_map(|x| x.slope).collect();
+        let k = slopes.len() as f64;
+        let mean = slopes.iter().sum::<f64>() / k;
+        let se_base = if slopes.len() >= 2 {
+            let var = slopes.iter().map(|v| (v - mean).powi(2)).sum::<f64>() / (k - 1.0);
+            (var / k).sqrt()
+        } else {
+            let b = theirs[0];
+            (b.slope_hi.unwrap_or(mean) - b.slope_lo.unwrap_or(mean)) / (2.0 * Z)
+        };
+        let se_this = (hi - lo) / (2.0 * Z);
+        let d = s - mean;
+        let half = Z * (se_this * se_this + se_base * se_base).sqrt();
+        out.push(BaselineDifference {
+            resource: t.resource,
+            unit: t.unit.clone(),
+            baseline_runs: slopes.len(),
+            baseline_slope: mean,
+            slope: s,
+            difference: d,
+            lo: d - half,
+            hi: d + half,
+            line: format!(
+                "{}: {d:+.3} {} against {} clean baseline soak(s) (theirs {mean:+.3}, this {s:+.3}; 95% CI {:+.3} to {:+.3})",
+                t.resource,
+                t.unit,
+                slopes.len(),
+                d - half,
+                d + half
+            ),
+        });
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -248,6 +304,65 @@ mod tests {
         let v = judge(Resource::Threads, &fds[..5], 0.0, &limits());
         assert_eq!(v.verdict, TrendVerdict::TooFewSamples);
         assert!(v.line.contains("5 sample(s)"), "{}", v.line);
+    }
+
+    #[test]
+    fn the_difference_from_clean_baselines_takes_out_the_servers_own_drift() {
+        let lim = limits();
+        let leak = judge(
+            Resource::Rss,
+            &rss(5.0)
+                .iter()
+                .map(|&(t, x)| (t, x + 0.5 * t / 3600.0))
+                .collect::<Vec<_>>(),
+            0.0,
+            &lim,
+        );
+        let base = |drift: f64| {
+            let t = judge(
+                Resource::Rss,
+                &rss(0.0)
+                    .iter()
+                    .map(|&(t, x)| (t, x + drift * t / 3600.0))
+                    .collect::<Vec<_>>(),
+                0.0,
+                &lim,
+            );
+            SoakReport {
+                schema_version: 1,
+                kind: "soak".into(),
+                settings: crate::report::schema::soak::SoakSettings {
+                    target: "embedded".into(),
+                    serve_args: vec![],
+                    scenario: "soak".into(),
+                    scenario_file: None,
+                    rate: None,
+                    duration_s: 900.0,
+                    interval_s: 10.0,
+                    checkpoint_s: 300.0,
+                    warmup_s: 0.0,
+                    seed: 1,
+                    limits: lim.clone(),
+                },
+                started_at: String::new(),
+                start_unix_s: 0.0,
+                status: "complete".into(),
+                load_s: 900.0,
+                segments: vec![],
+                samples: vec![],
+                windows: vec![],
+                trends: vec![t],
+                target_restarts: vec![],
+                vs_baseline: vec![],
+                files: vec![],
+                warnings: vec![],
+            }
+        };
+        let d = versus(&[leak], &[base(0.4), base(0.5), base(0.6)]);
+        assert_eq!(d.len(), 1);
+        assert!((d[0].baseline_slope - 0.5).abs() < 0.1, "{}", d[0].line);
+        assert!(d[0].lo <= 5.0 && 5.0 <= d[0].hi, "{}", d[0].line);
+        assert!(d[0].line.starts_with("RSS: +"), "{}", d[0].line);
     }
 
     #[test]

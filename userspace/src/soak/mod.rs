@@ -41,6 +41,10 @@ pub struct SoakOptions {
     pub drift_limit: Option<f64>,
     pub out: Option<PathBuf>,
     pub resume: Option<PathBuf>,
+    /// Clean soaks (directories or soak.json) to take the server's own drift from.
+    pub baseline: Vec<PathBuf>,
+    /// Judge the soak in DIR again (other limits, warm-up or baselines), running nothing.
+    pub analyse: Option<PathBuf>,
     pub json: bool,
     pub quiet: bool,
 }
@@ -50,6 +54,14 @@ const MIN_INTERVAL_S: f64 = 0.1;
 
 /// Run (or resume) a soak; returns its report (also written under its directory).
 pub fn run(o: &SoakOptions, interrupted: Arc<AtomicBool>) -> anyhow::Result<SoakReport> {
+    let baselines = o
+        .baseline
+        .iter()
+        .map(|p| load_soak("--baseline", p))
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    if let Some(d) = &o.analyse {
+        return reanalyse(o, d, &baselines);
+    }
     let (dir, mut rep) = match &o.resume {
         Some(d) => resume(o, d)?,
         None => start(o)?,
@@ -134,6 +146,7 @@ pub fn run(o: &SoakOptions, interrupted: Arc<AtomicBool>) -> anyhow::Result<Soak
         srv.stop();
     }
     finish(&mut rep, &dir)?;
+    rep.vs_baseline = analysis::versus(&rep.trends, &baselines);
     crate::report::export::emit(&rep, o.json, Some(&dir))?;
     Ok(rep)
 }
@@ -251,6 +264,7 @@ fn start(o: &SoakOptions) -> anyhow::Result<(PathBuf, SoakReport)> {
         windows: vec![],
         trends: vec![],
         target_restarts: vec![],
+        vs_baseline: vec![],
         files: vec![],
         warnings,
     };
@@ -264,6 +278,50 @@ fn positive(flag: &str, v: f64) -> anyhow::Result<f64> {
     } else {
         Err(usage(format!("{flag} {v}: must be a positive number")))
     }
+}
+
+/// `--analyse DIR`: the verdicts of a soak already run, with this call's
+/// limits, warm-up and baselines; soak.json, soak.md and the plots rewritten.
+fn reanalyse(o: &SoakOptions, dir: &Path, baselines: &[SoakReport]) -> anyhow::Result<SoakReport> {
+    if o.duration.is_some() || o.resume.is_some() || o.scenario.is_some() || o.rate.is_some() {
+        return Err(usage(
+            "--analyse DIR judges a soak already run: give only --leak-limit, --drift-limit, --warmup, --baseline, --json",
+        ));
+    }
+    let mut rep = load_soak("--analyse", dir)?;
+    let dir = crate::output::prepare_dir("--analyse", dir)?;
+    if let Some(l) = o.leak_limit {
+        rep.settings.limits.rss_mb_per_h = positive("--leak-limit", l)?;
+    }
+    if let Some(l) = o.drift_limit {
+        rep.settings.limits.p99_pct_per_h = positive("--drift-limit", l)?;
+    }
+    if let Some(w) = o.warmup {
+        rep.settings.warmup_s = w;
+    }
+    finish(&mut rep, &dir)?;
+    rep.vs_baseline = analysis::versus(&rep.trends, baselines);
+    crate::report::export::emit(&rep, o.json, Some(&dir))?;
+    Ok(rep)
+}
+
+/// A soak's report from its directory or its soak.json.
+fn load_soak(flag: &str, p: &Path) -> anyhow::Result<SoakReport> {
+    let path = if p.is_dir() {
+        p.join("soak.json")
+    } else {
+        p.to_path_buf()
+    };
+    let text = crate::input::read_text(flag, &path, 256 << 20)?;
+    let rep: SoakReport = serde_json::from_str(&text)
+        .map_err(|e| usage(format!("{flag} {}: not a soak report: {e}", path.display())))?;
+    if rep.kind != "soak" {
+        return Err(usage(format!(
+            "{flag} {}: not a soak report",
+            path.display()
+        )));
+    }
+    Ok(rep)
 }
 
 /// A soak continued from its directory's checkpoint.

@@ -175,6 +175,24 @@ pub struct ResourceTrend {
     pub line: String,
 }
 
+/// A resource's slope less that of clean baseline soaks: what the change
+/// itself adds, the server's own drift taken out.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct BaselineDifference {
+    pub resource: Resource,
+    pub unit: String,
+    pub baseline_runs: usize,
+    /// The baselines' slopes: mean (the estimate) and their spread.
+    pub baseline_slope: f64,
+    pub slope: f64,
+    pub difference: f64,
+    /// 95% CI of the difference: this run's slope CI and the baselines'
+    /// run-to-run spread (or the one baseline's CI), combined.
+    pub lo: f64,
+    pub hi: f64,
+    pub line: String,
+}
+
 /// soak.json.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct SoakReport {
@@ -196,6 +214,9 @@ pub struct SoakReport {
     /// use the samples since the last.
     #[serde(default)]
     pub target_restarts: Vec<f64>,
+    /// Each resource's slope against clean baseline soaks (`--baseline`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub vs_baseline: Vec<BaselineDifference>,
     #[serde(default)]
     pub files: Vec<String>,
     #[serde(default)]
