@@ -147,7 +147,11 @@ pub fn run(o: &SoakOptions, interrupted: Arc<AtomicBool>) -> anyhow::Result<Soak
     }
     finish(&mut rep, &dir)?;
     rep.vs_baseline = analysis::versus(&rep.trends, &baselines);
-    crate::report::export::emit(&rep, o.json, Some(&dir))?;
+    if o.quiet {
+        crate::report::export::write_files(&rep, &dir)?;
+    } else {
+        crate::report::export::emit(&rep, o.json, Some(&dir))?;
+    }
     Ok(rep)
 }
 
@@ -301,7 +305,11 @@ fn reanalyse(o: &SoakOptions, dir: &Path, baselines: &[SoakReport]) -> anyhow::R
     }
     finish(&mut rep, &dir)?;
     rep.vs_baseline = analysis::versus(&rep.trends, baselines);
-    crate::report::export::emit(&rep, o.json, Some(&dir))?;
+    if o.quiet {
+        crate::report::export::write_files(&rep, &dir)?;
+    } else {
+        crate::report::export::emit(&rep, o.json, Some(&dir))?;
+    }
     Ok(rep)
 }
 

@@ -1,7 +1,11 @@
 //! `hwprof suite`: every registered experiment in turn on one discovered host,
 //! one combined report — JSON, Markdown and a static HTML index with every
 //! verdict and plot — plus the machine profile. A new experiment joins by
-//! registering in workloads, nothing else.
+//! registering in workloads, nothing else. After the experiments, the server
+//! checks (`server.rs`): a short soak, a burst run and a ramp against an
+//! `hwprof serve` started for each.
+
+pub mod server;
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -233,6 +237,33 @@ pub fn run(
         overall.inc(1);
     }
     overall.finish_and_clear();
+    if !interrupted.load(Ordering::Relaxed) {
+        let test_duration = std::env::var("HWPROF_SUITE_TEST_DURATION")
+            .ok()
+            .and_then(|d| d.parse::<f64>().ok());
+        for (i, name) in server::CHECKS.iter().enumerate() {
+            if interrupted.load(Ordering::Relaxed) {
+                break;
+            }
+            let line = format!(
+                "hwprof suite: [server {}/{}] {name}",
+                i + 1,
+                server::CHECKS.len()
+            );
+            if bars.is_hidden() {
+                eprintln!("{line}");
+            } else {
+                let _ = bars.println(line);
+            }
+            entries.push(server::run_check(
+                name,
+                quick,
+                test_duration,
+                &out,
+                &interrupted,
+            ));
+        }
+    }
     let suite = SuiteReport {
         schema_version: 1,
         kind: "suite".into(),
