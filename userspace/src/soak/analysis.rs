@@ -27,12 +27,9 @@ pub fn restarts(samples: &[Sample]) -> Vec<f64> {
 /// Every resource's trend.
 pub fn trends(r: &SoakReport) -> Vec<ResourceTrend> {
     let restarts = restarts(&r.samples);
-    // Process resources restart with the process: only the last lifetime counts.
-    let since = restarts
-        .last()
-        .copied()
-        .unwrap_or(0.0)
-        .max(r.settings.warmup_s);
+    // Process resources restart with the process: only the last lifetime
+    // counts, after a warm-up of its own (a fresh server settles again).
+    let since = restarts.last().copied().unwrap_or(0.0) + r.settings.warmup_s;
     let proc_samples: Vec<&Sample> = r.samples.iter().filter(|s| s.t_s >= since).collect();
     let windows: Vec<&WindowPoint> = r
         .windows
