@@ -163,10 +163,12 @@ pub fn judge(res: Resource, points: &[(f64, f64)], from_s: f64, limits: &Limits)
 }
 
 /// Each resource's slope against the baselines' (clean soaks of the same
-/// scenario). The difference's CI combines this run's slope CI (as a normal
-/// standard error, half-width / 1.96) with the baselines': their run-to-run
-/// spread (standard error of their mean) with two or more, or the one
-/// baseline's own CI.
+/// scenario). This run's own background drift is unknown: it is one more draw
+/// from the baselines' distribution, so the difference's CI combines this
+/// run's slope CI (as a normal standard error, half-width / 1.96) with the
+/// baselines' run-to-run spread as a prediction, sd·√(1 + 1/k) — not the
+/// standard error of their mean, which only says how well their mean is known.
+/// With one baseline, its own CI stands in for the spread.
 pub fn versus(trends: &[ResourceTrend], baselines: &[SoakReport]) -> Vec<BaselineDifference> {
     const Z: f64 = 1.96;
     let mut out = Vec::new();
@@ -187,7 +189,7 @@ pub fn versus(trends: &[ResourceTrend], baselines: &[SoakReport]) -> Vec<Baselin
         let mean = slopes.iter().sum::<f64>() / k;
         let se_base = if slopes.len() >= 2 {
             let var = slopes.iter().map(|v| (v - mean).powi(2)).sum::<f64>() / (k - 1.0);
-            (var / k).sqrt()
+            (var * (1.0 + 1.0 / k)).sqrt()
         } else {
             let b = theirs[0];
             (b.slope_hi.unwrap_or(mean) - b.slope_lo.unwrap_or(mean)) / (2.0 * Z)
