@@ -438,6 +438,9 @@ pub struct ScaleArgs {
     /// Skip the ramp to each size's highest sustainable rate.
     #[arg(long)]
     pub no_max_throughput: bool,
+    /// Busy-wait this long before each request (e.g. 2ms on a VM, as for `hwprof load`).
+    #[arg(long, allow_negative_numbers = true, value_parser = parse_seconds)]
+    pub spin: Option<f64>,
     /// The ramp's p99 bound (ms, or 50ms).
     #[arg(long, default_value = "50ms", allow_negative_numbers = true, value_parser = |s: &str| parse_seconds(s).map(|v| v * 1000.0))]
     pub slo_p99: f64,

@@ -111,6 +111,7 @@ fn dispatch(cli: Cli, interrupted: Arc<AtomicBool>) -> anyhow::Result<ExitCode> 
                     duration: a.duration,
                     max_throughput: !a.no_max_throughput,
                     slo_p99_ms: a.slo_p99,
+                    spin: a.spin,
                     out: a.out,
                     json: a.json,
                 },

@@ -108,6 +108,32 @@ impl Shape {
                 .filter(|w| w.0 < duration && w.2 > 1.0)
                 .map(|w| (w.0, w.1.min(duration), w.2))
                 .collect(),
+            // Steps: the first step's rate is the base; a step above it that
+            // later returns to it (or below) is a burst.
+            Shape::Step(steps) if !steps.is_empty() && steps[0].1 > 0.0 => {
+                let base = steps[0].1;
+                let mut v = Vec::new();
+                let mut open: Option<(f64, f64)> = None;
+                for &(at, rate) in &steps[1..] {
+                    match open {
+                        None if rate > base => open = Some((at, rate)),
+                        Some((start, peak)) if rate <= base => {
+                            if start < duration {
+                                v.push((start, at.min(duration), peak / base));
+                            }
+                            open = None;
+                        }
+                        Some((start, peak)) => open = Some((start, peak.max(rate))),
+                        None => {}
+                    }
+                }
+                if let Some((start, peak)) = open {
+                    if start < duration {
+                        v.push((start, duration, peak / base));
+                    }
+                }
+                v
+            }
             Shape::Sum(parts) => {
                 let mut v: Vec<_> = parts.iter().flat_map(|p| p.bursts(duration)).collect();
                 v.sort_by(|a, b| a.0.total_cmp(&b.0));
@@ -296,6 +322,34 @@ impl Iterator for Arrivals {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn bursts_are_listed_from_periodic_bursts_and_steps() {
+        let p = Shape::PeriodicBurst {
+            base: 100.0,
+            burst: 500.0,
+            len: 1.0,
+            period: 10.0,
+        };
+        assert_eq!(
+            p.bursts(25.0),
+            vec![(0.0, 1.0, 5.0), (10.0, 11.0, 5.0), (20.0, 21.0, 5.0)]
+        );
+        let s = Shape::Step(vec![
+            (0.0, 200.0),
+            (20.0, 400.0),
+            (22.0, 200.0),
+            (45.0, 2000.0),
+            (47.0, 200.0),
+            (70.0, 1000.0),
+        ]);
+        assert_eq!(
+            s.bursts(80.0),
+            vec![(20.0, 22.0, 2.0), (45.0, 47.0, 10.0), (70.0, 80.0, 5.0)]
+        );
+        // A ramp of steps that never comes back down is one long burst from its first rise.
+        assert_eq!(Shape::Constant(5.0).bursts(10.0), vec![]);
+    }
 
     fn count(shape: &Shape, poisson: bool, end: f64, a: f64, b: f64) -> usize {
         Arrivals::new(shape.clone(), poisson, end, 7)

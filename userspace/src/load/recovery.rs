@@ -137,6 +137,8 @@ pub fn analyse(
     let peak_span = ((rule.window_s / dt).round() as usize).max(1);
     let mut out = Vec::new();
     let mut quiet_from = 0.0f64;
+    // Whether the previous burst is known to have settled (none before the first).
+    let mut previous_settled = true;
     for (k, &(start, end, mult)) in sorted.iter().enumerate() {
         let horizon = sorted.get(k + 1).map_or(run_end, |b| b.0).min(run_end);
         let pre_from = quiet_from.max(start - rule.pre_s).min(start);
@@ -206,6 +208,16 @@ pub fn analyse(
                 deviation.unwrap_or(0.0)
             ),
         };
+        // A stretch after a burst that never settled (or whose recovery is
+        // unknown) may still carry it: its p99 and band may be raised.
+        let line = if previous_settled || pre_p99.is_none() {
+            line
+        } else {
+            format!(
+                "{line} [the stretch before it follows a burst not known to have settled: its pre-burst p99 may be raised]"
+            )
+        };
+        previous_settled = settled.is_some();
         out.push(BurstRecovery {
             start_s: start,
             end_s: end,

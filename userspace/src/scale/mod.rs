@@ -28,6 +28,8 @@ pub struct ScaleOptions {
     /// Find each size's highest sustainable rate with a short ramp.
     pub max_throughput: bool,
     pub slo_p99_ms: f64,
+    /// The generator's busy-wait before each request (seconds; `load --spin`).
+    pub spin: Option<f64>,
     pub out: Option<PathBuf>,
     pub json: bool,
 }
@@ -233,6 +235,7 @@ fn measure_size(
         duration: Some(o.duration),
         shard: (0, 1),
         target_pid: Some(srv.pid),
+        spin: o.spin,
         out: Some(dir.join("fixed")),
         quiet: true,
         command: std::env::args().collect(),
