@@ -258,7 +258,7 @@ pub struct ServeArgs {
     /// Fault: fail this share of requests with 500 (0..1).
     #[arg(long, value_name = "P", allow_negative_numbers = true, value_parser = parse_probability)]
     pub error_rate: Option<f64>,
-    /// Fault: serialise every request on one mutex.
+    /// Fault: serialise every request on one mutex (hwprof::serve::GLOBAL_LOCK), its --slowdown included.
     #[arg(long)]
     pub global_lock: bool,
     /// The faults above start this long after the server (e.g. 2m): a regression switched on mid-run.

@@ -175,6 +175,25 @@ pub fn run(
         None if base.target.starts_with("http://") => Some("sched,futex".to_string()),
         None => None,
     };
+    // A short warm-up at the first rate, not judged: the first connections,
+    // page faults and an idle VM's wake-ups would otherwise land in step 0.
+    if !interrupted.load(Ordering::Relaxed) {
+        super::run(
+            &super::LoadOptions {
+                rate: Some(ro.from),
+                pattern: Some("constant".into()),
+                duration: Some(ro.step_s.min(3.0)),
+                interval: Some(1.0),
+                out: Some(out.join("steps").join("warmup")),
+                quiet: true,
+                json: false,
+                metrics: None,
+                probes: None,
+                ..base.clone()
+            },
+            Arc::clone(&interrupted),
+        )?;
+    }
     let mut steps: Vec<Step> = Vec::new();
     let mut rate = ro.from;
     let mut k = 0;

@@ -21,7 +21,7 @@ pub struct Faults {
     pub leak_bytes_per_op: usize,
     /// Probability that a request fails with 500.
     pub error_rate: f64,
-    /// Every request's work serialised on one mutex.
+    /// Every request's work (and its --slowdown) serialised on one mutex.
     pub global_lock: bool,
     /// The faults above start this long after the server does (a regression
     /// switched on mid-run: alerts and gates must see the change, not a level).
@@ -149,6 +149,11 @@ pub async fn stretch(State(st): State<Arc<AppState>>, req: Request, next: Next) 
         .await;
     if f.on(st.started.elapsed()) {
         let served = t0.elapsed().saturating_sub(stalled);
+        // With --global-lock the extra work is under the lock too: one big
+        // lock around everything a request does, as such locks are.
+        let _guard = f
+            .global_lock
+            .then(|| super::GLOBAL_LOCK.lock().unwrap_or_else(|e| e.into_inner()));
         let until = Instant::now() + served.mul_f64(f.slowdown_pct / 100.0);
         while Instant::now() < until {
             std::hint::spin_loop();
