@@ -653,9 +653,34 @@ async fn generator_thread(
         tasks.push(tokio::task::spawn_local(async move {
             let mut sender: Option<Sender> = None;
             let mut refused_since: Option<Instant> = None;
+            let timeout_ns = timeout.as_nanos() as u64;
             while let Ok((r, handed)) = rx.recv_async().await {
+                // A request still waiting here after its whole timeout (intended
+                // start + timeout) has timed out: fail it without sending, or a
+                // stuck target would make the queue drain for hours.
+                let now = ns_since(t0);
+                if now >= r.at_ns.saturating_add(timeout_ns) {
+                    live.in_flight.fetch_sub(1, Ordering::Relaxed);
+                    live.completed.fetch_add(1, Ordering::Relaxed);
+                    live.errors.fetch_add(1, Ordering::Relaxed);
+                    let mut g = recorder.lock().unwrap_or_else(|e| e.into_inner());
+                    g.offered(r.at_ns);
+                    g.dispatched(handed.saturating_sub(r.at_ns));
+                    g.complete(r.op, r.at_ns, now, now, Some(ErrorKind::Timeout));
+                    continue;
+                }
                 if sender.as_ref().is_none_or(|s| s.is_closed()) {
-                    match connect(target.addr).await {
+                    // Connecting is bounded by what is left of the request's timeout:
+                    // a target that stops accepting drops SYNs, and the kernel
+                    // retries them for minutes.
+                    let left = Duration::from_nanos(
+                        r.at_ns.saturating_add(timeout_ns).saturating_sub(now),
+                    );
+                    let attempt = match tokio::time::timeout(left, connect(target.addr)).await {
+                        Ok(c) => c,
+                        Err(_) => Err(ErrorKind::Timeout),
+                    };
+                    match attempt {
                         Ok(s) => {
                             sender = Some(s);
                             refused_since = None;
