@@ -658,15 +658,19 @@ async fn generator_thread(
                 // A request still waiting here after its whole timeout (intended
                 // start + timeout) has timed out: fail it without sending, or a
                 // stuck target would make the queue drain for hours.
-                let now = ns_since(t0);
-                if now >= r.at_ns.saturating_add(timeout_ns) {
+                // A request that failed before it was sent, at `now`.
+                let fail_unsent = |now: u64, e: ErrorKind| {
                     live.in_flight.fetch_sub(1, Ordering::Relaxed);
                     live.completed.fetch_add(1, Ordering::Relaxed);
                     live.errors.fetch_add(1, Ordering::Relaxed);
                     let mut g = recorder.lock().unwrap_or_else(|e| e.into_inner());
                     g.offered(r.at_ns);
                     g.dispatched(handed.saturating_sub(r.at_ns));
-                    g.complete(r.op, r.at_ns, now, now, Some(ErrorKind::Timeout));
+                    g.complete(r.op, r.at_ns, now, now, Some(e));
+                };
+                let now = ns_since(t0);
+                if now >= r.at_ns.saturating_add(timeout_ns) {
+                    fail_unsent(now, ErrorKind::Timeout);
                     continue;
                 }
                 if sender.as_ref().is_none_or(|s| s.is_closed()) {
@@ -693,15 +697,7 @@ async fn generator_thread(
                                     live.target_down.store(true, Ordering::Relaxed);
                                 }
                             }
-                            live.in_flight.fetch_sub(1, Ordering::Relaxed);
-                            live.completed.fetch_add(1, Ordering::Relaxed);
-                            live.errors.fetch_add(1, Ordering::Relaxed);
-                            {
-                                let mut g = recorder.lock().unwrap_or_else(|e| e.into_inner());
-                                g.offered(r.at_ns);
-                                g.dispatched(handed.saturating_sub(r.at_ns));
-                                g.complete(r.op, r.at_ns, now, now, Some(e));
-                            }
+                            fail_unsent(now, e);
                             // Do not spin on a dead target.
                             tokio::time::sleep(Duration::from_millis(10)).await;
                             continue;

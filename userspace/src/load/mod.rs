@@ -465,7 +465,7 @@ pub fn run(o: &LoadOptions, interrupted: Arc<AtomicBool>) -> anyhow::Result<outp
     }
     let started_at = humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string();
     let t0 = Instant::now();
-    let t0_mono = monotonic_ns();
+    let t0_mono = crate::measure::monotonic_ns();
     let wall_start = std::time::SystemTime::now();
     let mut resources = Vec::new();
     let probe_session = probe_session.map(|(s, pid)| (Mutex::new(s), pid));
@@ -662,17 +662,6 @@ pub fn run(o: &LoadOptions, interrupted: Arc<AtomicBool>) -> anyhow::Result<outp
 }
 
 use crate::probes::threads_of;
-
-/// CLOCK_MONOTONIC now, in ns: the clock of the probes' event times.
-fn monotonic_ns() -> u64 {
-    let mut ts = libc::timespec {
-        tv_sec: 0,
-        tv_nsec: 0,
-    };
-    // SAFETY: a valid out-pointer.
-    unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) };
-    ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64
-}
 
 fn progress_bar(quiet: bool, total: u64, what: &str) -> indicatif::ProgressBar {
     if quiet || !std::io::IsTerminal::is_terminal(&std::io::stderr()) {

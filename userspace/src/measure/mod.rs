@@ -171,3 +171,15 @@ mod tests {
         assert_eq!(scale(1000, 100, 0), 0.0);
     }
 }
+
+/// CLOCK_MONOTONIC now, in ns: the clock of `Instant` on Linux and of the
+/// probes' event times (bpf_ktime_get_ns), so the two line up.
+pub fn monotonic_ns() -> u64 {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: a valid out-pointer.
+    unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) };
+    ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64
+}

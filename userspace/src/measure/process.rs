@@ -25,10 +25,17 @@ pub struct Resources {
 /// ~128 KiB: a leak of a few MB/h would read as a staircase whose slope is off
 /// by the step. None where smaps_rollup is missing (kernels before 4.14).
 fn exact_rss(pid: u32) -> Option<u64> {
-    let text = std::fs::read_to_string(format!("/proc/{pid}/smaps_rollup")).ok()?;
+    kb_field(
+        &std::fs::read_to_string(format!("/proc/{pid}/smaps_rollup")).ok()?,
+        "Rss:",
+    )
+}
+
+/// A `Key:   123 kB` line of a /proc file (smaps_rollup, meminfo), in bytes.
+pub fn kb_field(text: &str, key: &str) -> Option<u64> {
     let kb: u64 = text
         .lines()
-        .find_map(|l| l.strip_prefix("Rss:"))?
+        .find_map(|l| l.strip_prefix(key))?
         .trim()
         .trim_end_matches("kB")
         .trim()

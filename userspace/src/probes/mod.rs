@@ -218,6 +218,10 @@ impl Session {
         )))
     }
     pub fn track(&mut self, _tid: u32, _tgid: u32) {}
+    pub fn drain_events(&mut self) {}
+    pub fn events(&self) -> (&[hwprof_probes_common::DelayEvent], u64) {
+        (&[], 0)
+    }
     pub fn collect(&mut self, _ctx: &CollectContext<'_>) -> ProbesReport {
         ProbesReport::default()
     }

@@ -39,16 +39,6 @@ fn find_tracefs() -> Option<String> {
         .map(str::to_string)
 }
 
-fn monotonic_ns() -> u64 {
-    let mut ts = libc::timespec {
-        tv_sec: 0,
-        tv_nsec: 0,
-    };
-    // SAFETY: valid out-pointer; bpf_ktime_get_ns uses CLOCK_MONOTONIC too.
-    unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) };
-    ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64
-}
-
 impl Session {
     /// Load the programs, track `threads` ((tid, tgid) pairs) and attach what
     /// `opts` asks for. Probes that cannot attach are skipped with a warning.
@@ -216,7 +206,7 @@ impl Session {
 
     /// Read every map into a report. The programs stay attached.
     pub fn collect(&mut self, ctx: &CollectContext<'_>) -> ProbesReport {
-        let now = monotonic_ns();
+        let now = crate::measure::monotonic_ns();
         let threads: Vec<(u32, ThreadStats)> = {
             let Some(m) = self.ebpf.map("THREADS") else {
                 return ProbesReport::default();
