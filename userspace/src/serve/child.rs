@@ -33,6 +33,9 @@ impl ServeChild {
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .process_group(0);
+        // Linux only: elsewhere the child outlives a killed hwprof (Drop and
+        // stop() still end it on every other path).
+        #[cfg(target_os = "linux")]
         // SAFETY: prctl is async-signal-safe; it only sets this child's death signal.
         unsafe {
             cmd.pre_exec(|| {
