@@ -655,7 +655,10 @@ fn write(rep: &mut RampReport, out: &std::path::Path) -> anyhow::Result<()> {
 /// The ramp in Markdown (also the terminal summary).
 pub fn markdown(r: &RampReport) -> String {
     use std::fmt::Write;
-    let mut m = format!("# hwprof load --ramp: {}\n\n{}\n\n", r.target, r.verdict);
+    let mut m = format!(
+        "# hwprof load --ramp: {}\n\n{}\n\nSources: rates and latencies [timer]; target CPU and RSS [software, /proc]; run queue and futex shares [probe].\n\n",
+        r.target, r.verdict
+    );
     for e in &r.evidence {
         let _ = writeln!(m, "- {e}");
     }

@@ -87,7 +87,7 @@ impl Recovery {
         let within = judged.iter().filter(|b| b.within_target).count();
         let not = judged.iter().filter(|b| b.settling_s.is_none()).count();
         format!(
-            "burst recovery: {within} of {} burst(s) settled within {} s, {not} not recovered \
+            "burst recovery [timer]: {within} of {} burst(s) settled within {} s, {not} not recovered \
              (tail back when the p99 over a {}+ s hold is within {:.0}% of the pre-burst p99 or its own spread)",
             judged.len(),
             self.rule.target_s,

@@ -434,7 +434,7 @@ fn write(rep: &mut ScaleReport, out: &Path) -> anyhow::Result<()> {
 pub fn markdown(r: &ScaleReport) -> String {
     use std::fmt::Write;
     let mut m = format!(
-        "# hwprof scale: {}-d, {:.0} req/s for {} s per size\n\n- {}\n- {}\n",
+        "# hwprof scale: {}-d, {:.0} req/s for {} s per size\n\nSources: RSS [software, /proc smaps_rollup]; preload time [timer, the server's own]; latencies and rates [timer].\n\n- {}\n- {}\n",
         r.dim, r.rate, r.duration_s, r.inflection, r.target
     );
     for (_, _, why) in &r.refused {
