@@ -43,6 +43,42 @@ fn build_probes() {
     }
     let out = PathBuf::from(std::env::var("OUT_DIR").unwrap());
     let manifest = root.join("hwprof-probes-ebpf/Cargo.toml");
+    // The full object, then one without the EVENTS ring buffer for kernels
+    // before 5.8 (same target dir: core is built once). Each is copied out
+    // because both builds write the same path.
+    let built = [
+        ("", "hwprof-probes.o"),
+        ("no-events", "hwprof-probes-no-events.o"),
+    ]
+    .iter()
+    .try_for_each(|(features, name)| {
+        bpf_build(&manifest, &out, features)?;
+        let obj = out.join("probes-target/bpfel-unknown-none/release/hwprof-probes");
+        std::fs::copy(&obj, out.join(name))
+            .map(drop)
+            .map_err(|e| format!("copying {}: {e}", obj.display()))
+    });
+    match built {
+        Ok(()) => {
+            println!(
+                "cargo:rustc-env=HWPROF_PROBES_OBJ={}",
+                out.join("hwprof-probes.o").display()
+            );
+            println!(
+                "cargo:rustc-env=HWPROF_PROBES_OBJ_NO_EVENTS={}",
+                out.join("hwprof-probes-no-events.o").display()
+            );
+            println!("cargo:rustc-cfg=hwprof_probes");
+        }
+        Err(why) => {
+            println!("cargo:warning=eBPF probes not built: {why}");
+            skip(&why);
+        }
+    }
+}
+
+/// One nightly `cargo build` of the eBPF crate for bpfel-unknown-none.
+fn bpf_build(manifest: &Path, out: &Path, features: &str) -> Result<(), String> {
     let mut cmd = Command::new("rustup");
     cmd.args([
         "run",
@@ -56,9 +92,12 @@ fn build_probes() {
         "build-std=core",
         "--manifest-path",
     ])
-    .arg(&manifest)
+    .arg(manifest)
     .arg("--target-dir")
     .arg(out.join("probes-target"));
+    if !features.is_empty() {
+        cmd.args(["--features", features]);
+    }
     // The outer build's compiler settings must not leak into the BPF build.
     for v in [
         "RUSTC",
@@ -76,26 +115,19 @@ fn build_probes() {
         cmd.env_remove(v);
     }
     match cmd.output() {
-        Ok(o) if o.status.success() => {
-            let obj = out.join("probes-target/bpfel-unknown-none/release/hwprof-probes");
-            println!("cargo:rustc-env=HWPROF_PROBES_OBJ={}", obj.display());
-            println!("cargo:rustc-cfg=hwprof_probes");
-        }
+        Ok(o) if o.status.success() => Ok(()),
         Ok(o) => {
             let err = String::from_utf8_lossy(&o.stderr);
             let line = err
                 .lines()
-                .filter(|l| l.contains("error"))
-                .next()
+                .find(|l| l.contains("error"))
                 .unwrap_or("build failed")
                 .replace('=', " ");
-            println!("cargo:warning=eBPF probes not built: {line}");
-            skip(&format!("the eBPF build failed ({line}); run scripts/install.sh to install the nightly toolchain, rust-src and bpf-linker"));
+            Err(format!("the eBPF build failed ({line}); run scripts/install.sh to install the nightly toolchain, rust-src and bpf-linker"))
         }
-        Err(e) => {
-            println!("cargo:warning=eBPF probes not built: rustup: {e}");
-            skip("rustup with a nightly toolchain is not installed; run scripts/install.sh");
-        }
+        Err(e) => Err(format!(
+            "rustup with a nightly toolchain is not installed ({e}); run scripts/install.sh"
+        )),
     }
 }
 

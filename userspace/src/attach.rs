@@ -14,9 +14,13 @@ use crate::probes::{CollectContext, ProbeKind, ProbeOptions, Session, UprobeSpec
 use crate::report;
 use crate::topology::TopologySource;
 
+pub mod targets;
+use targets::TargetSpec;
+
 #[derive(Debug, Clone)]
 pub struct AttachOptions {
-    pub pid: u32,
+    /// The processes to trace: pids, descendants, a cgroup, a name.
+    pub targets: TargetSpec,
     pub probes: String,
     pub uprobes: Vec<String>,
     pub duration: f64,
@@ -27,7 +31,7 @@ pub struct AttachOptions {
     pub metrics: Option<std::net::SocketAddr>,
 }
 
-/// The attached process's /proc accounting at each scrape: `hwprof_target_*`.
+/// The first traced process's /proc accounting at each scrape: `hwprof_target_*`.
 #[derive(Debug)]
 struct TargetResources(u32);
 
@@ -78,23 +82,37 @@ pub fn run(o: &AttachOptions, interrupted: &AtomicBool) -> anyhow::Result<Attach
     if o.frequency == 0 || o.frequency > 10_000 {
         return Err(usage("--frequency must be 1..=10000 Hz"));
     }
-    if !alive(o.pid) {
-        return Err(usage(format!("--pid {}: no such process", o.pid)));
+    let spec = &o.targets;
+    if spec.is_empty() {
+        return Err(usage("name what to trace: --pid, --cgroup or --comm"));
     }
+    for &p in &spec.pids {
+        if !alive(p) {
+            return Err(usage(format!("--pid {p}: no such process")));
+        }
+    }
+    let traced = spec.resolve_now().map_err(usage)?;
+    let Some(&first) = spec.pids.first().or(traced.first()) else {
+        return Err(usage(format!(
+            "{}: no such process to trace",
+            spec.describe()
+        )));
+    };
     let probes = ProbeKind::parse_list(&o.probes).map_err(|e| usage(format!("--probes: {e}")))?;
     let uprobes = o
         .uprobes
         .iter()
-        .map(|u| UprobeSpec::parse(u, Some(o.pid)).map_err(usage))
+        .map(|u| UprobeSpec::parse(u, Some(first)).map_err(usage))
         .collect::<anyhow::Result<Vec<_>>>()?;
     // SAFETY: geteuid has no preconditions.
     let euid = unsafe { libc::geteuid() };
-    if euid != 0 && owner_uid(o.pid).is_some_and(|u| u != euid) {
-        return Err(usage(format!(
-            "--pid {}: may not trace a process of another user (uid {}); run with sudo",
-            o.pid,
-            owner_uid(o.pid).unwrap_or(0)
-        )));
+    for &p in &traced {
+        if euid != 0 && owner_uid(p).is_some_and(|u| u != euid) {
+            return Err(usage(format!(
+                "pid {p}: may not trace a process of another user (uid {}); run with sudo",
+                owner_uid(p).unwrap_or(0)
+            )));
+        }
     }
     let out_dir = o
         .out
@@ -103,27 +121,32 @@ pub fn run(o: &AttachOptions, interrupted: &AtomicBool) -> anyhow::Result<Attach
         .transpose()?;
     let (profile, _loaded) = machine::discover(&TopologySource::Host)?;
 
-    let initial = threads_of(o.pid);
+    let pairs: Vec<(u32, u32)> = traced
+        .iter()
+        .flat_map(|&p| threads_of(p).into_iter().map(move |t| (t, p)))
+        .collect();
     let opts = ProbeOptions {
         probes,
         uprobes,
         frequency: o.frequency,
     };
-    let pairs: Vec<(u32, u32)> = initial.iter().map(|&t| (t, o.pid)).collect();
     let mut session = Session::start(&opts, &pairs).map_err(|e| match e {
         crate::probes::StartError::Unavailable(m) => usage(m),
         crate::probes::StartError::Failed(m) => anyhow::anyhow!(m),
     })?;
-    let mut counters = counters::TargetCounters::new(&profile.capabilities, o.pid);
+    let mut counters = counters::TargetCounters::new(&profile.capabilities);
     let mut seen: BTreeSet<u32> = BTreeSet::new();
-    for &t in &initial {
-        counters.add_thread(t, false);
+    for &(t, p) in &pairs {
+        counters.add_thread(p, t, false);
         seen.insert(t);
     }
+    let mut processes: BTreeSet<u32> = traced.clone();
+    let mut traced = traced;
     eprintln!(
-        "hwprof: attached to pid {} ({} threads), probes {}, for {} s (Ctrl-C ends early)",
-        o.pid,
-        initial.len(),
+        "hwprof: attached to {} ({} processes, {} threads), probes {}, for {} s (Ctrl-C ends early)",
+        spec.describe(),
+        traced.len(),
+        pairs.len(),
         o.probes,
         o.duration
     );
@@ -137,7 +160,7 @@ pub fn run(o: &AttachOptions, interrupted: &AtomicBool) -> anyhow::Result<Attach
                 g.register_collector(Box::new(crate::probes::metrics::ProbesCollector::new(
                     std::sync::Arc::clone(&latest),
                 )));
-                g.register_collector(Box::new(TargetResources(o.pid)));
+                g.register_collector(Box::new(TargetResources(first)));
             }
             crate::metrics::start_if(Some(addr), &reg, false)?
         }
@@ -149,28 +172,37 @@ pub fn run(o: &AttachOptions, interrupted: &AtomicBool) -> anyhow::Result<Attach
         if interrupted.load(Ordering::Relaxed) {
             break EndedBy::Signal;
         }
-        if !alive(o.pid) {
+        traced.retain(|&p| alive(p));
+        if traced.is_empty() && (spec.cgroup.is_none() && spec.comm.is_none()) {
             break EndedBy::TargetExit;
         }
         if start.elapsed() >= limit {
             break EndedBy::Duration;
         }
-        for t in threads_of(o.pid) {
-            if seen.insert(t) {
-                session.track(t, o.pid);
-                counters.add_thread(t, true);
-            }
-        }
-        // Kernel accounting of threads that may exit before the end: every 0.5 s.
         polls += 1;
+        // Every 0.5 s: the set again (children, cgroup members and names come
+        // and go) and the kernel accounting of threads that may exit before the end.
         if polls % 10 == 0 {
+            // Threads born between scans were tracked by the fork probe already.
+            if let Ok(now) = spec.resolve_now() {
+                traced.extend(now.iter().copied());
+                processes.extend(now);
+            }
             counters.refresh();
+        }
+        for &p in &traced {
+            for t in threads_of(p) {
+                if seen.insert(t) {
+                    session.track(t, p);
+                    counters.add_thread(p, t, true);
+                }
+            }
         }
         // The exporter's snapshot of the probes, once a second.
         if o.metrics.is_some() && polls % 20 == 1 {
             let snap = session.collect(&CollectContext {
                 topology: &profile.topology,
-                pid: o.pid,
+                pid: first,
                 duration_s: start.elapsed().as_secs_f64(),
                 profile_out: None,
             });
@@ -183,18 +215,38 @@ pub fn run(o: &AttachOptions, interrupted: &AtomicBool) -> anyhow::Result<Attach
     let duration_s = start.elapsed().as_secs_f64();
     let probes_report = session.collect(&CollectContext {
         topology: &profile.topology,
-        pid: o.pid,
+        pid: first,
         duration_s,
         profile_out: out_dir.as_deref(),
     });
     drop(session);
     let counter_values = counters.read();
     let mut target = BTreeMap::new();
-    target.insert("pid".into(), o.pid.to_string());
-    if let Ok(c) = std::fs::read_to_string(format!("/proc/{}/comm", o.pid)) {
+    target.insert("pid".into(), first.to_string());
+    if let Ok(c) = std::fs::read_to_string(format!("/proc/{first}/comm")) {
         target.insert("comm".into(), c.trim().to_string());
     }
+    target.insert("traced".into(), spec.describe());
+    target.insert("processes".into(), processes.len().to_string());
     let mut warnings = probes_report.warnings.clone();
+    if !spec.children {
+        let procs = targets::scan();
+        let untraced = targets::untraced_children(&processes, &procs);
+        if !untraced.is_empty() {
+            let mut names: BTreeMap<&str, usize> = BTreeMap::new();
+            for p in &untraced {
+                *names.entry(p.comm.as_str()).or_default() += 1;
+            }
+            let names: Vec<String> = names.iter().map(|(n, k)| format!("{n} ×{k}")).collect();
+            let on_cpu = counter_values.get("task-clock").map_or(0.0, |c| c.value);
+            warnings.push(format!(
+                "the traced processes have {} child processes that were not traced ({}); the traced set was on CPU {:.0}% of the time: a server that works in child processes is invisible this way — add --children",
+                untraced.len(),
+                names.join(", "),
+                on_cpu / (duration_s * 1e9).max(1.0) * 100.0
+            ));
+        }
+    }
     if !probes_report.drops.is_empty() {
         warnings.push(format!(
             "kernel-side map updates dropped (maps full): {}",
@@ -281,7 +333,8 @@ mod counters {
     }
 
     pub struct TargetCounters {
-        pid: u32,
+        /// Each thread's process.
+        tgid: BTreeMap<u32, u32>,
         /// Accounting at first sight (zero for threads born while attached) and last read.
         start: BTreeMap<u32, ThreadAccounting>,
         last: BTreeMap<u32, ThreadAccounting>,
@@ -292,9 +345,9 @@ mod counters {
     }
 
     impl TargetCounters {
-        pub fn new(caps: &crate::capabilities::Capabilities, pid: u32) -> Self {
+        pub fn new(caps: &crate::capabilities::Capabilities) -> Self {
             TargetCounters {
-                pid,
+                tgid: BTreeMap::new(),
                 start: BTreeMap::new(),
                 last: BTreeMap::new(),
                 #[cfg(target_os = "linux")]
@@ -303,9 +356,10 @@ mod counters {
             }
         }
 
-        /// Start counting `tid`; `born_now` = created while attached (counts from 0).
-        pub fn add_thread(&mut self, tid: u32, born_now: bool) {
-            let now = read_thread(self.pid, tid).unwrap_or_default();
+        /// Start counting thread `tid` of process `pid`; `born_now` = created while attached (counts from 0).
+        pub fn add_thread(&mut self, pid: u32, tid: u32, born_now: bool) {
+            self.tgid.insert(tid, pid);
+            let now = read_thread(pid, tid).unwrap_or_default();
             self.start.insert(
                 tid,
                 if born_now {
@@ -348,7 +402,7 @@ mod counters {
         /// exits keeps its last reading).
         pub fn refresh(&mut self) {
             for tid in self.start.keys().copied().collect::<Vec<_>>() {
-                if let Some(a) = read_thread(self.pid, tid) {
+                if let Some(a) = read_thread(self.tgid[&tid], tid) {
                     self.last.insert(tid, a);
                 }
             }

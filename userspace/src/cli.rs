@@ -486,10 +486,20 @@ pub struct SuiteArgs {
 }
 
 #[derive(Debug, Args)]
+#[command(group(clap::ArgGroup::new("what").required(true).multiple(true).args(["pid", "cgroup", "comm"])))]
 pub struct AttachArgs {
-    /// Process to attach to.
-    #[arg(long, allow_negative_numbers = true, value_parser = parse_pid)]
-    pub pid: u32,
+    /// Processes to attach to: PID, or PID,PID,… (repeatable).
+    #[arg(long, allow_negative_numbers = true, value_delimiter = ',', value_parser = parse_pid)]
+    pub pid: Vec<u32>,
+    /// Also trace the descendants of every traced process: those alive now and those born while attached (PostgreSQL's backends, prefork workers).
+    #[arg(long)]
+    pub children: bool,
+    /// Trace the processes of a cgroup v2 (and its child cgroups): a directory, absolute or under /sys/fs/cgroup (e.g. system.slice/postgresql.service).
+    #[arg(long, value_name = "PATH")]
+    pub cgroup: Option<PathBuf>,
+    /// Trace every process with this exact name (comm, as `pgrep -x`), including those started while attached.
+    #[arg(long, value_name = "NAME")]
+    pub comm: Option<String>,
     /// Probes, comma-separated (names as `hwprof list` shows them) or all.
     #[arg(long, default_value = "sched,futex,memory", value_parser = parse_probe_list)]
     pub probes: String,

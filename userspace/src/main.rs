@@ -83,7 +83,12 @@ fn dispatch(cli: Cli, interrupted: Arc<AtomicBool>) -> anyhow::Result<ExitCode> 
         Command::Attach(a) => {
             let r = hwprof::attach::run(
                 &hwprof::attach::AttachOptions {
-                    pid: a.pid,
+                    targets: hwprof::attach::targets::TargetSpec {
+                        pids: a.pid,
+                        children: a.children,
+                        cgroup: a.cgroup,
+                        comm: a.comm,
+                    },
                     probes: a.probes,
                     uprobes: a.uprobe,
                     duration: a.duration,

@@ -187,3 +187,76 @@ fn scaling_measures_what_fits_and_refuses_what_does_not() {
     assert!(r["warnings"][0].as_str().unwrap().contains("16-d"));
     assert!(r["target"].as_str().unwrap().contains("not measured here"));
 }
+
+/// Tails joined with probe events: hwprof serve names the thread of each
+/// request, so the join is on the serving thread; without the ring buffer (as
+/// on a kernel before 5.8) the attribution is withheld and the report says why.
+#[cfg(target_os = "linux")]
+#[test]
+fn slow_requests_are_joined_with_their_serving_threads_delays() {
+    // SAFETY: geteuid has no preconditions.
+    if unsafe { libc::geteuid() } != 0 {
+        eprintln!("not root: eBPF probes cannot be loaded; skipped");
+        return;
+    }
+    let _machine = exclusive();
+    let s = Server::start(&["--preload", "200", "--threads", "2"]);
+    for no_events in [false, true] {
+        let mut cmd = hwprof();
+        if no_events {
+            cmd.env("HWPROF_PROBES_NO_EVENTS", "1");
+        }
+        let out = cmd
+            .args([
+                "load",
+                "--target",
+                &s.url,
+                "--rate",
+                "500",
+                "--duration",
+                "3",
+            ])
+            .args(["--probes", "sched,futex", "--json"])
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+        let warnings = v["warnings"].to_string();
+        assert!(
+            !v["probes"].is_null(),
+            "the probes ran either way: {warnings}"
+        );
+        let a = &v["attribution"];
+        if no_events {
+            assert!(a.is_null(), "{a}");
+            assert!(
+                warnings.contains("delay events are not streamed"),
+                "{warnings}"
+            );
+            continue;
+        }
+        assert_eq!(a["joined_on"], "serving thread", "{a}");
+        let causes: Vec<&str> = a["causes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|c| c["cause"].as_str().unwrap())
+            .collect();
+        assert_eq!(causes.len(), 4, "{causes:?}");
+        assert!(causes.contains(&"futex wait") && causes.contains(&"migration"));
+        // The workers sleep between requests (2 ms apart on average): those
+        // off-CPU sleeps stream as events.
+        let off = a["causes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|c| c["cause"].as_str().unwrap().starts_with("off-CPU"))
+            .unwrap();
+        assert!(off["events"].as_u64().unwrap() > 100, "{a}");
+        assert!(a["slow"].as_u64().unwrap() >= 10 && a["control"].as_u64().unwrap() >= 700);
+    }
+}

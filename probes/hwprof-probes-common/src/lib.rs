@@ -27,13 +27,14 @@ pub const DROP_MIGRATIONS: u32 = 5;
 pub const DROP_EVENTS: u32 = 6;
 
 /// A delay of one tracked thread with its start and end (CLOCK_MONOTONIC ns),
+/// or a point event (a migration, start = end),
 /// streamed through the EVENTS ring buffer so userspace can line it up with
 /// slow requests. Only delays of at least [`EVENT_MIN_NS`] are sent.
 #[repr(C)]
 #[derive(Clone, Copy, Default, Debug, PartialEq, Eq)]
 pub struct DelayEvent {
     pub tid: u32,
-    /// [`EVENT_RUNQ`].
+    /// [`EVENT_RUNQ`], [`EVENT_FUTEX`], [`EVENT_OFF_CPU`], [`EVENT_MIGRATION`].
     pub kind: u32,
     pub start_ns: u64,
     pub end_ns: u64,
@@ -41,6 +42,13 @@ pub struct DelayEvent {
 
 /// Runnable but waiting for a CPU (wakeup or preemption → switched in).
 pub const EVENT_RUNQ: u32 = 1;
+/// In a futex wait (sys_enter → sys_exit of a FUTEX_WAIT*/LOCK_PI*).
+pub const EVENT_FUTEX: u32 = 2;
+/// Asleep off CPU (switched out not runnable → woken): a futex wait, I/O,
+/// a poll for the network, a sleep.
+pub const EVENT_OFF_CPU: u32 = 3;
+/// Moved to another CPU: a point in time (start = end), sent whatever its length.
+pub const EVENT_MIGRATION: u32 = 4;
 /// Shortest delay streamed as an event (100 µs): shorter ones are only counted.
 pub const EVENT_MIN_NS: u64 = 100_000;
 /// Size of the EVENTS ring buffer (4 MiB: 170 000 events between reads).
@@ -67,6 +75,9 @@ pub struct ThreadStats {
     pub numa_swaps: u64,
     pub numa_sticks: u64,
     pub migrated_pages: u64,
+    /// Futex waits of this thread (futex probe) and their total time.
+    pub futex_waits: u64,
+    pub futex_wait_ns: u64,
     /// Internal: when the thread last went on / off CPU (ns), and when woken.
     pub last_on: u64,
     pub last_off: u64,

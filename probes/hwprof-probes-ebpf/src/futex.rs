@@ -113,6 +113,11 @@ pub fn hwp_futex_exit(ctx: TracePointContext) -> u32 {
             }
             (*p).waiter_mask |= 1u64 << (tid % 64);
             hist(HIST_FUTEX_WAIT, dt);
+            delay_event(tid, EVENT_FUTEX, start.ts, start.ts + dt);
+            if let Some(s) = thread_stats(tid, start.tgid) {
+                (*s).futex_waits += 1;
+                (*s).futex_wait_ns += dt;
+            }
         } else {
             atomic_add(&mut (*p).wakes, 1);
             if ret > 0 {

@@ -16,7 +16,9 @@ use core::intrinsics::{atomic_xadd, AtomicOrdering};
 
 use aya_ebpf::helpers::{bpf_get_current_pid_tgid, gen::bpf_ktime_get_ns};
 use aya_ebpf::macros::{map, tracepoint};
-use aya_ebpf::maps::{Array, HashMap, RingBuf, StackTrace};
+use aya_ebpf::maps::{Array, HashMap, StackTrace};
+#[cfg(not(feature = "no-events"))]
+use aya_ebpf::maps::RingBuf;
 use aya_ebpf::programs::TracePointContext;
 use hwprof_probes_common::fields::SCHED_FORK_CHILD_PID;
 use hwprof_probes_common::*;
@@ -33,7 +35,10 @@ pub(crate) static HISTS: Array<u64> = Array::with_max_entries(HIST_SLOTS * HIST_
 pub(crate) static DROPS: Array<u64> = Array::with_max_entries(DROP_SLOTS, 0);
 #[map]
 pub(crate) static STACKS: StackTrace = StackTrace::with_max_entries(16384, 0);
-/// Delays long enough to explain a slow request, with their times.
+/// Delays long enough to explain a slow request, with their times. Built
+/// without it (feature `no-events`) for kernels before 5.8, which have no BPF
+/// ring buffer: userspace falls back to that object.
+#[cfg(not(feature = "no-events"))]
 #[map]
 pub(crate) static EVENTS: RingBuf = RingBuf::with_byte_size(EVENTS_BYTES, 0);
 
@@ -44,6 +49,17 @@ pub(crate) fn delay_event(tid: u32, kind: u32, start: u64, end: u64) {
     if end.saturating_sub(start) < EVENT_MIN_NS {
         return;
     }
+    send_event(tid, kind, start, end);
+}
+
+#[inline(always)]
+#[cfg(feature = "no-events")]
+pub(crate) fn send_event(_tid: u32, _kind: u32, _start: u64, _end: u64) {}
+
+/// Stream one event whatever its length (a point event: start = end).
+#[inline(always)]
+#[cfg(not(feature = "no-events"))]
+pub(crate) fn send_event(tid: u32, kind: u32, start: u64, end: u64) {
     match EVENTS.reserve::<DelayEvent>(0) {
         Some(mut e) => {
             e.write(DelayEvent {

@@ -51,6 +51,11 @@ pub fn hwp_sched_switch(ctx: TracePointContext) -> u32 {
                     (*s).off_cpu_ns += off;
                     hist(HIST_OFF_CPU, off);
                 }
+                // Asleep from switching out to the wakeup (a preempted
+                // thread's wakeup is its switch-out: no sleep).
+                if (*s).last_off != 0 && (*s).last_wakeup > (*s).last_off {
+                    delay_event(next, EVENT_OFF_CPU, (*s).last_off, (*s).last_wakeup);
+                }
                 if (*s).last_wakeup != 0 {
                     let rq = ts - (*s).last_wakeup;
                     (*s).runq_ns += rq;
@@ -109,6 +114,8 @@ pub fn hwp_sched_migrate(ctx: TracePointContext) -> u32 {
             // SAFETY: map value pointer.
             unsafe { (*s).migrations += 1 };
         }
+        let ts = now();
+        send_event(pid, EVENT_MIGRATION, ts, ts);
         let key = MigrationKey {
             orig_cpu: orig,
             dest_cpu: dest,

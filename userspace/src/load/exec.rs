@@ -396,7 +396,7 @@ async fn send(
     sender: &mut Sender,
     req: hyper::Request<Full<Bytes>>,
     timeout: Duration,
-) -> Result<u16, ErrorKind> {
+) -> Result<(u16, u32), ErrorKind> {
     let fut = async {
         sender
             .ready()
@@ -410,11 +410,16 @@ async fn send(
             }
         })?;
         let status = resp.status().as_u16();
+        let thread = resp
+            .headers()
+            .get(crate::serve::SERVING_THREAD_HEADER)
+            .and_then(|v| v.to_str().ok()?.parse().ok())
+            .unwrap_or(0);
         resp.into_body()
             .collect()
             .await
             .map_err(|_| ErrorKind::ConnectionReset)?;
-        Ok(status)
+        Ok((status, thread))
     };
     match tokio::time::timeout(timeout, fut).await {
         Ok(r) => r,
@@ -711,9 +716,10 @@ async fn generator_thread(
                     None => Err(ErrorKind::Other),
                 };
                 let done = ns_since(t0);
+                let thread = result.as_ref().map_or(0, |r| r.1);
                 let error = match result {
-                    Ok(s) if s >= 500 => Some(ErrorKind::Http5xx),
-                    Ok(s) if s >= 400 => Some(ErrorKind::Http4xx),
+                    Ok((s, _)) if s >= 500 => Some(ErrorKind::Http5xx),
+                    Ok((s, _)) if s >= 400 => Some(ErrorKind::Http4xx),
                     Ok(_) => None,
                     Err(e) => {
                         // The connection may be unusable now: open a new one.
@@ -729,7 +735,7 @@ async fn generator_thread(
                 let mut g = recorder.lock().unwrap_or_else(|e| e.into_inner());
                 g.offered(r.at_ns);
                 g.dispatched(handed.saturating_sub(r.at_ns));
-                g.complete(r.op, r.at_ns, sent, done, error);
+                g.complete_on(r.op, r.at_ns, sent, done, error, thread);
             }
         }));
     }

@@ -409,9 +409,24 @@ pub fn run(o: &LoadOptions, interrupted: Arc<AtomicBool>) -> anyhow::Result<outp
         "http" => 1,
         _ => gen_cpus.len().max(1),
     };
-    // With the sched probe on, every request's times are kept so the slow ones
-    // can be lined up with the target's run-queue delays (tails::attribute).
-    let attribute = probe_session.is_some() && probe_kinds.iter().any(|k| k.name() == "sched");
+    // With the sched or futex probe on, every request's times are kept so the
+    // slow ones can be lined up with the target's delays (tails::attribute).
+    let streamed: Vec<u32> = probe_kinds
+        .iter()
+        .flat_map(|k| match k.name() {
+            "sched" => vec![
+                hwprof_probes_common::EVENT_RUNQ,
+                hwprof_probes_common::EVENT_OFF_CPU,
+                hwprof_probes_common::EVENT_MIGRATION,
+            ],
+            "futex" => vec![hwprof_probes_common::EVENT_FUTEX],
+            _ => vec![],
+        })
+        .collect();
+    let attribute = !streamed.is_empty()
+        && probe_session
+            .as_ref()
+            .is_some_and(|(s, _)| s.streams_events());
     let recorders: Vec<Arc<Mutex<Recorder>>> = (0..workers)
         .map(|_| {
             let mut r = Recorder::new(interval_ns);
@@ -651,7 +666,7 @@ pub fn run(o: &LoadOptions, interrupted: Arc<AtomicBool>) -> anyhow::Result<outp
         if attribute {
             let (events, over) = sess.events();
             let lost = over + p.drops.get("events").copied().unwrap_or(0);
-            report.attribution = tails::attribute(&rec.requests, events, t0_mono, lost);
+            report.attribution = tails::attribute(&rec.requests, events, &streamed, t0_mono, lost);
         }
         drop(sess);
         report.warnings.extend(p.warnings.iter().cloned());

@@ -96,13 +96,24 @@ pub struct Recorder {
     pub clamped: u64,
     pub dropped: u64,
     pub dispatch_lag: Histogram<u64>,
-    /// Every request's (intended, sent, done), ns since the run's start, kept
-    /// when the tails are to be attributed to probe events (`keep_requests`).
-    pub requests: Vec<[u64; 3]>,
+    /// Every request's times and serving thread, kept when the tails are to
+    /// be attributed to probe events (`keep_requests`).
+    pub requests: Vec<KeptRequest>,
     pub keep_requests: bool,
 }
 
-/// Requests kept for attribution at most (24 B each: 120 MB).
+/// One request kept for attribution: times in ns since the run's start.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct KeptRequest {
+    pub intended_ns: u64,
+    pub sent_ns: u64,
+    pub done_ns: u64,
+    /// The target's thread that served it, from the response's
+    /// `x-hwprof-thread` header (hwprof serve sends it); 0 when unknown.
+    pub thread: u32,
+}
+
+/// Requests kept for attribution at most (32 B each: 160 MB).
 pub const MAX_KEPT_REQUESTS: usize = 5_000_000;
 
 impl Recorder {
@@ -160,8 +171,26 @@ impl Recorder {
         done_ns: u64,
         error: Option<ErrorKind>,
     ) {
+        self.complete_on(op, intended_ns, sent_ns, done_ns, error, 0)
+    }
+
+    /// [`Recorder::complete`] for a request the target says `thread` served.
+    pub fn complete_on(
+        &mut self,
+        op: OpKind,
+        intended_ns: u64,
+        sent_ns: u64,
+        done_ns: u64,
+        error: Option<ErrorKind>,
+        thread: u32,
+    ) {
         if self.keep_requests && self.requests.len() < MAX_KEPT_REQUESTS {
-            self.requests.push([intended_ns, sent_ns, done_ns]);
+            self.requests.push(KeptRequest {
+                intended_ns,
+                sent_ns,
+                done_ns,
+                thread,
+            });
         }
         let latency = done_ns.saturating_sub(intended_ns);
         let service = done_ns.saturating_sub(sent_ns);

@@ -219,6 +219,9 @@ impl Session {
     }
     pub fn track(&mut self, _tid: u32, _tgid: u32) {}
     pub fn drain_events(&mut self) {}
+    pub fn streams_events(&self) -> bool {
+        false
+    }
     pub fn events(&self) -> (&[hwprof_probes_common::DelayEvent], u64) {
         (&[], 0)
     }

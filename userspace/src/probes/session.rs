@@ -13,6 +13,44 @@ use super::{hist::Log2Hist, tracefs, uprobe};
 use super::{CollectContext, ProbeKind, ProbeOptions, ProbesReport};
 
 static OBJECT: &[u8] = aya::include_bytes_aligned!(env!("HWPROF_PROBES_OBJ"));
+/// The same programs without the EVENTS ring buffer, for kernels before 5.8.
+static OBJECT_NO_EVENTS: &[u8] = aya::include_bytes_aligned!(env!("HWPROF_PROBES_OBJ_NO_EVENTS"));
+
+/// Set (to anything) to load the object without the ring buffer, as on a
+/// kernel before 5.8 (tests use it; so can a user whose kernel misreports).
+pub const NO_EVENTS_ENV: &str = "HWPROF_PROBES_NO_EVENTS";
+
+/// Load the full object, or the one without the ring buffer where the kernel
+/// has none. The bool: delay events are streamed.
+fn load_object() -> Result<(Ebpf, bool, Option<String>), String> {
+    let lost = "slow requests are not lined up with the target's delays (tails::attribute); \
+                the counters and histograms are unaffected";
+    if std::env::var_os(NO_EVENTS_ENV).is_some() {
+        let e = Ebpf::load(OBJECT_NO_EVENTS).map_err(|e| e.to_string())?;
+        return Ok((
+            e,
+            false,
+            Some(format!(
+                "{NO_EVENTS_ENV} is set: delay events are not streamed, so {lost}"
+            )),
+        ));
+    }
+    match Ebpf::load(OBJECT) {
+        Ok(e) => Ok((e, true, None)),
+        Err(full) => match Ebpf::load(OBJECT_NO_EVENTS) {
+            Ok(e) => Ok((
+                e,
+                false,
+                Some(format!(
+                    "the kernel refused the BPF ring buffer ({full}; it needs Linux 5.8): delay events \
+                     are not streamed, so {lost}; run on a newer kernel to regain them"
+                )),
+            )),
+            // Both failed: the full object's error is the one to show.
+            Err(_) => Err(full.to_string()),
+        },
+    }
+}
 
 pub struct Session {
     ebpf: Ebpf,
@@ -22,6 +60,11 @@ pub struct Session {
     active: Vec<ProbeKind>,
     warnings: Vec<String>,
     tracked: BTreeSet<u32>,
+    /// Each thread's process and name when last seen alive (a thread that
+    /// exits before the report keeps the name it had).
+    names: std::collections::BTreeMap<u32, (u32, String)>,
+    /// The object has the EVENTS ring buffer (not on kernels before 5.8).
+    streams_events: bool,
     /// The EVENTS ring buffer (taken from the object once), and what it gave.
     ring: Option<aya::maps::RingBuf<MapData>>,
     events: Vec<DelayEvent>,
@@ -50,7 +93,7 @@ impl Session {
         // The programs first: without BPF nothing attaches, whatever tracefs says.
         // tracefs is needed by the tracepoint probes only (not by profile).
         let tracefs = find_tracefs();
-        let ebpf = Ebpf::load(OBJECT).map_err(|e| {
+        let (ebpf, streams_events, lowered) = load_object().map_err(|e| {
             StartError::Unavailable(format!("loading hwprof's eBPF programs failed: {e}; run with sudo (or grant CAP_BPF and CAP_PERFMON)"))
         })?;
         let mut s = Session {
@@ -58,8 +101,10 @@ impl Session {
             tracefs,
             opts: opts.clone(),
             active: Vec::new(),
-            warnings: Vec::new(),
+            warnings: lowered.into_iter().collect(),
+            streams_events,
             tracked: BTreeSet::new(),
+            names: Default::default(),
             ring: None,
             events: Vec::new(),
             events_over: 0,
@@ -184,6 +229,11 @@ impl Session {
         }
     }
 
+    /// Delay events are streamed (the kernel has the BPF ring buffer).
+    pub fn streams_events(&self) -> bool {
+        self.streams_events
+    }
+
     /// The delay events read so far, and how many were not kept.
     pub fn events(&self) -> (&[DelayEvent], u64) {
         (&self.events, self.events_over)
@@ -193,6 +243,9 @@ impl Session {
     pub fn track(&mut self, tid: u32, tgid: u32) {
         if !self.tracked.insert(tid) {
             return;
+        }
+        if let Some(id) = identity(tid) {
+            self.names.insert(tid, id);
         }
         if let Some(m) = self.ebpf.map_mut("TIDS") {
             if let Ok(mut tids) = HashMap::<&mut MapData, u32, u32>::try_from(m) {
@@ -216,6 +269,11 @@ impl Session {
                 Err(_) => vec![],
             }
         };
+        for (tid, _) in &threads {
+            if let Some(id) = identity(*tid) {
+                self.names.insert(*tid, id);
+            }
+        }
         let mut report = ProbesReport {
             source: "probe".into(),
             probes: self.active.iter().map(|k| k.name().to_string()).collect(),
@@ -226,6 +284,7 @@ impl Session {
         };
         let maps = Maps {
             ebpf: &self.ebpf,
+            names: &self.names,
             threads,
             now,
             opts: &self.opts,
@@ -303,6 +362,7 @@ pub struct Collect<'a> {
 /// Read access to the loaded object's maps, for each probe's `collect`.
 pub struct Maps<'a> {
     ebpf: &'a Ebpf,
+    names: &'a std::collections::BTreeMap<u32, (u32, String)>,
     /// THREADS (per-thread statistics), read once for every probe.
     pub threads: Vec<(u32, ThreadStats)>,
     /// CLOCK_MONOTONIC at collection (the clock bpf_ktime_get_ns reads).
@@ -310,7 +370,27 @@ pub struct Maps<'a> {
     pub opts: &'a ProbeOptions,
 }
 
+/// A live thread's process (Tgid) and name, from /proc/TID/status.
+fn identity(tid: u32) -> Option<(u32, String)> {
+    let status = std::fs::read_to_string(format!("/proc/{tid}/status")).ok()?;
+    let field = |k: &str| {
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix(k).map(|v| v.trim().to_string()))
+    };
+    Some((field("Tgid:")?.parse().ok()?, field("Name:")?))
+}
+
 impl Maps<'_> {
+    /// Thread `tid`'s process and name as last seen (`tgid` and no name when
+    /// it was never seen alive).
+    pub fn identity(&self, tid: u32, tgid: u32) -> (u32, String) {
+        self.names
+            .get(&tid)
+            .cloned()
+            .unwrap_or((tgid, String::new()))
+    }
+
     /// One log2 histogram slot of HISTS (zeros where the map is missing).
     pub fn hist(&self, slot: u32) -> Vec<u64> {
         let Some(m) = self.ebpf.map("HISTS") else {

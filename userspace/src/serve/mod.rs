@@ -181,6 +181,7 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/api/v1/complete", post(complete))
         .route("/metrics/prometheus", get(prometheus))
         .fallback(not_found)
+        .layer(axum::middleware::from_fn(serving_thread))
         // Inner: the injected slowdown; outer: the metrics, which time it too.
         .layer(axum::middleware::from_fn_with_state(
             Arc::clone(&state),
@@ -191,6 +192,21 @@ pub fn router(state: Arc<AppState>) -> Router {
             metrics::track,
         ))
         .with_state(state)
+}
+
+/// Response header naming the kernel thread that finished the request's work,
+/// so `hwprof load` can join a slow request with that thread's probe events.
+pub const SERVING_THREAD_HEADER: &str = "x-hwprof-thread";
+
+/// Tag each response with the thread that completed it: the handler's work
+/// runs synchronously in the poll that completes it, on this thread.
+async fn serving_thread(req: axum::extract::Request, next: axum::middleware::Next) -> Response {
+    let mut resp = next.run(req).await;
+    resp.headers_mut().insert(
+        SERVING_THREAD_HEADER,
+        axum::http::HeaderValue::from(crate::probes::gettid()),
+    );
+    resp
 }
 
 /// Engram's metrics route: the same exposition as `--metrics ADDR`.
