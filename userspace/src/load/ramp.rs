@@ -664,7 +664,7 @@ pub fn markdown(r: &RampReport) -> String {
     }
     let _ = writeln!(
         m,
-        "\n| offered/s | achieved/s (95% CI) | p99 ms | errors | service p99 ms | lag p99 ms | target CPU | run queue | futex | broke |\n|---|---|---|---|---|---|---|---|---|---|"
+        "\n| offered/s | achieved/s (1 s windows: median, 95% CI) | p99 ms | errors | service p99 ms | lag p99 ms | target CPU | run queue | futex | broke |\n|---|---|---|---|---|---|---|---|---|---|"
     );
     let pct = |v: Option<f64>| v.map_or("n/a".into(), |v| format!("{:.0}%", v * 100.0));
     let f2 = |v: Option<f64>| v.map_or("n/a".into(), |v| format!("{v:.2}"));
@@ -674,8 +674,10 @@ pub fn markdown(r: &RampReport) -> String {
             "| {:.0} | {:.0}{} | {} | {:.2}% | {} | {} | {} | {} | {} | {} |",
             s.offered_rate,
             s.achieved_rate,
-            match (s.achieved_lo, s.achieved_hi) {
-                (Some(lo), Some(hi)) => format!(" ({lo:.0}–{hi:.0})"),
+            // The whole step's rate, then its 1 s windows' median with CI: a
+            // step that stalled has windows far from its average.
+            match (s.achieved_median, s.achieved_lo, s.achieved_hi) {
+                (Some(m), Some(lo), Some(hi)) => format!(" ({m:.0}, {lo:.0}–{hi:.0})"),
                 _ => String::new(),
             },
             f2(s.p99_ms),

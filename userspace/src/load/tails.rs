@@ -167,8 +167,9 @@ pub struct Attribution {
     pub control: u64,
     /// A delay counts when it lasted `min_delay_ms` and, for a run-queue
     /// wait, overlapped the request's time at the target (sent → done); a
-    /// futex wait or off-CPU sleep must have begun within it (an idle worker
-    /// parked before the request arrived, and woken by it, is no cause); a
+    /// futex wait or off-CPU sleep must lie within it (the serving thread
+    /// slept and woke while the request waited: an idle worker woken by the
+    /// request, or going idle once it has answered, is no cause); a
     /// migration counts when it happened within it.
     pub min_delay_ms: f64,
     /// "serving thread" when the target named the thread of each request
@@ -204,10 +205,10 @@ fn overlaps(spans: &[(u64, u64)], a: u64, b: u64) -> bool {
     spans.get(i).is_some_and(|s| s.0 < b)
 }
 
-/// Some span of `spans` (sorted by start) began within [a, b).
-fn begins_within(spans: &[(u64, u64)], a: u64, b: u64) -> bool {
+/// Some span of `spans` (sorted by start) lies within [a, b].
+fn within(spans: &[(u64, u64)], a: u64, b: u64) -> bool {
     let i = spans.partition_point(|s| s.0 < a);
-    spans.get(i).is_some_and(|s| s.0 < b)
+    spans[i..].iter().take_while(|s| s.0 < b).any(|s| s.1 <= b)
 }
 
 /// Line up `requests` (ns since the run's start, the run's start being
@@ -274,7 +275,7 @@ pub fn attribute(
                 return false;
             };
             if point || waits {
-                begins_within(s, r.sent_ns, r.done_ns)
+                within(s, r.sent_ns, r.done_ns)
             } else {
                 overlaps(s, r.sent_ns, r.done_ns)
             }
@@ -321,7 +322,7 @@ pub fn attribute(
             format!("a run-queue delay ≥ {ms} ms")
         } else {
             let a = if c.cause.starts_with('o') { "an" } else { "a" };
-            format!("{a} {} ≥ {ms} ms begun within it", c.cause)
+            format!("{a} {} ≥ {ms} ms within it", c.cause)
         }
     };
     let mut line = match order.first() {
@@ -451,15 +452,29 @@ mod tests {
                     t0 + r.sent_ns + 2_010_000,
                 ));
             }
-            // The worker slept idle from the last request until this one
-            // woke it, 20 µs in: a sleep begun before the request is no cause.
-            let idle_from = if i == 0 { 0 } else { reqs[i - 1].done_ns };
+            // The worker went idle 50 µs before the last request's client had
+            // its answer, until this one woke it 20 µs in: no cause of either.
+            let idle_from = if i == 0 {
+                0
+            } else {
+                reqs[i - 1].done_ns - 50_000
+            };
             events.push(ev(
                 9,
                 EVENT_OFF_CPU,
                 t0 + idle_from,
                 t0 + r.sent_ns + 20_000,
             ));
+            // The slow requests of the second half waited 2 ms while their
+            // thread slept mid-request (I/O, say).
+            if slow && i >= 10_000 {
+                events.push(ev(
+                    9,
+                    EVENT_OFF_CPU,
+                    t0 + r.sent_ns + 1_000_000,
+                    t0 + r.sent_ns + 3_000_000,
+                ));
+            }
             // Every slow request of the first half saw a migration of its thread.
             if slow && i < 10_000 {
                 events.push(ev(
@@ -491,7 +506,8 @@ mod tests {
         assert_eq!(c("migration").slow_overlapping, 100);
         assert_eq!(c("migration").control_overlapping, 0);
         assert_eq!(c("futex").slow_overlapping, 0, "{}", a.line);
-        assert_eq!(c("off-CPU").slow_overlapping, 0, "{}", a.line);
+        assert_eq!(c("off-CPU").slow_overlapping, 100, "{}", a.line);
+        assert_eq!(c("off-CPU").control_overlapping, 0, "{}", a.line);
         assert!(
             a.line.starts_with(
                 "100% of the 200 requests at or above p99.9 (5.00 ms) overlapped a run-queue delay ≥ 1 ms"
@@ -526,13 +542,14 @@ mod tests {
     }
 
     #[test]
-    fn spans_overlap_or_begin_within_a_window() {
+    fn spans_overlap_or_lie_within_a_window() {
         let s = merged(vec![(10, 20), (15, 30), (40, 50)]);
         assert_eq!(s, vec![(10, 30), (40, 50)]);
         assert!(overlaps(&s, 25, 45) && overlaps(&s, 0, 11));
         assert!(!overlaps(&s, 30, 40), "touching ends do not overlap");
-        assert!(begins_within(&s, 35, 45));
-        assert!(!begins_within(&s, 15, 35), "a span begun before does not");
+        assert!(within(&s, 35, 55));
+        assert!(!within(&s, 15, 35), "a span begun before does not");
+        assert!(!within(&s, 35, 45), "nor one that ends after");
     }
 
     #[test]
