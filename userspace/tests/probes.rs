@@ -11,6 +11,8 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
+mod common;
+
 /// Probes attach to the whole machine's scheduler: tests take turns.
 static MACHINE: std::sync::Mutex<()> = std::sync::Mutex::new(());
 
@@ -528,4 +530,159 @@ fn bad_attach_input_exits_2() {
         assert_eq!(out.status.code(), Some(2), "{args:?}: {err}");
         assert_eq!(err.lines().count(), 1, "{args:?}: {err}");
     }
+}
+
+/// A process's line on stderr, read until `needle` appears (bounded: the
+/// process ends or prints it).
+fn wait_for_line(r: &mut impl BufRead, needle: &str) -> String {
+    let mut seen = String::new();
+    loop {
+        let mut l = String::new();
+        if r.read_line(&mut l).unwrap_or(0) == 0 {
+            panic!("ended before printing {needle:?}: {seen}");
+        }
+        seen.push_str(&l);
+        if l.contains(needle) {
+            return seen;
+        }
+    }
+}
+
+fn sigint(child: &Child) {
+    // SAFETY: signalling our own child.
+    unsafe { libc::kill(child.id() as i32, libc::SIGINT) };
+}
+
+/// PostgreSQL works in one process per connection. Attached to the postmaster
+/// with --children, hwprof sees every backend, existing and new, and counts
+/// their futex waits as bpftrace does over the same window: both tools are
+/// attached before pgbench starts and stopped after it ends, so the windows
+/// hold the same waits. Without --children the report says what it missed.
+#[test]
+fn attach_sees_a_multi_process_server_whole() {
+    if !ready() {
+        return;
+    }
+    let _m = MACHINE.lock().unwrap_or_else(|e| e.into_inner());
+    let tmp = tempfile::tempdir().unwrap();
+    let pg = common::Postgres::start(tmp.path());
+    let pgbench = |args: &[&str]| {
+        let o = Command::new(common::pg_bin("pgbench"))
+            .args([
+                "-h",
+                "127.0.0.1",
+                "-p",
+                &pg.port.to_string(),
+                "-U",
+                "hwprof",
+            ])
+            .args(args)
+            .arg("postgres")
+            .output()
+            .unwrap();
+        assert!(
+            o.status.success(),
+            "pgbench {args:?}: {}",
+            String::from_utf8_lossy(&o.stderr)
+        );
+    };
+    pgbench(&["-i", "-s", "1", "-q"]);
+    let postmaster = pg.child.id();
+    let children = || {
+        std::fs::read_to_string(format!("/proc/{postmaster}/task/{postmaster}/children"))
+            .map(|s| s.split_whitespace().count())
+            .unwrap_or(0)
+    };
+    let before = children();
+
+    // Without --children: the postmaster alone, and a warning naming the rest.
+    let mut held = Command::new(common::pg_bin("pgbench"))
+        .args([
+            "-h",
+            "127.0.0.1",
+            "-p",
+            &pg.port.to_string(),
+            "-U",
+            "hwprof",
+        ])
+        .args(["-c", "4", "-T", "6", "-n", "postgres"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    // Until its 4 backends exist (bounded).
+    let t0 = Instant::now();
+    while children() < before + 4 {
+        assert!(
+            t0.elapsed() < Duration::from_secs(10),
+            "pgbench did not connect"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let alone = attach(postmaster, &["--probes", "sched", "--duration", "2"]);
+    let warnings = alone["warnings"].to_string();
+    assert!(
+        warnings.contains("child processes that were not traced")
+            && warnings.contains("postgres ×"),
+        "{warnings}"
+    );
+    assert_eq!(alone["target"]["processes"], "1");
+    let _ = held.wait();
+
+    // bpftrace first, then hwprof; each says when it is attached.
+    let prog = format!(
+        "BEGIN {{ printf(\"ready\\n\"); }} tracepoint:syscalls:sys_enter_futex /comm == \"postgres\" && {FUTEX_WAIT_OPS}/ {{ @waits = count(); }}"
+    );
+    let mut bt = Command::new("bpftrace")
+        .args(["-B", "line", "-e", &prog])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("bpftrace runs (scripts/install.sh --test installs it)");
+    let mut bt_out = BufReader::new(bt.stdout.take().unwrap());
+    wait_for_line(&mut bt_out, "ready");
+    let mut hw = hwprof()
+        .args(["attach", "--pid", &postmaster.to_string(), "--children"])
+        .args(["--probes", "futex,sched", "--duration", "120", "--json"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut hw_err = BufReader::new(hw.stderr.take().unwrap());
+    let banner = wait_for_line(&mut hw_err, "hwprof: attached to");
+    pgbench(&["-c", "8", "-j", "2", "-t", "150", "-n"]);
+    sigint(&hw);
+    let mut hw_json = String::new();
+    std::io::Read::read_to_string(hw.stdout.as_mut().unwrap(), &mut hw_json).unwrap();
+    let _ = hw.wait();
+    sigint(&bt);
+    let mut rest = String::new();
+    std::io::Read::read_to_string(&mut bt_out, &mut rest).unwrap();
+    let _ = bt.wait();
+    let theirs: f64 = rest
+        .lines()
+        .find_map(|l| l.strip_prefix("@waits: ")?.trim().parse().ok())
+        .unwrap_or(0.0);
+    let v: Value = serde_json::from_str(&hw_json).unwrap_or_else(|e| panic!("{e}: {hw_json}"));
+    let ours = v["probes"]["futex"]["total_waits"].as_f64().unwrap();
+    let groups = &v["probes"]["sched"]["groups"];
+    eprintln!(
+        "{}postgres futex waits over pgbench -c 8 -t 150: hwprof {ours}, bpftrace {theirs}; {} processes; groups {}",
+        banner,
+        v["target"]["processes"],
+        groups
+    );
+    assert!(theirs >= 50.0, "pgbench makes the backends wait: {theirs}");
+    assert!(
+        (ours - theirs).abs() <= 0.02 * theirs,
+        "hwprof {ours} vs bpftrace {theirs} futex waits"
+    );
+    // The 8 backends born while attached, and the server's own processes.
+    let pg_group = groups
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|g| g["name"] == "postgres")
+        .unwrap_or_else(|| panic!("no postgres group: {groups}"));
+    assert!(pg_group["processes"].as_u64().unwrap() >= 12, "{pg_group}");
 }

@@ -97,6 +97,9 @@ impl Recovery {
     }
 }
 
+/// A pre-burst stretch whose p99 is this many times its holds' median was
+/// disturbed by something other than the burst.
+const DISTURBED: f64 = 2.0;
 /// Fewest requests behind a p99 that is judged (10 beyond it).
 const P99_SAMPLES: u64 = 1000;
 /// Fewest behind the peak's 1 s p99 (one beyond it: a peak, not a verdict).
@@ -151,16 +154,27 @@ pub fn analyse(
             0.0
         });
         let hold = ((hold_s / dt).ceil() as usize).max(1);
-        let pre_p99 = p99(a, b, P99_SAMPLES);
+        let whole_p99 = p99(a, b, P99_SAMPLES);
         let mut spread: Vec<f64> = (a..b.saturating_sub(hold))
             .filter_map(|i| p99(i, i + hold, P99_SAMPLES))
             .collect();
         spread.sort_by(f64::total_cmp);
+        // A stretch disturbed by something else (a stall, a GC pause) has a
+        // p99 far above its typical hold's: judge against the typical one, or
+        // the disturbance would pass for the level to recover to.
+        let typical = (spread.len() >= 3).then(|| crate::stats::quantile(&spread, 0.5));
+        let disturbed = match (whole_p99, typical) {
+            (Some(w), Some(t)) if w > DISTURBED * t => Some((w, t)),
+            _ => None,
+        };
+        let pre_p99 = match disturbed {
+            Some((_, t)) => Some(t),
+            None => whole_p99,
+        };
         let band = pre_p99.map(|p| {
-            let wander = if spread.is_empty() {
-                0.0
-            } else {
-                crate::stats::quantile(&spread, 0.9)
+            let wander = match (disturbed, spread.is_empty()) {
+                (Some(_), _) | (None, true) => 0.0,
+                (None, false) => crate::stats::quantile(&spread, 0.9),
             };
             (p * (1.0 + rule.tolerance)).max(wander)
         });
@@ -216,6 +230,14 @@ pub fn analyse(
             format!(
                 "{line} [the stretch before it follows a burst not known to have settled: its pre-burst p99 may be raised]"
             )
+        };
+        let line = match disturbed {
+            Some((w, t)) => format!(
+                "{line} [the stretch before it was disturbed: its p99 was {w:.2} ms, {:.0}× the median {t:.2} ms of its {:.1} s holds, which is the level used]",
+                w / t,
+                hold as f64 * dt
+            ),
+            None => line,
         };
         previous_settled = settled.is_some();
         out.push(BurstRecovery {
@@ -304,6 +326,38 @@ mod tests {
             "{}",
             v[0].line
         );
+    }
+
+    #[test]
+    fn a_stall_before_the_burst_is_not_the_level_to_recover_to() {
+        // 1 ms, a 2 s stall at 6–8 s (1000 ms), a burst at 10–12 s that leaves
+        // 5 ms for 6 s: the stall's p99 would have passed that for recovered.
+        let rec = recorded(30.0, |t| {
+            if (6.0..8.0).contains(&t) {
+                1000.0
+            } else if (10.0..18.0).contains(&t) {
+                5.0
+            } else {
+                1.0
+            }
+        });
+        let v = analyse(&rec, &[(10.0, 12.0, 5.0)], &RecoveryRule::default());
+        let b = &v[0];
+        assert!(b.pre_p99_ms.unwrap() < 1.2, "{}", b.line);
+        let s = b.settling_s.expect("recovered");
+        assert!((5.8..=6.2).contains(&s), "{}", b.line);
+        assert!(
+            b.line.contains("the stretch before it was disturbed"),
+            "{}",
+            b.line
+        );
+        // A quiet stretch is not called disturbed.
+        let quiet = analyse(
+            &recorded(20.0, |_| 1.0),
+            &[(10.0, 12.0, 2.0)],
+            &RecoveryRule::default(),
+        );
+        assert!(!quiet[0].line.contains("disturbed"), "{}", quiet[0].line);
     }
 
     #[test]
