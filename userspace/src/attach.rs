@@ -226,6 +226,14 @@ pub fn run(o: &AttachOptions, interrupted: &AtomicBool) -> anyhow::Result<Attach
     if let Ok(c) = std::fs::read_to_string(format!("/proc/{first}/comm")) {
         target.insert("comm".into(), c.trim().to_string());
     }
+    // Processes forked by a traced thread were followed by the kernel side
+    // (and carry their own tgid in the report): they count as traced.
+    if let Some(sc) = &probes_report.sched {
+        processes.extend(sc.threads.iter().map(|t| t.tgid));
+    }
+    if let Some(fx) = &probes_report.futex {
+        processes.extend(fx.top.iter().map(|a| a.tgid));
+    }
     target.insert("traced".into(), spec.describe());
     target.insert("processes".into(), processes.len().to_string());
     let mut warnings = probes_report.warnings.clone();

@@ -224,6 +224,7 @@ mod tests {
             total_wakes: 0,
             top,
             wait_time: Log2Hist::from_counts(&[]),
+            finding: None,
         };
         let first: Vec<_> = (0..8)
             .map(|i| addr(&format!("lock{i}"), 1_000_000_000))

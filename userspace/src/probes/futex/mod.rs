@@ -36,6 +36,47 @@ pub struct Report {
     /// Most waited-on futex words first.
     pub top: Vec<AddressReport>,
     pub wait_time: Log2Hist,
+    /// Contention or parking, in words (None without waits).
+    pub finding: Option<String>,
+}
+
+/// Whether the waits are contention (several threads on one word) or
+/// parking (each thread on its own word: idle workers, condition variables).
+pub fn finding(top: &[AddressReport], total_wait_ns: u64) -> Option<String> {
+    if total_wait_ns == 0 || top.is_empty() {
+        return None;
+    }
+    let share = |a: &AddressReport| a.wait_ns as f64 / total_wait_ns as f64 * 100.0;
+    let name = |a: &AddressReport| {
+        let what = a.resolved.as_ref().map_or(String::new(), |x| x.describe());
+        if what.is_empty() {
+            a.uaddr.clone()
+        } else {
+            format!("{} {what}", a.uaddr)
+        }
+    };
+    if let Some(a) = top
+        .iter()
+        .find(|a| a.waiting_threads >= 2 && share(a) >= 20.0)
+    {
+        return Some(format!(
+            "{} threads waited on {} ({:.0}% of all futex wait time, {} waits, mean {:.0} µs): a lock or condition several threads contend for — look at what holds it",
+            a.waiting_threads,
+            name(a),
+            share(a),
+            a.waits,
+            a.mean_wait_ns as f64 / 1e3
+        ));
+    }
+    let single: Vec<&AddressReport> = top.iter().filter(|a| a.waiting_threads <= 1).collect();
+    let single_share: f64 = single.iter().map(|a| share(a)).sum();
+    (single_share >= 80.0).then(|| {
+        format!(
+            "{} futex words, one waiter each, hold {:.0}% of the wait time: threads parked on their own words (idle workers, per-thread condition variables), not contention for one lock",
+            single.len(),
+            single_share
+        )
+    })
 }
 
 const INFO: super::ProbeInfo = super::ProbeInfo {
@@ -65,7 +106,7 @@ impl super::Probe for Futex {
                 .then(b.1.waits.cmp(&a.1.waits))
         });
         let mut syms: StdHashMap<u32, Option<Symbolizer>> = StdHashMap::new();
-        let top = entries
+        let top: Vec<AddressReport> = entries
             .iter()
             .take(10)
             .map(|(k, v)| {
@@ -86,10 +127,12 @@ impl super::Probe for Futex {
                 }
             })
             .collect();
+        let total_wait_ns = entries.iter().map(|e| e.1.wait_ns).sum();
         report.futex = Some(Report {
             total_waits: entries.iter().map(|e| e.1.waits).sum(),
-            total_wait_ns: entries.iter().map(|e| e.1.wait_ns).sum(),
+            total_wait_ns,
             total_wakes: entries.iter().map(|e| e.1.wakes).sum(),
+            finding: finding(&top, total_wait_ns),
             top,
             wait_time: Log2Hist::from_counts(&maps.hist(HIST_FUTEX_WAIT)),
         });
@@ -115,8 +158,53 @@ impl super::Probe for Futex {
                     a.wakes
                 ));
             }
+            if let Some(f) = &f.finding {
+                v.push(format!("finding: {f}"));
+            }
         }
 
         v
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn addr(uaddr: &str, waiters: u32, wait_ns: u64) -> AddressReport {
+        AddressReport {
+            tgid: 1,
+            uaddr: uaddr.into(),
+            resolved: None,
+            waits: 100,
+            wait_ns,
+            mean_wait_ns: wait_ns / 100,
+            max_wait_ns: wait_ns / 10,
+            wakes: 100,
+            woken: 100,
+            waiting_threads: waiters,
+        }
+    }
+
+    #[test]
+    fn contention_and_parking_are_told_apart() {
+        // Four idle workers, each on its own word.
+        let parked: Vec<AddressReport> = (0..4)
+            .map(|i| addr(&format!("0x{i}0"), 1, 1_000_000_000))
+            .collect();
+        let f = finding(&parked, 4_000_000_000).unwrap();
+        assert!(
+            f.starts_with("4 futex words, one waiter each, hold 100%"),
+            "{f}"
+        );
+        // One word three threads wait on, with most of the wait time.
+        let mut contended = parked.clone();
+        contended.push(addr("0x99", 3, 6_000_000_000));
+        let f = finding(&contended, 10_000_000_000).unwrap();
+        assert!(
+            f.starts_with("3 threads waited on 0x99 (60% of all futex wait time"),
+            "{f}"
+        );
+        assert_eq!(finding(&[], 0), None);
     }
 }
