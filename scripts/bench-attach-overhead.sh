@@ -5,6 +5,8 @@
 # (futex wait time per address + context switches), interleaved, REPS times each,
 # and prints the target's throughput per condition. Needs root.
 #   scripts/bench-attach-overhead.sh [REPS] [SECONDS] [THREADS]
+# CONDITIONS picks among alone, hwprof, hwprof-PROBES (e.g. hwprof-futex), bpftrace
+# and before (another hwprof build at $HWPROF_BEFORE, default probes).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 reps=${1:-5}
@@ -24,6 +26,8 @@ run_one() { # condition
   case $cond in
     alone) ;;
     hwprof) "$hwprof" attach --pid "$pid" --duration $((secs + 5)) >/dev/null 2>&1 & ;;
+    # Another build (HWPROF_BEFORE=path), default probes: before/after a change.
+    before) "$HWPROF_BEFORE" attach --pid "$pid" --duration $((secs + 5)) >/dev/null 2>&1 & ;;
     hwprof-*) "$hwprof" attach --pid "$pid" --probes "${cond#hwprof-}" --duration $((secs + 5)) >/dev/null 2>&1 & ;;
     bpftrace) bpftrace -e "
       tracepoint:syscalls:sys_enter_futex /pid == $pid/ { @start[tid] = nsecs; @addr[tid] = args->uaddr; }

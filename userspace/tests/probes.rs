@@ -125,10 +125,29 @@ fn futex_waits_agree_with_bpftrace_and_resolve_to_the_static() {
     let t = start_target(&["mutex", "4", "12"]);
     let pid = t.pid;
     let bt = std::thread::spawn(move || bpftrace_futex_waits(pid, 4));
-    let v = attach(pid, &["--probes", "futex", "--duration", "4"]);
+    let v = attach(pid, &["--probes", "futex,sched", "--duration", "4"]);
     let (bt_waits, bt_secs) = bt.join().unwrap().expect("bpftrace ran");
     let f = &v["probes"]["futex"];
     let top = &f["top"][0];
+    // The workers by name, as one group; the code that waits on the lock.
+    let groups = &v["probes"]["sched"]["groups"];
+    let workers = groups
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|g| g["name"] == "mutex-worker-{0..3}")
+        .unwrap_or_else(|| panic!("no worker group: {groups}"));
+    assert_eq!(workers["threads"], 4, "{workers}");
+    assert!(workers["futex_waits"].as_u64().unwrap() > 100, "{workers}");
+    let stacks = top["stacks"].as_array().unwrap();
+    eprintln!("waiting code of the top futex: {}", top["stacks"]);
+    // The innermost frame is the futex call site (libc's syscall for std's
+    // Mutex), symbolised; outer frames need frame pointers.
+    let inner = stacks
+        .first()
+        .and_then(|s| s["frames"][0].as_str())
+        .unwrap_or_else(|| panic!("the waits on the lock were not stack-walked: {top}"));
+    assert!(!inner.starts_with("0x"), "unsymbolised: {top}");
     assert!(
         top["resolved"]["symbol"]
             .as_str()

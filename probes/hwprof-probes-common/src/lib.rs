@@ -101,6 +101,20 @@ pub struct FutexKey {
     pub uaddr: u64,
 }
 
+/// Wait time at one futex word from one user stack (the code that waits).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord)]
+pub struct FutexStackKey {
+    pub tgid: u32,
+    /// Id in STACKS, or negative when the walk failed.
+    pub user_stack: i32,
+    pub uaddr: u64,
+}
+
+/// Futex waits shorter than this are not stack-walked (an uncontended
+/// return costs the target less that way).
+pub const FUTEX_STACK_MIN_NS: u64 = 10_000;
+
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct FutexStats {
@@ -253,6 +267,7 @@ mod pod {
     unsafe impl aya::Pod for FutexKey {}
     unsafe impl aya::Pod for FutexStats {}
     unsafe impl aya::Pod for FutexStart {}
+    unsafe impl aya::Pod for FutexStackKey {}
     unsafe impl aya::Pod for LockStart {}
     unsafe impl aya::Pod for LockKey {}
     unsafe impl aya::Pod for LockStats {}

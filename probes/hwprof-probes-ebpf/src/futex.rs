@@ -1,5 +1,6 @@
 //! `futex`: wait time per futex word from sys_enter/sys_exit_futex of tracked threads.
 
+use aya_ebpf::bindings::BPF_F_USER_STACK;
 use aya_ebpf::macros::{map, tracepoint};
 use aya_ebpf::maps::HashMap;
 use aya_ebpf::programs::TracePointContext;
@@ -12,6 +13,9 @@ use crate::*;
 static FUTEX_START: HashMap<u32, FutexStart> = HashMap::with_max_entries(MAX_THREADS, 0);
 #[map]
 static FUTEXES: HashMap<FutexKey, FutexStats> = HashMap::with_max_entries(16384, 0);
+/// Wait time per (futex word, user stack): which code waits on each word.
+#[map]
+static FUTEX_STACKS: HashMap<FutexStackKey, u64> = HashMap::with_max_entries(16384, 0);
 
 const FUTEX_WAIT: u32 = 0;
 const FUTEX_WAKE: u32 = 1;
@@ -117,6 +121,25 @@ pub fn hwp_futex_exit(ctx: TracePointContext) -> u32 {
             if let Some(s) = thread_stats(tid, start.tgid) {
                 (*s).futex_waits += 1;
                 (*s).futex_wait_ns += dt;
+            }
+            if dt >= FUTEX_STACK_MIN_NS {
+                // Back from the syscall: the user stack is the waiting code's.
+                let user_stack = STACKS
+                    .get_stackid(&ctx, BPF_F_USER_STACK as u64)
+                    .unwrap_or(-1) as i32;
+                let sk = FutexStackKey {
+                    tgid: start.tgid,
+                    user_stack,
+                    uaddr: start.uaddr,
+                };
+                match FUTEX_STACKS.get_ptr_mut(&sk) {
+                    Some(p) => atomic_add(p, dt),
+                    None => {
+                        if FUTEX_STACKS.insert(&sk, &dt, 0).is_err() {
+                            dropped(DROP_STACKS);
+                        }
+                    }
+                }
             }
         } else {
             atomic_add(&mut (*p).wakes, 1);

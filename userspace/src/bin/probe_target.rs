@@ -48,15 +48,19 @@ fn main() {
             let ops = AtomicU64::new(0);
             let start = Instant::now();
             std::thread::scope(|s| {
-                for _ in 0..threads {
-                    s.spawn(|| {
-                        let mut n = 0u64;
-                        while !stop.load(Ordering::Relaxed) {
-                            probe_target_critical_section();
-                            n += 1;
-                        }
-                        ops.fetch_add(n, Ordering::Relaxed);
-                    });
+                for i in 0..threads {
+                    // Named like a server's workers, for attach's name groups.
+                    std::thread::Builder::new()
+                        .name(format!("mutex-worker-{i}"))
+                        .spawn_scoped(s, || {
+                            let mut n = 0u64;
+                            while !stop.load(Ordering::Relaxed) {
+                                probe_target_critical_section();
+                                n += 1;
+                            }
+                            ops.fetch_add(n, Ordering::Relaxed);
+                        })
+                        .expect("spawning a worker");
                 }
                 println!("ready {}", std::process::id());
                 while start.elapsed() < Duration::from_secs_f64(secs) {

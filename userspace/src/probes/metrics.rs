@@ -212,6 +212,7 @@ mod tests {
             wakes: 0,
             woken: 0,
             waiting_threads: 1,
+            stacks: vec![],
         }
     }
 

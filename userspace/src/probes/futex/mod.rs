@@ -26,6 +26,17 @@ pub struct AddressReport {
     pub woken: u64,
     /// Distinct waiting threads seen (counted modulo 64: a lower bound above 64).
     pub waiting_threads: u32,
+    /// The code that waits on this word: user stacks (innermost frame
+    /// first) with their share of its wait time, longest first, at most 3.
+    /// Waits under 10 µs are not walked; frames need frame pointers.
+    pub stacks: Vec<WaitStack>,
+}
+
+/// One user stack that waited on a futex word.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct WaitStack {
+    pub wait_ns: u64,
+    pub frames: Vec<String>,
 }
 
 #[derive(Debug, Clone, Serialize, PartialEq)]
@@ -97,7 +108,7 @@ impl super::Probe for Futex {
     fn collect(&self, c: &mut super::session::Collect<'_>) {
         let (maps, report) = (c.maps, &mut *c.report);
         use crate::symbols::Symbolizer;
-        use hwprof_probes_common::{FutexKey, FutexStats, HIST_FUTEX_WAIT};
+        use hwprof_probes_common::{FutexKey, FutexStackKey, FutexStats, HIST_FUTEX_WAIT};
         use std::collections::HashMap as StdHashMap;
         let mut entries = maps.hash::<FutexKey, FutexStats>("FUTEXES");
         entries.sort_by(|a, b| {
@@ -106,6 +117,7 @@ impl super::Probe for Futex {
                 .then(b.1.waits.cmp(&a.1.waits))
         });
         let mut syms: StdHashMap<u32, Option<Symbolizer>> = StdHashMap::new();
+        let walked = maps.hash::<FutexStackKey, u64>("FUTEX_STACKS");
         let top: Vec<AddressReport> = entries
             .iter()
             .take(10)
@@ -124,6 +136,30 @@ impl super::Probe for Futex {
                     wakes: v.wakes,
                     woken: v.woken,
                     waiting_threads: v.waiter_mask.count_ones(),
+                    stacks: {
+                        let mut of: Vec<(i32, u64)> = walked
+                            .iter()
+                            .filter(|(sk, _)| sk.tgid == k.tgid && sk.uaddr == k.uaddr)
+                            .map(|(sk, ns)| (sk.user_stack, *ns))
+                            .collect();
+                        of.sort_by(|a, b| b.1.cmp(&a.1));
+                        of.iter()
+                            .take(3)
+                            .map(|&(id, ns)| WaitStack {
+                                wait_ns: ns,
+                                frames: maps
+                                    .stack(id)
+                                    .iter()
+                                    .map(|ip| {
+                                        sym.as_mut()
+                                            .and_then(|s| s.resolve(*ip).symbol)
+                                            .map(|s| s.split('+').next().unwrap_or(&s).to_string())
+                                            .unwrap_or_else(|| format!("{ip:#x}"))
+                                    })
+                                    .collect(),
+                            })
+                            .collect()
+                    },
                 }
             })
             .collect();
@@ -158,6 +194,19 @@ impl super::Probe for Futex {
                     a.wakes
                 ));
             }
+            // The waiting code of the most waited-on word.
+            if let Some(st) = f.top.first().and_then(|a| a.stacks.first()) {
+                let code: Vec<&str> = st
+                    .frames
+                    .iter()
+                    .map(String::as_str)
+                    .filter(|f| !f.starts_with("0x"))
+                    .take(4)
+                    .collect();
+                if !code.is_empty() {
+                    v.push(format!("  waited on from: {}", code.join(" ← ")));
+                }
+            }
             if let Some(f) = &f.finding {
                 v.push(format!("finding: {f}"));
             }
@@ -183,6 +232,7 @@ mod tests {
             wakes: 100,
             woken: 100,
             waiting_threads: waiters,
+            stacks: vec![],
         }
     }
 
