@@ -585,20 +585,21 @@ fn attach_sees_a_multi_process_server_whole() {
     let _m = MACHINE.lock().unwrap_or_else(|e| e.into_inner());
     let tmp = tempfile::tempdir().unwrap();
     let pg = common::Postgres::start(tmp.path());
+    // pgbench against this server, over TCP on loopback.
+    let pgbench_cmd = || {
+        let mut c = Command::new(common::pg_bin("pgbench"));
+        c.args([
+            "-h",
+            "127.0.0.1",
+            "-p",
+            &pg.port.to_string(),
+            "-U",
+            "hwprof",
+        ]);
+        c
+    };
     let pgbench = |args: &[&str]| {
-        let o = Command::new(common::pg_bin("pgbench"))
-            .args([
-                "-h",
-                "127.0.0.1",
-                "-p",
-                &pg.port.to_string(),
-                "-U",
-                "hwprof",
-            ])
-            .args(args)
-            .arg("postgres")
-            .output()
-            .unwrap();
+        let o = pgbench_cmd().args(args).arg("postgres").output().unwrap();
         assert!(
             o.status.success(),
             "pgbench {args:?}: {}",
@@ -621,15 +622,7 @@ fn attach_sees_a_multi_process_server_whole() {
     };
 
     // Without --children: the postmaster alone, and a warning naming the rest.
-    let mut held = Command::new(common::pg_bin("pgbench"))
-        .args([
-            "-h",
-            "127.0.0.1",
-            "-p",
-            &pg.port.to_string(),
-            "-U",
-            "hwprof",
-        ])
+    let mut held = pgbench_cmd()
         .args(["-c", "4", "-T", "6", "-n", "postgres"])
         .stdout(Stdio::null())
         .stderr(Stdio::null())
