@@ -542,6 +542,11 @@ fn bad_attach_input_exits_2() {
             "--duration".into(),
             "0".into(),
         ],
+        // Nothing named to trace; a name, cgroup or pid in a list that is not there.
+        vec!["attach".into()],
+        vec!["attach".into(), "--comm".into(), "no-such-proc-xyz".into()],
+        vec!["attach".into(), "--cgroup".into(), "no/such/cgroup".into()],
+        vec!["attach".into(), "--pid".into(), "1,999999999".into()],
     ];
     for args in cases {
         let out = hwprof().args(&args).output().unwrap();
