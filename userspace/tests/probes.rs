@@ -720,3 +720,60 @@ fn attach_sees_a_multi_process_server_whole() {
             >= 9
     );
 }
+
+/// `--cgroup`: the processes of a cgroup v2 are traced, whatever their
+/// parentage. The test makes its own cgroup under the cgroup2 mount (skipped,
+/// with the reason, where there is none or it is not writable).
+#[test]
+fn attach_traces_a_cgroups_processes() {
+    if !ready() {
+        return;
+    }
+    let Some(mount) = std::fs::read_to_string("/proc/mounts")
+        .unwrap_or_default()
+        .lines()
+        .find(|l| l.split_whitespace().nth(2) == Some("cgroup2"))
+        .and_then(|l| l.split_whitespace().nth(1).map(PathBuf::from))
+    else {
+        eprintln!("no cgroup2 mount: skipped");
+        return;
+    };
+    let _m = MACHINE.lock().unwrap_or_else(|e| e.into_inner());
+    let cg = mount.join(format!("hwprof-test-{}", std::process::id()));
+    if let Err(e) = std::fs::create_dir(&cg) {
+        eprintln!(
+            "cannot create a cgroup under {}: {e}; skipped",
+            mount.display()
+        );
+        return;
+    }
+    let t = start_target(&["mutex", "2", "5"]);
+    let moved = std::fs::write(cg.join("cgroup.procs"), t.pid.to_string());
+    let v = moved.as_ref().ok().map(|_| {
+        let out = hwprof()
+            .args(["attach", "--cgroup"])
+            .arg(&cg)
+            .args(["--probes", "futex", "--duration", "2", "--json"])
+            .output()
+            .unwrap();
+        (out.status.code(), out.stdout, out.stderr)
+    });
+    // Back to the root cgroup so the test's cgroup can go, whatever happened.
+    let _ = std::fs::write(mount.join("cgroup.procs"), t.pid.to_string());
+    drop(t);
+    let _ = std::fs::remove_dir(&cg);
+    moved.expect("moving the target into the cgroup");
+    let (code, stdout, stderr) = v.unwrap();
+    assert_eq!(code, Some(0), "{}", String::from_utf8_lossy(&stderr));
+    let v: Value = serde_json::from_slice(&stdout).unwrap();
+    assert_eq!(v["target"]["processes"], "1", "{}", v["target"]);
+    assert!(v["target"]["traced"]
+        .as_str()
+        .unwrap()
+        .starts_with("cgroup "));
+    assert!(
+        v["probes"]["futex"]["total_waits"].as_u64().unwrap() > 100,
+        "{}",
+        v["probes"]["futex"]
+    );
+}
