@@ -342,9 +342,14 @@ pub fn attach(r: &AttachReport) -> String {
     let mut s = String::new();
     let _ = writeln!(
         s,
-        "hwprof attach — pid {} ({}) — {:.1} s, ended by {}, {} threads seen",
+        "hwprof attach — pid {} ({}){} — {:.1} s, ended by {}, {} threads seen",
         r.target.get("pid").map(String::as_str).unwrap_or("?"),
         r.target.get("comm").map(String::as_str).unwrap_or("?"),
+        // The whole traced set when it is more than one process.
+        match (r.target.get("traced"), r.target.get("processes")) {
+            (Some(t), Some(n)) if n != "1" => format!(", traced: {t}, {n} processes"),
+            _ => String::new(),
+        },
         r.duration_s,
         r.ended_by,
         r.threads_seen
