@@ -439,7 +439,7 @@ fn prefetch_staircase_and_distance_sweeps() {
     assert_eq!(stair["id"], "staircase");
     let curves = stair["curves"].as_array().unwrap();
     let names: Vec<&str> = curves.iter().map(|c| c["name"].as_str().unwrap()).collect();
-    assert_eq!(names, ["seq", "stride", "random"]);
+    assert_eq!(names, ["seq", "stride", "random", "random-2M"]);
     let random: Vec<(f64, f64)> = curves[2]["points"]
         .as_array()
         .unwrap()
@@ -469,9 +469,28 @@ fn prefetch_staircase_and_distance_sweeps() {
         .map(|l| l.as_str().unwrap())
         .collect();
     assert!(
-        verdict.iter().any(|l| l.starts_with("declared caches:")),
+        verdict
+            .iter()
+            .any(|l| l.starts_with("declared caches (knees on ")),
         "{verdict:?}"
     );
+    // Where THP can be asked for (here: `madvise`), the 2 MiB series really is
+    // on huge pages (smaps) and the largest size's latency is quoted on both.
+    let thp = std::fs::read_to_string("/sys/kernel/mm/transparent_hugepage/enabled")
+        .is_ok_and(|s| !s.contains("[never]"));
+    if thp {
+        let line = verdict
+            .iter()
+            .find(|l| l.starts_with("latency at ") && l.contains("on 2 MiB pages ("))
+            .unwrap_or_else(|| panic!("no huge-page latency line: {verdict:?}"));
+        let share: f64 = line
+            .split("on 2 MiB pages (")
+            .nth(1)
+            .and_then(|r| r.split('%').next())
+            .and_then(|p| p.parse().ok())
+            .unwrap_or_else(|| panic!("no share in {line}"));
+        assert!(share >= 50.0, "{line}");
+    }
     assert!(
         verdict.iter().any(|l| l.contains("random list")),
         "{verdict:?}"

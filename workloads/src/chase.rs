@@ -12,6 +12,7 @@ use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
 
 use crate::experiment::{OpTimer, Trial};
+use crate::pages::{PageBuffer, PageSize, ZeroValid};
 
 /// Software-prefetch distances (0 = no prefetch instruction at all); a node's
 /// jump pointers point DISTANCES[1..] nodes ahead.
@@ -27,9 +28,13 @@ pub struct Node {
     pub ahead: [*const Node; 6],
 }
 
-/// A cyclic list laid out in its own buffer; the pointers point into it.
+// SAFETY: all-zero is a node with null pointers, a valid value.
+unsafe impl ZeroValid for Node {}
+
+/// A cyclic list laid out in its own buffer (on the page size it was built
+/// for); the pointers point into it.
 pub struct List {
-    pub nodes: Vec<Node>,
+    pub nodes: PageBuffer<Node>,
 }
 
 // SAFETY: the pointers only point into `nodes`, which is never modified or moved
@@ -54,20 +59,22 @@ impl Layout {
             Layout::Random => "random",
         }
     }
-
-    pub fn from_series(s: &str) -> Option<Layout> {
-        Layout::ALL.into_iter().find(|l| l.series() == s)
-    }
 }
 
 impl List {
-    /// A list over `bytes` (one node per line). Random lists are one cycle
-    /// drawn from `seed`, with jump pointers when `jump_pointers`; built and
+    /// A list over `bytes` (one node per line) on `pages`. Random lists are one
+    /// cycle drawn from `seed`, with jump pointers when `jump_pointers`; built and
     /// written on the calling thread, so under its memory policy.
-    pub fn build(layout: Layout, bytes: u64, seed: u64, jump_pointers: bool) -> List {
+    pub fn build(
+        layout: Layout,
+        bytes: u64,
+        seed: u64,
+        jump_pointers: bool,
+        pages: PageSize,
+    ) -> List {
         let n = (bytes as usize / std::mem::size_of::<Node>()).max(2);
         if layout != Layout::Random {
-            return List::build_regular(layout, n);
+            return List::build_regular(layout, n, pages);
         }
         // Sattolo's algorithm: a uniformly random single cycle, so the chase
         // visits every line before it repeats.
@@ -77,12 +84,12 @@ impl List {
             let j = rng.random_range(0..i);
             order.swap(i, j);
         }
-        let mut nodes: Vec<Node> = Vec::with_capacity(n);
+        let mut nodes: PageBuffer<Node> = PageBuffer::zeroed(n, pages);
         // All writes and stored pointers derive from this one raw pointer (no
         // element reference is made while linking), so they stay valid for reads.
         let base = nodes.as_mut_ptr();
         let at = |k: usize| -> *const Node {
-            // SAFETY: order holds indexes < n = capacity.
+            // SAFETY: order holds indexes < n = the buffer's length.
             unsafe { base.add(order[k % n] as usize) }
         };
         for k in 0..n {
@@ -100,15 +107,13 @@ impl List {
                 });
             }
         }
-        // SAFETY: all n slots were initialised above.
-        unsafe { nodes.set_len(n) };
         List { nodes }
     }
 
     /// Sequential and strided lists in one pass of stores (they are rebuilt for
     /// every repetition): node i's successor is computed, not looked up.
     /// Stride order visits offset 0, S, 2S, … then 1, 1+S, … and wraps to 0.
-    fn build_regular(layout: Layout, n: usize) -> List {
+    fn build_regular(layout: Layout, n: usize, pages: PageSize) -> List {
         let succ = |i: usize| -> usize {
             match layout {
                 Layout::Sequential => (i + 1) % n,
@@ -123,10 +128,10 @@ impl List {
                 }
             }
         };
-        let mut nodes: Vec<Node> = Vec::with_capacity(n);
+        let mut nodes: PageBuffer<Node> = PageBuffer::zeroed(n, pages);
         let base = nodes.as_mut_ptr();
         for i in 0..n {
-            // SAFETY: i, succ(i) < n = capacity; written through `base` only.
+            // SAFETY: i, succ(i) < n = the buffer's length; written through `base` only.
             unsafe {
                 base.add(i).write(Node {
                     next: base.add(succ(i)),
@@ -134,8 +139,6 @@ impl List {
                 });
             }
         }
-        // SAFETY: all n slots were initialised above.
-        unsafe { nodes.set_len(n) };
         List { nodes }
     }
 
@@ -235,7 +238,7 @@ mod tests {
     #[test]
     fn every_layout_is_one_cycle_through_every_node() {
         for layout in Layout::ALL {
-            let l = List::build(layout, 64 * 1000, 1, true);
+            let l = List::build(layout, 64 * 1000, 1, true, PageSize::Base);
             let mut p = l.nodes.as_ptr();
             let mut seen = vec![false; l.nodes.len()];
             for _ in 0..l.nodes.len() {
@@ -250,7 +253,7 @@ mod tests {
 
     #[test]
     fn jump_pointers_point_d_nodes_ahead() {
-        let l = List::build(Layout::Random, 64 * 500, 1, true);
+        let l = List::build(Layout::Random, 64 * 500, 1, true, PageSize::Huge);
         let mut p = l.nodes.as_ptr();
         for _ in 0..50 {
             for (slot, &d) in DISTANCES[1..].iter().enumerate() {
@@ -262,7 +265,7 @@ mod tests {
             }
             p = unsafe { (*p).next };
         }
-        let plain = List::build(Layout::Random, 64 * 500, 1, false);
+        let plain = List::build(Layout::Random, 64 * 500, 1, false, PageSize::Base);
         assert!(plain
             .nodes
             .iter()

@@ -19,6 +19,7 @@ pub mod findings;
 pub mod keys;
 pub mod memstore;
 pub mod numa;
+pub mod pages;
 pub mod prefetch;
 pub mod scaling;
 pub mod simd;

@@ -75,14 +75,15 @@ pub(super) fn interpret(m: &MachineFacts, groups: &[GroupOutcome]) -> Findings {
             });
             match (k, worst) {
                 (Kernel::Latency, Some((n, r))) => f.verdict.push(format!(
-                    "latency from CPU node {cpu_node}: local {:.0} ns, node {n} {:.0} ns: remote costs {:.2}x (95% CIs: local {:.0}-{:.0}, remote {:.0}-{:.0}) [timer]",
+                    "latency from CPU node {cpu_node}: local {:.0} ns, node {n} {:.0} ns: remote costs {:.2}x (95% CIs: local {:.0}-{:.0}, remote {:.0}-{:.0}){} [timer]",
                     local.median,
                     r.median,
                     r.median / local.median,
                     local.lo,
                     local.hi,
                     r.lo,
-                    r.hi
+                    r.hi,
+                    pages_said()
                 )),
                 (_, Some((n, r))) => f.verdict.push(format!(
                     "{} bandwidth from CPU node {cpu_node}: local {:.1} GB/s, node {n} {:.1} GB/s: remote keeps {:.0}% (95% CIs: local {:.1}-{:.1}, remote {:.1}-{:.1}) [timer]",
@@ -96,8 +97,11 @@ pub(super) fn interpret(m: &MachineFacts, groups: &[GroupOutcome]) -> Findings {
                     r.hi
                 )),
                 (Kernel::Latency, None) => f.verdict.push(format!(
-                    "local latency (CPU node {cpu_node}): {:.0} ns [{:.0}-{:.0}] per dependent access [timer]",
-                    local.median, local.lo, local.hi
+                    "local latency (CPU node {cpu_node}): {:.0} ns [{:.0}-{:.0}] per dependent access{} [timer]",
+                    local.median,
+                    local.lo,
+                    local.hi,
+                    pages_said()
                 )),
                 (_, None) => f.verdict.push(format!(
                     "local {} bandwidth (CPU node {cpu_node}, {} thread(s)): {:.1} GB/s [{:.1}-{:.1}] [timer]",
@@ -157,4 +161,17 @@ pub(super) fn interpret(m: &MachineFacts, groups: &[GroupOutcome]) -> Findings {
         }
     }
     f
+}
+
+/// What the latency lists ran on, as smaps said: the latency means memory only
+/// when page walks are out of it.
+fn pages_said() -> String {
+    match *super::HUGE_SHARE.lock().unwrap_or_else(|e| e.into_inner()) {
+        Some(s) if s >= 0.9 => format!(", on 2 MiB pages ({:.0}% per smaps)", 100.0 * s),
+        Some(s) => format!(
+            ", only {:.0}% on 2 MiB pages (per smaps): includes page walks",
+            100.0 * s
+        ),
+        None => String::new(),
+    }
 }

@@ -3,10 +3,12 @@
 //!
 //! 1. Latency staircase: a pointer chase (each load's address is the previous
 //!    load's value, so nothing overlaps) over working sets from half the L1d to
-//!    4x the LLC, in three layouts: `seq` (next line), `stride` (4 lines ahead,
-//!    256 B) and `random` (one random cycle through every line). The random curve
-//!    climbs at each cache's capacity; its knees are checked against the sizes the
-//!    topology declares.
+//!    4x the LLC, in three layouts on 4 KiB pages: `seq` (next line), `stride`
+//!    (4 lines ahead, 256 B) and `random` (one random cycle through every line),
+//!    and the random layout again on 2 MiB pages (`random-2M`). The random curves
+//!    climb at each cache's capacity and, on 4 KiB pages, at the TLB's reach too:
+//!    a knee on both page sizes is a cache, one on 4 KiB pages only is page
+//!    walks. Knees are checked against the sizes the topology declares.
 //! 2. Software-prefetch distance sweep on the random list at the largest size:
 //!    every node carries jump pointers to the nodes 1, 2, 4, 8, 16 and 32 ahead
 //!    (Roth & Sohi's jump-pointer prefetching), and the chase prefetches one of
@@ -31,6 +33,7 @@ use crate::experiment::{
     Comparison, Experiment, ExperimentInfo, MachineFacts, ThreadShape, Trial, Variant,
 };
 use crate::findings::{format_bytes, Chart, Curve, CurvePoint, Estimate, Findings, GroupOutcome};
+use crate::pages::{Backing, PageSize};
 use crate::simd::Kernel;
 pub use knees::{knees, median_of_3, Knee};
 use scan::{ScanTrial, VectorSet};
@@ -71,8 +74,49 @@ const SCAN_NODES_PER_BATCH: usize = 4;
 /// sizes of one layout add up to twice the largest); each walk resumes where the
 /// last stopped. Released by `release` when the run ends.
 type Cache<K, T> = Mutex<HashMap<K, Arc<T>>>;
-static LISTS: std::sync::LazyLock<Cache<(Layout, u64), List>> =
+static LISTS: std::sync::LazyLock<Cache<(Layout, u64, PageSize), List>> =
     std::sync::LazyLock::new(Default::default);
+/// What the kernel gave each 2 MiB-page list (by working set), read from smaps
+/// once the list is written: the report states it rather than assuming it.
+static HUGE_BACKING: std::sync::LazyLock<Mutex<HashMap<u64, Backing>>> =
+    std::sync::LazyLock::new(Default::default);
+
+/// The staircase's curves: (series, layout, page size).
+const STAIRCASE: [(&str, Layout, PageSize); 4] = [
+    ("seq", Layout::Sequential, PageSize::Base),
+    ("stride", Layout::Stride, PageSize::Base),
+    ("random", Layout::Random, PageSize::Base),
+    (HUGE_SERIES, Layout::Random, PageSize::Huge),
+];
+/// The random chase on 2 MiB pages.
+pub const HUGE_SERIES: &str = "random-2M";
+
+fn staircase_series(series: &str) -> Option<(Layout, PageSize)> {
+    STAIRCASE
+        .iter()
+        .find(|(s, ..)| *s == series)
+        .map(|&(_, l, p)| (l, p))
+}
+
+/// The list for one staircase point, recording what backs a huge-page one.
+fn list(layout: Layout, bytes: u64, pages: PageSize) -> Arc<List> {
+    let build = || {
+        let l = List::build(layout, bytes, LIST_SEED, layout == Layout::Random, pages);
+        if pages == PageSize::Huge {
+            HUGE_BACKING
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .insert(bytes, l.nodes.backing());
+        }
+        l
+    };
+    match layout {
+        Layout::Random => cached(&LISTS, (layout, bytes, pages), build),
+        // Sequential and strided lists are cheap to build (one pass of stores):
+        // built per repetition, so only the random ones stay resident.
+        _ => Arc::new(build()),
+    }
+}
 static VECTOR_SETS: std::sync::LazyLock<Cache<u64, VectorSet>> =
     std::sync::LazyLock::new(Default::default);
 
@@ -162,13 +206,18 @@ impl Experiment for Prefetch {
     fn variants(&self, m: &MachineFacts) -> Result<Vec<Variant>, String> {
         let (sizes, top) = Prefetch::sizes(m)?;
         let mut v = Vec::new();
-        for layout in Layout::ALL {
+        for (series, layout, pages) in STAIRCASE {
             for &s in &sizes {
                 let mut p = Variant::point(
-                    layout.series(),
+                    series,
                     s as f64,
                     &size_label(s),
-                    format!("{} chase over {}", layout.series(), format_bytes(s as f64)),
+                    format!(
+                        "{} chase over {} on {} pages",
+                        layout.series(),
+                        format_bytes(s as f64),
+                        pages.label()
+                    ),
                 );
                 p.working_set = Some(s);
                 v.push(p);
@@ -221,10 +270,10 @@ impl Experiment for Prefetch {
     fn notes(&self) -> Vec<String> {
         vec![
             "an access is one dependent load of a 64-byte node (list variants) or one 768-d dot product (scan variants)".into(),
-            format!("staircase: 2 sizes per octave from L1d/2 to 4 x LLC, capped at {}; layouts seq (next line), stride ({STRIDE_LINES} lines = {} B), random (Sattolo single cycle)", format_bytes(MAX_WORKING_SET as f64), STRIDE_LINES * 64),
+            format!("staircase: 2 sizes per octave from L1d/2 to 4 x LLC, capped at {}; layouts seq (next line), stride ({STRIDE_LINES} lines = {} B), random (Sattolo single cycle) on 4 KiB pages (MADV_NOHUGEPAGE), and random again on 2 MiB pages ({HUGE_SERIES}: MADV_HUGEPAGE, or hugetlbfs where THP is off; what the kernel gave is read from /proc/self/smaps)", format_bytes(MAX_WORKING_SET as f64), STRIDE_LINES * 64),
             "list-pfD: the random list at the largest size, prefetching the jump pointer D nodes ahead (T0 hint); list-pf0 issues no prefetch".into(),
             format!("scan-pfD: greedy walk over {DIMS}-d f32 vectors with {DEGREE} random neighbours per node, prefetching all 48 lines of the vector D neighbours ahead"),
-            "random lists and vector sets are built once per run and shared by the repetitions (the walk resumes elsewhere); pages as the kernel gives them (transparent huge pages per its setting)".into(),
+            "random lists and vector sets are built once per run and shared by the repetitions (the walk resumes elsewhere); list-pfD on 4 KiB pages, vector sets on pages as the kernel gives them (transparent huge pages per its setting)".into(),
         ]
     }
 
@@ -238,9 +287,7 @@ impl Experiment for Prefetch {
         let name = variant.name.as_ref();
         let d_index = |names: &[&str; 7]| names.iter().position(|n| *n == name);
         if let Some(i) = d_index(&LIST_NAMES) {
-            let list = cached(&LISTS, (Layout::Random, bytes), || {
-                List::build(Layout::Random, bytes, LIST_SEED, true)
-            });
+            let list = list(Layout::Random, bytes, PageSize::Base);
             return Box::new(ChaseTrial::new(
                 list,
                 threads,
@@ -261,16 +308,9 @@ impl Experiment for Prefetch {
                 set,
             });
         }
-        let layout = Layout::from_series(&point.series)
-            .unwrap_or_else(|| panic!("prefetch has no layout {:?}", point.series));
-        // Sequential and strided lists are cheap to build (one pass of stores):
-        // built per repetition, so only the random ones stay resident.
-        let list = match layout {
-            Layout::Random => cached(&LISTS, (layout, bytes), || {
-                List::build(layout, bytes, LIST_SEED, true)
-            }),
-            _ => Arc::new(List::build(layout, bytes, LIST_SEED, true)),
-        };
+        let (layout, pages) = staircase_series(&point.series)
+            .unwrap_or_else(|| panic!("prefetch has no series {:?}", point.series));
+        let list = list(layout, bytes, pages);
         Box::new(ChaseTrial::new(list, threads, None, CHASE_STEPS_PER_BATCH))
     }
 
@@ -283,6 +323,7 @@ impl Experiment for Prefetch {
     }
 
     fn interpret(&self, m: &MachineFacts, groups: &[GroupOutcome]) -> Findings {
-        interpret::interpret(m, groups)
+        let backing = HUGE_BACKING.lock().unwrap_or_else(|e| e.into_inner());
+        interpret::interpret(m, groups, &backing)
     }
 }

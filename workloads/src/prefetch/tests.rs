@@ -2,6 +2,8 @@
 
 use super::*;
 use crate::experiment::NoTimer;
+use crate::pages::Backing;
+use std::collections::HashMap;
 use std::sync::atomic::Ordering;
 
 fn facts() -> MachineFacts {
@@ -46,7 +48,8 @@ fn unknown_cache_sizes_are_an_error_naming_what_is_missing() {
 #[test]
 fn variants_cover_layouts_sizes_and_distances_and_batches_run() {
     let v = Prefetch.variants(&facts()).unwrap();
-    assert_eq!(v.len(), 3 * 27 + 14);
+    assert_eq!(v.len(), 4 * 27 + 14);
+    assert!(v.iter().any(|v| v.name == "random-2M-32K"));
     assert!(v.iter().any(|v| v.name == "random-32K"));
     assert!(v.iter().any(|v| v.name == "seq-128M"));
     let names: Vec<&str> = v.iter().map(|v| v.name.as_ref()).collect();
@@ -227,10 +230,11 @@ fn knees_are_found_and_checked_against_the_declared_caches() {
             },
         }],
     };
-    let f = Prefetch.interpret(&declared, &[g]);
+    // No page record: the 2 MiB series (flat here) attributes nothing.
+    let f = super::interpret::interpret(&declared, &[g], &HashMap::new());
     let text = f.verdict.join("\n");
     assert!(
-        text.contains("39.2 KiB (1.2 -> 4.0 ns; 32 KiB still fits)"),
+        text.contains("on 4 KiB pages steps up at 39.2 KiB (1.2 -> 4.0 ns; 32 KiB still fits)"),
         "{text}"
     );
     assert!(
@@ -245,12 +249,26 @@ fn knees_are_found_and_checked_against_the_declared_caches() {
     assert!(text.contains("software prefetch 8 ahead: 2.50x"), "{text}");
     let w = f.warnings.join("\n");
     assert!(w.contains("declares L2 = 2 MiB"), "{w}");
+    // 14 ns from 512 KiB to 32 MiB: no L2 level ends near 2 MiB at all.
+    assert!(
+        text.contains("L2 2 MiB: no knee near it (latency flat at 14-14 ns from 768 KiB to 6 MiB)")
+            && w.contains("is flat across it"),
+        "{text}\n{w}"
+    );
     assert!(
         w.contains("knee at 627.1 KiB") && w.contains("knee at 39.2 MiB"),
         "{w}"
     );
     assert_eq!(f.charts.len(), 2);
-    assert_eq!(f.charts[0].curves.len(), 3);
+    assert_eq!(f.charts[0].curves.len(), 4);
+    assert!(
+        w.contains("page size of the random-2M lists could not be read"),
+        "{w}"
+    );
+    assert!(
+        !text.contains("knees:"),
+        "attributed without a page record: {text}"
+    );
     assert_eq!(f.charts[0].markers.len(), 3);
 }
 
@@ -285,5 +303,104 @@ fn prefetch_verdict_names_the_shortest_distance_near_the_best() {
     assert!(
         text.contains("software prefetch does not pay on the random list: the best distance, 2 ahead, gives 1.02x"),
         "{text}"
+    );
+}
+
+/// The Zen 4 guest's shape: on 4 KiB pages the random chase steps at the L1d,
+/// at the L1 dTLB's reach (~256 KiB) and at the LLC; on 2 MiB pages only at the
+/// caches (L1d, L2, LLC). The TLB knee is attributed to the TLB, the L2 knee
+/// (hidden by page walks on 4 KiB pages) to a cache, and the declared caches
+/// are checked against the 2 MiB knees.
+#[test]
+fn knees_on_both_page_sizes_are_caches_and_the_rest_is_the_tlb() {
+    let base = |b: u64| -> f64 {
+        match b {
+            b if b <= 32 << 10 => 1.0,
+            b if b <= 256 << 10 => 4.0,
+            b if b <= 32 << 20 => 16.0,
+            _ => 120.0,
+        }
+    };
+    let huge = |b: u64| -> f64 {
+        match b {
+            b if b <= 32 << 10 => 1.0,
+            b if b <= 1 << 20 => 3.5,
+            b if b <= 32 << 20 => 11.0,
+            _ => 80.0,
+        }
+    };
+    let declared = MachineFacts {
+        l1d_bytes: Some(32 << 10),
+        l2_bytes: Some(1 << 20),
+        llc_bytes: Some(32 << 20),
+        ..facts()
+    };
+    let vars = Prefetch.variants(&declared).unwrap();
+    let g = GroupOutcome {
+        label: "compact x1".into(),
+        cpus: vec![0],
+        pair_class: None,
+        cpu_node: Some(0),
+        variants: vars
+            .iter()
+            .filter_map(|v| {
+                let p = v.point.as_ref()?;
+                let ns = match p.series.as_ref() {
+                    "random" => base(p.x as u64),
+                    "random-2M" => huge(p.x as u64),
+                    "seq" => 0.8,
+                    "stride" => 1.5,
+                    _ => return None,
+                };
+                Some(outcome(&v.name, ns))
+            })
+            .collect(),
+        ratios: vec![],
+    };
+    let mut backing: HashMap<u64, Backing> = vars
+        .iter()
+        .filter(|v| v.point.as_ref().unwrap().series == "random-2M")
+        .map(|v| {
+            let b = v.working_set.unwrap();
+            (
+                b,
+                Backing::Thp {
+                    huge_bytes: b.next_multiple_of(2 << 20),
+                    bytes: b.next_multiple_of(2 << 20),
+                },
+            )
+        })
+        .collect();
+    let f = super::interpret::interpret(&declared, &[g.clone()], &backing);
+    let text = f.verdict.join("\n");
+    assert!(text.contains("a cache (on both page sizes)"), "{text}");
+    assert!(
+        text.contains("KiB: the TLB's reach (on 4 KiB pages only: page walks)"),
+        "{text}"
+    );
+    assert!(
+        text.contains("a cache (on 2 MiB pages only: page walks hide it on 4 KiB pages)"),
+        "{text}"
+    );
+    assert!(
+        text.contains("declared caches (knees on 2 MiB pages): L1d 32 KiB: knee at")
+            && text.contains("L2 1 MiB: knee at")
+            && !text.contains("no knee near it"),
+        "{text}"
+    );
+    assert!(
+        text.contains("latency at 128 MiB: 80.0 ns [78.4-81.6] per access on 2 MiB pages (100% of the lists on huge pages, per smaps), 120.0 ns [117.6-122.4] on 4 KiB pages: page walks add 40.0 ns (+50%)"),
+        "{text}"
+    );
+    // Pages the kernel refused: no attribution, and a warning that says how to get them.
+    for b in backing.values_mut() {
+        *b = Backing::Base { bytes: 4 << 20 };
+    }
+    let f = super::interpret::interpret(&declared, &[g], &backing);
+    assert!(!f.verdict.join("\n").contains("knees:"));
+    let w = f.warnings.join("\n");
+    assert!(
+        w.contains("only 0% of their bytes on 2 MiB pages") && w.contains("nr_hugepages"),
+        "{w}"
     );
 }
