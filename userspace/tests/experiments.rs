@@ -64,7 +64,35 @@ fn false_sharing_quick_detects_the_effect() {
             g["label"]
         );
         assert_eq!(c["source"], "timer");
+        // No --repetitions: the headline may run extra rounds until decided.
+        // Every measured repetition of its two variants is in the verdict's n.
+        let h = &g["headline_rounds"];
+        let rounds = h["rounds"].as_u64().unwrap() as usize;
+        assert!(h["stopped"].is_string(), "{h}");
+        if h["conclusive_before"] == true {
+            assert_eq!(rounds, 0, "{h}");
+        }
+        let measured = |name: &str| {
+            g["trials"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .filter(|t| t["variant"] == name && t["warmup"] == false)
+                .count()
+        };
+        let reps = v["settings"]["repetitions"].as_u64().unwrap() as usize;
+        assert_eq!(measured("packed"), reps + rounds, "{h}");
+        assert!(
+            c["verdict"]["text"]
+                .as_str()
+                .unwrap()
+                .contains(&format!("{} repetitions each", reps + rounds)),
+            "{c}"
+        );
     }
+    assert!(
+        v["settings"]["adaptive"]["per_group_s"].as_f64().unwrap() >= 2.0 / groups.len() as f64
+    );
     // Files: report.json equal to stdout's document, summary.md, no temporaries.
     let on_disk: Value =
         serde_json::from_slice(&std::fs::read(out.join("report.json")).unwrap()).unwrap();
@@ -434,6 +462,9 @@ fn prefetch_staircase_and_distance_sweeps() {
         "--out",
         out.to_str().unwrap(),
     ]);
+    // A fixed --repetitions means exactly that many: no adaptive rounds.
+    assert!(v["settings"]["adaptive"].is_null());
+    assert!(v["groups"][0]["headline_rounds"].is_null());
     let f = &v["findings"];
     let stair = &f["charts"][0];
     assert_eq!(stair["id"], "staircase");

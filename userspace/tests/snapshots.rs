@@ -115,6 +115,7 @@ fn planted(p: &plan::RunPlan, treatment: &str, slowdown: f64) -> Executed {
         .iter()
         .map(|g| GroupTrials {
             group: g.clone(),
+            headline_rounds: None,
             trials: (0..p.settings.repetitions)
                 .flat_map(|rep| {
                     p.variants.iter().map(move |v| {

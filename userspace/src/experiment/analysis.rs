@@ -17,7 +17,8 @@ use crate::placement::Group;
 use crate::report::schema::Warning;
 pub use crate::report::schema::{ComparisonResult, GroupResult, Metric, VariantResult};
 use crate::report::{ExperimentInfo, Measurement, Report};
-use crate::stats::{ab_verdict, ratio_of_medians_ci, target_verdict_on, Summary};
+use crate::stats::verdict::{compare, Compared};
+use crate::stats::Summary;
 
 impl Metric {
     fn measured(unit: &str, source: Source, values: &[f64]) -> Metric {
@@ -261,7 +262,7 @@ pub fn analyse(
         .groups
         .into_iter()
         .map(|g| {
-            let r = analyse_group(
+            let mut r = analyse_group(
                 exp,
                 &plan.variants,
                 &g.group,
@@ -270,6 +271,7 @@ pub fn analyse(
                 tsc_hz,
                 &plan.selection,
             );
+            r.headline_rounds = g.headline_rounds;
             if r.off_cpu_samples > 0 {
                 warnings.push(Warning::PinningDidNotHold {
                     group: r.label.clone(),
@@ -387,10 +389,7 @@ pub fn analyse_group(
     let values = |name: &str, on: CompareOn| -> Vec<f64> {
         measured(name)
             .iter()
-            .filter_map(|t| match on {
-                CompareOn::Throughput => Some(t.ops_per_sec),
-                CompareOn::LatencyP99 => t.latency.as_ref().map(|l| l.p99_ns),
-            })
+            .filter_map(|t| t.compared_value(on))
             .collect()
     };
     let comparisons: Vec<ComparisonResult> = exp
@@ -401,36 +400,15 @@ pub fn analyse_group(
             if treat.is_empty() || base.is_empty() {
                 return None;
             }
-            // ratio > 1 always means "the treatment is worse": lower throughput,
-            // or higher latency.
-            let (worse, better, what) = match cmp.on {
-                CompareOn::Throughput => (&base, &treat, "throughput"),
-                CompareOn::LatencyP99 => (&treat, &base, "p99 latency"),
-            };
-            let ratio = crate::stats::median(worse) / crate::stats::median(better);
-            let ci = ratio_of_medians_ci(worse, better, 0.95);
-            let retained_ci = ratio_of_medians_ci(better, worse, 0.95);
-            let cv = |v: &[f64]| Summary::of(v).map_or(f64::NAN, |s| s.cv);
-            let n = treat.len().min(base.len());
-            let verdict = match cmp.target {
-                Some(t) => target_verdict_on(
-                    cmp.treatment,
-                    cmp.baseline,
-                    1.0 / ratio,
-                    retained_ci,
-                    t,
-                    n,
-                    cmp.on == CompareOn::LatencyP99,
-                ),
-                None => ab_verdict(
-                    cmp.treatment,
-                    cmp.baseline,
-                    ratio,
-                    ci,
-                    n,
-                    cv(&treat),
-                    cv(&base),
-                ),
+            let Compared {
+                ratio,
+                ci,
+                retained_ci,
+                verdict,
+            } = compare(&cmp, &treat, &base);
+            let what = match cmp.on {
+                CompareOn::Throughput => "throughput",
+                CompareOn::LatencyP99 => "p99 latency",
             };
             Some(ComparisonResult {
                 treatment: cmp.treatment.into(),
@@ -486,6 +464,7 @@ pub fn analyse_group(
             .flat_map(|t| &t.workers)
             .map(|w| w.migrations_seen)
             .sum(),
+        headline_rounds: None,
         trials,
     }
 }

@@ -7,19 +7,23 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use hwprof_workloads::Comparison;
 use indicatif::ProgressBar;
 
 use super::plan::RunPlan;
 use super::{findings, runner, Host};
 use crate::placement::Group;
 use crate::probes::{CollectContext, ProbeOptions, ProbesReport, Session};
-use crate::report::schema::{TrialResult, Warning};
+use crate::report::schema::{HeadlineRounds, RoundsStopped, TrialResult, Warning};
+use crate::report::AdaptiveBudget;
+use crate::stats::verdict::compare;
 
 /// One placement group's measured trials (warm-ups included, windows cut short
 /// by a signal left out).
 pub struct GroupTrials {
     pub group: Group,
     pub trials: Vec<TrialResult>,
+    pub headline_rounds: Option<HeadlineRounds>,
 }
 
 /// What executing a plan produced.
@@ -84,6 +88,7 @@ pub fn execute(
                     groups.push(GroupTrials {
                         group: g.clone(),
                         trials,
+                        headline_rounds: None,
                     });
                     break 'groups;
                 }
@@ -98,10 +103,18 @@ pub fn execute(
                 bar.inc(1);
             }
         }
+        let headline_rounds = match settings.adaptive {
+            Some(budget) => headline_rounds(plan, g, budget, &ctx, &mut trials, bar)?,
+            None => None,
+        };
         groups.push(GroupTrials {
             group: g.clone(),
             trials,
+            headline_rounds,
         });
+        if interrupted.load(Ordering::Relaxed) {
+            break;
+        }
     }
     exp.release();
     let probes = probe_session.map(|m| {
@@ -124,4 +137,239 @@ pub fn execute(
         finished_at: now(),
         interrupted: interrupted.load(Ordering::Relaxed),
     })
+}
+
+/// Whether the headline comparison is conclusive on the trials so far (None:
+/// it cannot be computed, e.g. a variant has no measured trial).
+fn headline_conclusive(cmp: &Comparison, trials: &[TrialResult]) -> Option<bool> {
+    let values = |name: &str| -> Vec<f64> {
+        trials
+            .iter()
+            .filter(|t| !t.warmup && t.variant == name)
+            .filter_map(|t| t.compared_value(cmp.on))
+            .collect()
+    };
+    let (treat, base) = (values(cmp.treatment), values(cmp.baseline));
+    if treat.is_empty() || base.is_empty() {
+        return None;
+    }
+    Some(compare(cmp, &treat, &base).verdict.conclusive)
+}
+
+/// Extra repetitions of the headline's two variants for group `g`.
+fn headline_rounds(
+    plan: &RunPlan,
+    g: &Group,
+    budget: AdaptiveBudget,
+    ctx: &runner::Context,
+    trials: &mut Vec<TrialResult>,
+    bar: &ProgressBar,
+) -> anyhow::Result<Option<HeadlineRounds>> {
+    let exp = plan.experiment;
+    let Some(cmp) = exp.comparisons().into_iter().next() else {
+        return Ok(None);
+    };
+    let find = |name: &str| plan.variants.iter().find(|v| v.name == name);
+    let (Some(a), Some(b)) = (find(cmp.treatment), find(cmp.baseline)) else {
+        return Ok(None);
+    };
+    let fixed = plan.settings.warmup + plan.settings.repetitions;
+    let started = std::time::Instant::now();
+    rounds_until_decided(
+        &cmp,
+        [a, b],
+        budget,
+        trials,
+        || started.elapsed().as_secs_f64(),
+        || ctx.interrupted.load(Ordering::Relaxed),
+        |v, round| {
+            bar.set_message(format!(
+                "{} {} (headline round {})",
+                g.label,
+                v.name,
+                round + 1
+            ));
+            let mem = findings::variant_memory(v, &plan.memory, &plan.nodes);
+            let t = runner::run_trial(exp, v, &mem, &g.cpus, fixed + round, false, ctx)?;
+            // A window cut short by a signal is not a comparable repetition.
+            Ok((!t.cut_short).then_some(t))
+        },
+    )
+}
+
+/// Runs the two variants again, alternating which goes first (A B, B A, …),
+/// until the comparison's verdict is conclusive, the budget's seconds are
+/// spent, or its round limit is reached. The verdict is the analysis's own
+/// (stats::verdict::compare), so "decided" here is decided in the report.
+/// None when the comparison cannot be computed from `trials` at all.
+fn rounds_until_decided<V>(
+    cmp: &Comparison,
+    pair: [V; 2],
+    budget: AdaptiveBudget,
+    trials: &mut Vec<TrialResult>,
+    elapsed_s: impl Fn() -> f64,
+    interrupted: impl Fn() -> bool,
+    mut run: impl FnMut(&V, usize) -> anyhow::Result<Option<TrialResult>>,
+) -> anyhow::Result<Option<HeadlineRounds>> {
+    let Some(before) = headline_conclusive(cmp, trials) else {
+        return Ok(None);
+    };
+    let mut rounds = 0;
+    let stopped = 'rounds: loop {
+        if headline_conclusive(cmp, trials) == Some(true) {
+            break RoundsStopped::Decided;
+        }
+        if rounds >= budget.max_rounds {
+            break RoundsStopped::MaxRounds;
+        }
+        if elapsed_s() >= budget.per_group_s {
+            break RoundsStopped::BudgetSpent;
+        }
+        let [a, b] = &pair;
+        let order = if rounds % 2 == 0 { [a, b] } else { [b, a] };
+        for v in order {
+            if interrupted() {
+                break 'rounds RoundsStopped::Interrupted;
+            }
+            if let Some(t) = run(v, rounds)? {
+                trials.push(t);
+            }
+        }
+        rounds += 1;
+    };
+    Ok(Some(HeadlineRounds {
+        rounds,
+        seconds: elapsed_s(),
+        conclusive_before: before,
+        stopped,
+    }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn trial(variant: &str, ops_per_sec: f64) -> TrialResult {
+        TrialResult {
+            variant: variant.into(),
+            repetition: 0,
+            warmup: false,
+            ops: 1,
+            ops_per_sec,
+            workers: vec![],
+            cut_short: false,
+            latency: None,
+            interference: None,
+        }
+    }
+
+    const BUDGET: AdaptiveBudget = AdaptiveBudget {
+        per_group_s: 10.0,
+        max_rounds: 40,
+    };
+
+    /// A real 1.5x slowdown behind noisy first repetitions: inconclusive on
+    /// three, decided after a few alternating rounds, and no further.
+    #[test]
+    fn rounds_run_until_the_headline_is_conclusive_and_then_stop() {
+        let cmp = Comparison::slowdown("packed", "padded");
+        let mut trials = vec![
+            trial("packed", 100.0),
+            trial("packed", 190.0),
+            trial("packed", 60.0),
+            trial("padded", 150.0),
+            trial("padded", 80.0),
+            trial("padded", 210.0),
+        ];
+        assert_eq!(headline_conclusive(&cmp, &trials), Some(false));
+        let mut order = Vec::new();
+        let mut k = 0;
+        let r = rounds_until_decided(
+            &cmp,
+            ["packed", "padded"],
+            BUDGET,
+            &mut trials,
+            || 0.0,
+            || false,
+            |v, _| {
+                order.push(*v);
+                k += 1;
+                let wobble = 1.0 + 0.01 * (k % 3) as f64;
+                Ok(Some(trial(
+                    v,
+                    if *v == "packed" { 100.0 } else { 150.0 } * wobble,
+                )))
+            },
+        )
+        .unwrap()
+        .unwrap();
+        assert!(!r.conclusive_before);
+        assert_eq!(r.stopped, RoundsStopped::Decided);
+        assert!(r.rounds >= 1 && r.rounds < BUDGET.max_rounds, "{r:?}");
+        assert_eq!(headline_conclusive(&cmp, &trials), Some(true));
+        assert_eq!(order.len(), 2 * r.rounds);
+        // A B, then B A.
+        if r.rounds >= 2 {
+            assert_eq!(&order[..4], ["packed", "padded", "padded", "packed"]);
+        }
+    }
+
+    /// Pure noise never decides: the rounds stop at the limit or the budget,
+    /// and say which.
+    #[test]
+    fn undecidable_headlines_stop_at_the_limit_or_the_budget() {
+        let cmp = Comparison::slowdown("a", "b");
+        let noisy = |i: usize| 100.0 * (1.0 + 0.5 * ((i * 7919) % 11) as f64 / 11.0);
+        let base: Vec<TrialResult> = (0..3)
+            .flat_map(|i| [trial("a", noisy(i)), trial("b", noisy(i + 5))])
+            .collect();
+        let mut trials = base.clone();
+        let mut i = 10;
+        let r = rounds_until_decided(
+            &cmp,
+            ["a", "b"],
+            BUDGET,
+            &mut trials,
+            || 0.0,
+            || false,
+            |v, _| {
+                i += 1;
+                Ok(Some(trial(v, noisy(i))))
+            },
+        )
+        .unwrap()
+        .unwrap();
+        assert_eq!((r.stopped, r.rounds), (RoundsStopped::MaxRounds, 40));
+        let mut trials = base;
+        let clock = std::cell::Cell::new(0.0);
+        let r = rounds_until_decided(
+            &cmp,
+            ["a", "b"],
+            BUDGET,
+            &mut trials,
+            || clock.get(),
+            || false,
+            |v, _| {
+                clock.set(clock.get() + 1.0);
+                i += 1;
+                Ok(Some(trial(v, noisy(i))))
+            },
+        )
+        .unwrap()
+        .unwrap();
+        assert_eq!((r.stopped, r.rounds), (RoundsStopped::BudgetSpent, 5));
+        // Nothing to compare: no rounds at all.
+        let mut none = vec![trial("a", 1.0)];
+        assert!(rounds_until_decided(
+            &cmp,
+            ["a", "b"],
+            BUDGET,
+            &mut none,
+            || 0.0,
+            || false,
+            |_, _| unreachable!()
+        )
+        .unwrap()
+        .is_none());
+    }
 }

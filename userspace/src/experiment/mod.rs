@@ -138,8 +138,14 @@ pub fn run_planned(
         eprintln!("hwprof: note: {n}");
     }
     let name = p.experiment.name();
+    let adaptive = p.settings.adaptive.map_or(String::new(), |a| {
+        format!(
+            ", then up to {:.0} s more on each group's headline comparison until it is conclusive",
+            a.per_group_s * p.placement.groups.len() as f64
+        )
+    });
     eprintln!(
-        "hwprof: running {name}: {} group(s) x {} variants x {} repetitions (+{} warm-up), about {:.0} s",
+        "hwprof: running {name}: {} group(s) x {} variants x {} repetitions (+{} warm-up), about {:.0} s{adaptive}",
         p.placement.groups.len(),
         p.variants.len(),
         p.settings.repetitions,

@@ -12,7 +12,7 @@ use crate::machine::MachineProfile;
 use crate::measure::{CounterPlan, Source};
 use crate::placement::{self, MemoryPolicy, Plan, Policy, Request};
 use crate::probes::ProbeKind;
-use crate::report::RunSettings;
+use crate::report::{AdaptiveBudget, RunSettings};
 
 /// Everything one experiment's run needs, decided before it starts.
 pub struct RunPlan {
@@ -59,7 +59,21 @@ fn settings(o: &RunOptions, quick: Option<(f64, usize)>) -> anyhow::Result<RunSe
         warmup: o.warmup.unwrap_or(w),
         quick: o.quick,
         order: "interleaved (A B A B …) within each repetition".into(),
+        // Filled in by `plan` once the variants and groups are known; a fixed
+        // --repetitions means exactly that many.
+        adaptive: None,
     })
+}
+
+/// The headline rounds may take half the fixed repetitions' window time (at
+/// least 2 s, at most 2 min for the whole run), shared evenly by the groups.
+pub fn adaptive_budget(settings: &RunSettings, variants: usize, groups: usize) -> AdaptiveBudget {
+    let fixed = settings.duration_s * (settings.repetitions * variants * groups) as f64;
+    let total = (0.5 * fixed).clamp(2.0, 120.0);
+    AdaptiveBudget {
+        per_group_s: total / groups.max(1) as f64,
+        max_rounds: 4 * settings.repetitions.max(5),
+    }
 }
 
 /// The experiment named by the options, or the list of names.
@@ -144,6 +158,14 @@ pub fn plan(machine: &MachineProfile, o: &RunOptions) -> anyhow::Result<RunPlan>
         .variants(&facts)
         .map_err(|e| usage(format!("{}: {e}", exp.name())))?;
     let placement = placement_plan(exp, machine, &o.placement)?;
+    let mut settings = settings;
+    if o.repetitions.is_none() {
+        settings.adaptive = Some(adaptive_budget(
+            &settings,
+            variants.len(),
+            placement.groups.len(),
+        ));
+    }
     let nodes: Vec<usize> = topo.numa.iter().map(|n| n.os_index).collect();
     let memory = match &o.membind {
         Some(m) => MemoryPolicy::parse(m, &nodes).map_err(usage)?,

@@ -48,9 +48,13 @@ pub fn render(r: &Report) -> String {
     for g in &r.groups {
         match &g.comparison {
             Some(c) => {
+                let adaptive = g
+                    .headline_rounds
+                    .filter(|h| !h.conclusive_before)
+                    .map_or(String::new(), |h| format!(" ({h})"));
                 let _ = writeln!(
                     s,
-                    "| {} | {} | {:.2} [{:.2}–{:.2}] | {} |",
+                    "| {} | {} | {:.2} [{:.2}–{:.2}] | {}{adaptive} |",
                     g.label,
                     crate::placement::cpulist::format(&g.cpus),
                     c.ratio,

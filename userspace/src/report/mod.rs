@@ -43,6 +43,21 @@ pub struct RunSettings {
     pub quick: bool,
     /// Variants run interleaved within each repetition: A B, A B, …
     pub order: String,
+    /// Extra rounds for each group's headline comparison until its verdict is
+    /// conclusive (None: a fixed `--repetitions` was asked for).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub adaptive: Option<AdaptiveBudget>,
+}
+
+/// After the fixed repetitions, the headline comparison's two variants run
+/// again, alternating (A B, B A, …), until its verdict is conclusive or the
+/// budget is spent: the time goes where the answer is, not to every cell.
+#[derive(Debug, Clone, Copy, Serialize, PartialEq)]
+pub struct AdaptiveBudget {
+    /// Seconds of headline rounds each group may spend.
+    pub per_group_s: f64,
+    /// At most this many extra repetitions of each headline variant.
+    pub max_rounds: usize,
 }
 
 #[derive(Debug, Clone, Serialize)]

@@ -92,6 +92,9 @@ pub fn render(r: &Report) -> String {
                 c.source.name()
             );
             let _ = writeln!(s, "  verdict: {}", c.verdict.text);
+            if let Some(h) = g.headline_rounds.filter(|h| !h.conclusive_before) {
+                let _ = writeln!(s, "  adaptive: {h}");
+            }
         }
         if g.off_cpu_samples > 0 || g.migrations_seen > 0 {
             let _ = writeln!(

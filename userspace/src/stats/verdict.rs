@@ -118,6 +118,63 @@ pub fn ab_verdict(
     )
 }
 
+/// One comparison's figures from its measured values: `worse` is the series
+/// expected to be worse (the baseline's throughput, or the treatment's p99),
+/// `better` the other. Shared by the analysis and by the runner's adaptive
+/// repetitions, which stop once this verdict is conclusive.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Compared {
+    /// median(worse) / median(better): > 1 means the treatment is worse.
+    pub ratio: f64,
+    pub ci: Interval,
+    /// better / worse, the share the treatment retains, with its CI.
+    pub retained_ci: Interval,
+    pub verdict: Verdict,
+}
+
+/// The verdict for `cmp` from the treatment's and the baseline's values
+/// (throughputs or p99s, as `cmp.on` says), one per repetition.
+pub fn compare(cmp: &hwprof_workloads::Comparison, treat: &[f64], base: &[f64]) -> Compared {
+    use hwprof_workloads::CompareOn;
+    // ratio > 1 always means "the treatment is worse": lower throughput, or
+    // higher latency.
+    let (worse, better) = match cmp.on {
+        CompareOn::Throughput => (base, treat),
+        CompareOn::LatencyP99 => (treat, base),
+    };
+    let ratio = super::median(worse) / super::median(better);
+    let ci = super::ratio_of_medians_ci(worse, better, 0.95);
+    let retained_ci = super::ratio_of_medians_ci(better, worse, 0.95);
+    let cv = |v: &[f64]| super::Summary::of(v).map_or(f64::NAN, |s| s.cv);
+    let n = treat.len().min(base.len());
+    let verdict = match cmp.target {
+        Some(t) => target_verdict_on(
+            cmp.treatment,
+            cmp.baseline,
+            1.0 / ratio,
+            retained_ci,
+            t,
+            n,
+            cmp.on == CompareOn::LatencyP99,
+        ),
+        None => ab_verdict(
+            cmp.treatment,
+            cmp.baseline,
+            ratio,
+            ci,
+            n,
+            cv(treat),
+            cv(base),
+        ),
+    };
+    Compared {
+        ratio,
+        ci,
+        retained_ci,
+        verdict,
+    }
+}
+
 /// Verdict against an engineering target: `retained` = treatment throughput /
 /// baseline throughput with its 95% CI; the target is met when the whole CI is at
 /// or above it, missed when the whole CI is below, otherwise inconclusive.

@@ -371,7 +371,7 @@ fn knees_on_both_page_sizes_are_caches_and_the_rest_is_the_tlb() {
             )
         })
         .collect();
-    let f = super::interpret::interpret(&declared, &[g.clone()], &backing);
+    let f = super::interpret::interpret(&declared, std::slice::from_ref(&g), &backing);
     let text = f.verdict.join("\n");
     assert!(text.contains("a cache (on both page sizes)"), "{text}");
     assert!(

@@ -69,6 +69,17 @@ pub struct TrialResult {
     pub interference: Option<Interference>,
 }
 
+impl TrialResult {
+    /// The value a comparison on `on` reads from this trial (None: a latency
+    /// comparison on a trial that timed no operations).
+    pub fn compared_value(&self, on: hwprof_workloads::CompareOn) -> Option<f64> {
+        match on {
+            hwprof_workloads::CompareOn::Throughput => Some(self.ops_per_sec),
+            hwprof_workloads::CompareOn::LatencyP99 => self.latency.as_ref().map(|l| l.p99_ns),
+        }
+    }
+}
+
 /// One metric of one variant over the measured repetitions.
 #[derive(Debug, Clone, Serialize)]
 pub struct Metric {
@@ -128,7 +139,63 @@ pub struct GroupResult {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub interference: Option<Interference>,
     pub migrations_seen: u64,
+    /// The adaptive headline rounds this group ran, if any were allowed.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub headline_rounds: Option<HeadlineRounds>,
     pub trials: Vec<TrialResult>,
+}
+
+/// What the adaptive repetitions did for one group's headline comparison.
+#[derive(Debug, Clone, Copy, Serialize, PartialEq)]
+pub struct HeadlineRounds {
+    /// Extra repetitions of each of the two headline variants.
+    pub rounds: usize,
+    pub seconds: f64,
+    /// Whether the headline verdict was conclusive before any extra round.
+    pub conclusive_before: bool,
+    /// Why the rounds stopped.
+    pub stopped: RoundsStopped,
+}
+
+#[derive(Debug, Clone, Copy, Serialize, PartialEq, Eq)]
+#[serde(rename_all = "kebab-case")]
+pub enum RoundsStopped {
+    /// The verdict became (or already was) conclusive.
+    Decided,
+    /// The time budget ran out first.
+    BudgetSpent,
+    /// The round limit was reached first.
+    MaxRounds,
+    /// A signal stopped the run.
+    Interrupted,
+}
+
+impl std::fmt::Display for HeadlineRounds {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match (self.conclusive_before, self.stopped) {
+            (true, _) => f.write_str("headline conclusive after the fixed repetitions; no extra rounds"),
+            (false, RoundsStopped::Decided) => write!(
+                f,
+                "headline decided after {} extra round(s) of its two variants ({:.1} s)",
+                self.rounds, self.seconds
+            ),
+            (false, RoundsStopped::BudgetSpent) => write!(
+                f,
+                "headline still inconclusive: the adaptive budget ran out after {} extra round(s) ({:.1} s); raise --duration or quiet the machine",
+                self.rounds, self.seconds
+            ),
+            (false, RoundsStopped::MaxRounds) => write!(
+                f,
+                "headline still inconclusive after the most extra rounds allowed ({}, {:.1} s); raise --duration or quiet the machine",
+                self.rounds, self.seconds
+            ),
+            (false, RoundsStopped::Interrupted) => write!(
+                f,
+                "headline rounds interrupted after {} round(s)",
+                self.rounds
+            ),
+        }
+    }
 }
 
 #[derive(Debug, Clone, Serialize)]
