@@ -5,8 +5,14 @@
 # (futex wait time per address + context switches), interleaved, REPS times each,
 # and prints the target's throughput per condition. Needs root.
 #   scripts/bench-attach-overhead.sh [REPS] [SECONDS] [THREADS]
-# CONDITIONS picks among alone, hwprof, hwprof-PROBES (e.g. hwprof-futex), bpftrace
-# and before (another hwprof build at $HWPROF_BEFORE, default probes).
+# CONDITIONS picks among alone, hwprof, hwprof-PROBES (e.g. hwprof-futex), classic and
+# classic-PROBES (the same with HWPROF_PROBES_CLASSIC=1: classic tracepoints instead
+# of BTF raw tracepoints), bpftrace and before (another hwprof build at
+# $HWPROF_BEFORE, default probes).
+# Besides the %, each traced condition's cost per futex call (ns/event): the
+# target's lost wall time per second, 1 - X/X_alone, over the futex calls it made
+# in that second (X x calls per op; calls per op from hwprof's own counts). The
+# mutex serialises the workers, so this is the cost on the critical path.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 reps=${1:-5}
@@ -17,18 +23,21 @@ target=target/release/hwprof-probe-target
 hwprof=target/release/hwprof
 
 run_one() { # condition
-  local cond=$1 out pid
+  local cond=$1 out pid json
   out=$(mktemp)
+  json=$(mktemp)
   "$target" mutex "$threads" "$secs" >"$out" &
   local tpid=$!
   while ! grep -q ready "$out"; do sleep 0.01; done
   pid=$(awk '/ready/{print $2}' "$out")
   case $cond in
     alone) ;;
-    hwprof) "$hwprof" attach --pid "$pid" --duration $((secs + 5)) >/dev/null 2>&1 & ;;
+    hwprof) "$hwprof" attach --pid "$pid" --duration $((secs + 5)) --json >"$json" 2>/dev/null & ;;
     # Another build (HWPROF_BEFORE=path), default probes: before/after a change.
     before) "$HWPROF_BEFORE" attach --pid "$pid" --duration $((secs + 5)) >/dev/null 2>&1 & ;;
-    hwprof-*) "$hwprof" attach --pid "$pid" --probes "${cond#hwprof-}" --duration $((secs + 5)) >/dev/null 2>&1 & ;;
+    hwprof-*) "$hwprof" attach --pid "$pid" --probes "${cond#hwprof-}" --duration $((secs + 5)) --json >"$json" 2>/dev/null & ;;
+    classic) HWPROF_PROBES_CLASSIC=1 "$hwprof" attach --pid "$pid" --duration $((secs + 5)) --json >"$json" 2>/dev/null & ;;
+    classic-*) HWPROF_PROBES_CLASSIC=1 "$hwprof" attach --pid "$pid" --probes "${cond#classic-}" --duration $((secs + 5)) --json >"$json" 2>/dev/null & ;;
     bpftrace) bpftrace -e "
       tracepoint:syscalls:sys_enter_futex /pid == $pid/ { @start[tid] = nsecs; @addr[tid] = args->uaddr; }
       tracepoint:syscalls:sys_exit_futex /@start[tid]/ { @wait[@addr[tid]] = sum(nsecs - @start[tid]); @n[@addr[tid]] = count(); delete(@start[tid]); delete(@addr[tid]); }
@@ -37,9 +46,16 @@ run_one() { # condition
   local tracer=$!
   wait "$tpid"
   [ "$cond" = alone ] || { kill -INT "$tracer" 2>/dev/null || true; wait "$tracer" 2>/dev/null || true; }
-  awk '/ops_per_sec/{print $2}' "$out"
-  rm -f "$out"
+  local ops
+  ops=$(awk '/ops_per_sec/{print $2}' "$out")
+  # Futex calls per op, from hwprof's counts over its window (the target's whole run).
+  if [ -s "$json" ]; then
+    jq -r --arg ops "$ops" '(.probes.futex // empty) | (.total_waits + .total_wakes) / (.duration_s * ($ops | tonumber))' "$json" >>"$calls_per_op" || true
+  fi
+  echo "$ops"
+  rm -f "$out" "$json"
 }
+calls_per_op=$(mktemp)
 
 declare -A results
 conditions=${CONDITIONS:-alone hwprof bpftrace}
@@ -52,8 +68,13 @@ for r in $(seq "$reps"); do
 done
 median() { tr ' ' '\n' | grep -v '^$' | sort -n | awk '{a[NR]=$1} END {print (NR%2) ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2}'; }
 base=$(echo "${results[alone]}" | median)
+cpo=$(tr ' ' '\n' <"$calls_per_op" | median)
+rm -f "$calls_per_op"
 for cond in $conditions; do
   m=$(echo "${results[$cond]}" | median)
-  awk -v c="$cond" -v m="$m" -v b="$base" -v all="${results[$cond]}" \
-    'BEGIN { printf "%-9s median %.0f ops/s (%+.1f%% vs alone)  runs:%s\n", c, m, 100*(m-b)/b, all }'
+  awk -v c="$cond" -v m="$m" -v b="$base" -v all="${results[$cond]}" -v cpo="${cpo:-0}" \
+    'BEGIN { printf "%-14s median %.0f ops/s (%+.1f%% vs alone)", c, m, 100*(m-b)/b;
+             if (c != "alone" && cpo > 0) printf ", %.0f ns per futex call", (1 - m/b) * 1e9 / (m * cpo);
+             printf "  runs:%s\n", all }'
 done
+[ -z "${cpo:-}" ] || echo "futex calls per op (hwprof's counts): $cpo" 

@@ -125,6 +125,23 @@ fn futex_waits_agree_with_bpftrace_and_resolve_to_the_static() {
     let t = start_target(&["mutex", "4", "12"]);
     let pid = t.pid;
     let bt = std::thread::spawn(move || bpftrace_futex_waits(pid, 4));
+    // The classic tracepoints at the same time, in a second session.
+    let classic = std::thread::spawn(move || {
+        hwprof()
+            .args([
+                "attach",
+                "--pid",
+                &pid.to_string(),
+                "--json",
+                "--probes",
+                "futex",
+                "--duration",
+                "4",
+            ])
+            .env("HWPROF_PROBES_CLASSIC", "1")
+            .output()
+            .unwrap()
+    });
     let v = attach(pid, &["--probes", "futex,sched", "--duration", "4"]);
     let (bt_waits, bt_secs) = bt.join().unwrap().expect("bpftrace ran");
     let f = &v["probes"]["futex"];
@@ -165,6 +182,38 @@ fn futex_waits_agree_with_bpftrace_and_resolve_to_the_static() {
     assert!(
         close(ours, theirs, RATE_TOLERANCE),
         "hwprof {ours:.0}/s vs bpftrace {theirs:.0}/s"
+    );
+    // With kernel BTF, the futex probe runs from BTF raw tracepoints (cheaper
+    // per event); asked for the classic tracepoints, it says so and counts the
+    // same lock over the same window.
+    let attached = v["probes"]["attached"].to_string();
+    if std::path::Path::new("/sys/kernel/btf/vmlinux").exists() {
+        assert!(
+            attached.contains("futex: tp_btf sys_enter, sys_exit"),
+            "{attached} {}",
+            v["probes"]["warnings"]
+        );
+    }
+    let out = classic.join().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let c: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert!(
+        c["probes"]["attached"]
+            .to_string()
+            .contains("futex: tracepoints syscalls:sys_enter_futex, syscalls:sys_exit_futex"),
+        "{}",
+        c["probes"]["attached"]
+    );
+    let classic =
+        c["probes"]["futex"]["total_waits"].as_f64().unwrap() / c["duration_s"].as_f64().unwrap();
+    eprintln!("futex waits, same window: tp_btf {ours:.0}/s, classic tracepoints {classic:.0}/s");
+    assert!(
+        close(ours, classic, RATE_TOLERANCE),
+        "tp_btf {ours:.0}/s vs classic tracepoints {classic:.0}/s"
     );
 }
 

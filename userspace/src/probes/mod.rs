@@ -51,6 +51,10 @@ pub struct ProbeInfo {
     pub summary: &'static str,
     /// Tracepoints it attaches: (program, category, event).
     pub tracepoints: &'static [(&'static str, &'static str, &'static str)],
+    /// BTF raw tracepoints (`tp_btf`) doing the same work more cheaply:
+    /// (program, raw tracepoint). When every one attaches, `tracepoints` are
+    /// not attached; otherwise they are, and the report says why.
+    pub btf_tracepoints: &'static [(&'static str, &'static str)],
 }
 
 impl<'a> dyn Probe + 'a {
@@ -157,6 +161,10 @@ pub struct ProbesReport {
     pub drops: BTreeMap<String, u64>,
     /// Probes or programs that could not attach, and why.
     pub warnings: Vec<String>,
+    /// How each probe is attached (`futex: tp_btf sys_enter, sys_exit`), as
+    /// the overhead depends on it.
+    #[serde(default)]
+    pub attached: Vec<String>,
 }
 
 impl ProbesReport {

@@ -5,8 +5,8 @@
 use std::collections::BTreeSet;
 
 use aya::maps::{Array, HashMap, MapData, StackTraceMap};
-use aya::programs::{TracePoint, UProbe};
-use aya::Ebpf;
+use aya::programs::{BtfTracePoint, TracePoint, UProbe};
+use aya::{Btf, Ebpf, EbpfLoader};
 use hwprof_probes_common::*;
 
 use super::{hist::Log2Hist, tracefs, uprobe};
@@ -20,13 +20,40 @@ static OBJECT_NO_EVENTS: &[u8] = aya::include_bytes_aligned!(env!("HWPROF_PROBES
 /// kernel before 5.8 (tests use it; so can a user whose kernel misreports).
 pub const NO_EVENTS_ENV: &str = "HWPROF_PROBES_NO_EVENTS";
 
+/// Set (to anything) to attach the classic tracepoints even where the BTF raw
+/// tracepoints load (the overhead benchmark compares the two).
+pub const CLASSIC_TRACEPOINTS_ENV: &str = "HWPROF_PROBES_CLASSIC";
+
+/// The host's syscall numbering and pt_regs layout for the BTF syscall
+/// programs (one object serves every architecture): futex's number, and the
+/// pt_regs offsets of arguments 0 and 1 and of the syscall number.
+#[cfg(target_arch = "x86_64")]
+static SYSCALL_ABI: Option<(i64, u64, u64, u64)> = Some((202, 112, 104, 120));
+// arm64: orig_x0 (x0 is overwritten by the return value), regs[1], syscallno.
+#[cfg(target_arch = "aarch64")]
+static SYSCALL_ABI: Option<(i64, u64, u64, u64)> = Some((98, 272, 8, 280));
+#[cfg(not(any(target_arch = "x86_64", target_arch = "aarch64")))]
+static SYSCALL_ABI: Option<(i64, u64, u64, u64)> = None;
+
+fn load_bytes(object: &[u8]) -> Result<Ebpf, aya::EbpfError> {
+    let mut loader = EbpfLoader::new();
+    if let Some((nr, arg0, arg1, nr_off)) = &SYSCALL_ABI {
+        loader
+            .set_global("HWP_NR_FUTEX", nr, true)
+            .set_global("HWP_REGS_ARG0", arg0, true)
+            .set_global("HWP_REGS_ARG1", arg1, true)
+            .set_global("HWP_REGS_NR", nr_off, true);
+    }
+    loader.load(object)
+}
+
 /// Load the full object, or the one without the ring buffer where the kernel
 /// has none. The bool: delay events are streamed.
 fn load_object() -> Result<(Ebpf, bool, Option<String>), String> {
     let lost = "slow requests are not lined up with the target's delays (tails::attribute); \
                 the counters and histograms are unaffected";
     if std::env::var_os(NO_EVENTS_ENV).is_some() {
-        let e = Ebpf::load(OBJECT_NO_EVENTS).map_err(|e| e.to_string())?;
+        let e = load_bytes(OBJECT_NO_EVENTS).map_err(|e| e.to_string())?;
         return Ok((
             e,
             false,
@@ -35,9 +62,9 @@ fn load_object() -> Result<(Ebpf, bool, Option<String>), String> {
             )),
         ));
     }
-    match Ebpf::load(OBJECT) {
+    match load_bytes(OBJECT) {
         Ok(e) => Ok((e, true, None)),
-        Err(full) => match Ebpf::load(OBJECT_NO_EVENTS) {
+        Err(full) => match load_bytes(OBJECT_NO_EVENTS) {
             Ok(e) => Ok((
                 e,
                 false,
@@ -70,6 +97,10 @@ pub struct Session {
     events: Vec<DelayEvent>,
     /// Events read beyond [`MAX_EVENTS`] and not kept.
     events_over: u64,
+    /// How each probe attached, for the report.
+    attached: Vec<String>,
+    /// The kernel's BTF, read once when a probe wants BTF raw tracepoints.
+    btf: Option<Result<Btf, String>>,
 }
 
 /// Delay events kept in memory at most (32 B each: 64 MiB).
@@ -108,6 +139,8 @@ impl Session {
             ring: None,
             events: Vec::new(),
             events_over: 0,
+            attached: Vec::new(),
+            btf: None,
         };
         for &(tid, tgid) in threads {
             s.track(tid, tgid);
@@ -119,12 +152,26 @@ impl Session {
         }
         for &kind in &opts.probes {
             let mut attached = 0;
-            for (prog, cat, ev) in kind.0.info().tracepoints {
-                match s.attach_tracepoint(prog, cat, ev) {
-                    Ok(()) => attached += 1,
-                    Err(e) => s
-                        .warnings
-                        .push(format!("{}: {cat}:{ev} not attached: {e}", kind.name())),
+            let info = kind.0.info();
+            let btf = s.attach_btf_tracepoints(kind);
+            if btf > 0 {
+                attached += btf;
+            } else {
+                let mut how = Vec::new();
+                for (prog, cat, ev) in info.tracepoints {
+                    match s.attach_tracepoint(prog, cat, ev) {
+                        Ok(()) => {
+                            attached += 1;
+                            how.push(format!("{cat}:{ev}"));
+                        }
+                        Err(e) => s
+                            .warnings
+                            .push(format!("{}: {cat}:{ev} not attached: {e}", kind.name())),
+                    }
+                }
+                if !how.is_empty() {
+                    s.attached
+                        .push(format!("{}: tracepoints {}", kind.name(), how.join(", ")));
                 }
             }
             match kind.0.attach_other(&mut s.ebpf, opts) {
@@ -163,6 +210,77 @@ impl Session {
             )));
         }
         Ok(s)
+    }
+
+    /// Attach every BTF raw tracepoint of `kind` (how many: 0 when it has none
+    /// or any of them failed, after detaching the others; the classic
+    /// tracepoints then do the work, and a warning says what was lost).
+    fn attach_btf_tracepoints(&mut self, kind: ProbeKind) -> usize {
+        let progs = kind.0.info().btf_tracepoints;
+        if progs.is_empty() {
+            return 0;
+        }
+        if std::env::var_os(CLASSIC_TRACEPOINTS_ENV).is_some() {
+            self.warnings.push(format!(
+                "{}: {CLASSIC_TRACEPOINTS_ENV} is set: classic tracepoints used instead of BTF raw tracepoints (more overhead per event)",
+                kind.name()
+            ));
+            return 0;
+        }
+        let result = (|| -> Result<(), String> {
+            if SYSCALL_ABI.is_none() {
+                return Err("no syscall register layout for this architecture".into());
+            }
+            let btf = self
+                .btf
+                .get_or_insert_with(|| {
+                    Btf::from_sys_fs().map_err(|e| format!("reading /sys/kernel/btf/vmlinux: {e}"))
+                })
+                .as_ref()
+                .map_err(Clone::clone)?;
+            for (prog, tp) in progs {
+                let p: &mut BtfTracePoint = self
+                    .ebpf
+                    .program_mut(prog)
+                    .ok_or_else(|| format!("program {prog} missing from the object"))?
+                    .try_into()
+                    .map_err(|e| format!("{prog}: {e}"))?;
+                p.load(tp, btf)
+                    .map_err(|e| format!("loading {prog}: {e}"))?;
+                p.attach().map_err(|e| format!("attaching {prog}: {e}"))?;
+            }
+            Ok(())
+        })();
+        match result {
+            Ok(()) => {
+                self.attached.push(format!(
+                    "{}: tp_btf {}",
+                    kind.name(),
+                    progs
+                        .iter()
+                        .map(|(_, tp)| *tp)
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ));
+                progs.len()
+            }
+            Err(e) => {
+                // Whatever did attach goes: one pair of programs does the work.
+                for (prog, _) in progs {
+                    let p: Option<&mut BtfTracePoint> =
+                        self.ebpf.program_mut(prog).and_then(|p| p.try_into().ok());
+                    if let Some(p) = p {
+                        let _ = p.unload();
+                    }
+                }
+                self.warnings.push(format!(
+                    "{}: BTF raw tracepoints not attached ({e}; they need Linux 5.5 and /sys/kernel/btf/vmlinux): \
+                     classic tracepoints used, with more overhead per event",
+                    kind.name()
+                ));
+                0
+            }
+        }
     }
 
     fn attach_tracepoint(&mut self, prog: &str, cat: &str, ev: &str) -> Result<(), String> {
@@ -280,6 +398,7 @@ impl Session {
             duration_s: ctx.duration_s,
             threads_tracked: self.tracked.len().max(threads.len()),
             warnings: self.warnings.clone(),
+            attached: self.attached.clone(),
             ..Default::default()
         };
         let maps = Maps {

@@ -12,6 +12,13 @@ pub const PROGRAMS: &[(&str, &str, &str)] = &[
     ("hwp_futex_enter", "syscalls", "sys_enter_futex"),
     ("hwp_futex_exit", "syscalls", "sys_exit_futex"),
 ];
+/// The same work from BTF raw tracepoints (preferred: no trace record is built
+/// per event; measured in docs/benchmarks.md). The classic pair above is the
+/// fallback where these cannot load.
+pub const BTF_PROGRAMS: &[(&str, &str)] = &[
+    ("hwp_futex_enter_btf", "sys_enter"),
+    ("hwp_futex_exit_btf", "sys_exit"),
+];
 
 #[derive(Debug, Clone, Serialize, PartialEq)]
 pub struct AddressReport {
@@ -95,6 +102,7 @@ const INFO: super::ProbeInfo = super::ProbeInfo {
     summary:
         "user-space lock waits per futex word (sys_enter/exit_futex), wakes and waiters, symbolised",
     tracepoints: PROGRAMS,
+    btf_tracepoints: BTF_PROGRAMS,
 };
 
 /// The `futex` probe (registered in [`super::PROBES`]).

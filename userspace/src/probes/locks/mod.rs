@@ -75,6 +75,7 @@ const INFO: super::ProbeInfo = super::ProbeInfo {
     summary:
         "kernel lock contention (lock:contention_begin/end) by lock, type and calling function",
     tracepoints: PROGRAMS,
+    btf_tracepoints: &[],
 };
 
 /// The `locks` probe (registered in [`super::PROBES`]).

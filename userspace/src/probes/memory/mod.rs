@@ -36,6 +36,7 @@ const INFO: super::ProbeInfo = super::ProbeInfo {
     name: "memory",
     summary: "user page faults and NUMA balancing (page migrations, task moves/swaps) per thread",
     tracepoints: PROGRAMS,
+    btf_tracepoints: &[],
 };
 
 /// The `memory` probe (registered in [`super::PROBES`]).

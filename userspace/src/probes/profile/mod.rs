@@ -172,6 +172,7 @@ const INFO: super::ProbeInfo = super::ProbeInfo {
     name: "profile",
     summary: "sampled user and kernel stacks (cpu-clock) as folded stacks and a flame graph",
     tracepoints: &[],
+    btf_tracepoints: &[],
 };
 
 /// The `profile` probe (registered in [`super::PROBES`]).

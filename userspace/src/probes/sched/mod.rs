@@ -239,6 +239,7 @@ const INFO: super::ProbeInfo = super::ProbeInfo {
     name: "sched",
     summary: "on/off-CPU time, switches, wakeups, run-queue latency and migrations by distance, per thread",
     tracepoints: PROGRAMS,
+    btf_tracepoints: &[],
 };
 
 /// The `sched` probe (registered in [`super::PROBES`]).
