@@ -240,10 +240,7 @@ fn variant_metrics(
     m
 }
 
-/// Above this share of the CPUs' time spent on other work, a group's figures
-/// are called bent (measured on the 2-vCPU guest: quiet runs stay well below it,
-/// a CPU hog on one of the CPUs takes about half; docs/benchmarks.md).
-pub const NOT_QUIET_SHARE: f64 = 0.10;
+pub use crate::measure::cpu_time::NOT_QUIET_SHARE;
 
 /// Stage 3, analyse: the executed trials into the report — per-group
 /// statistics and verdicts, scaling fits, the pair matrix and the experiment's

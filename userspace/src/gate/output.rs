@@ -21,6 +21,9 @@ pub fn summary_line(
         "decided" => format!("decided after {n} runs a side"),
         "budget" => format!("the time budget ran out after {n} runs a side"),
         "interrupted" => format!("interrupted after {n} runs a side"),
+        "not-quiet" => format!(
+            "stopped after {n} runs a side: too many runs were bent by other work on the machine"
+        ),
         "reports" => "from existing reports".to_string(),
         _ => format!("all {n} runs a side done"),
     };

@@ -10,6 +10,7 @@ use std::time::{Duration, Instant};
 use anyhow::{anyhow, Context};
 
 use crate::error::usage;
+use crate::measure::cpu_time::{self, Interference};
 
 /// How long a started server may take to accept connections (preloading a
 /// large store takes a while; a wrong command fails long before).
@@ -39,6 +40,52 @@ pub struct Produced {
     pub report: PathBuf,
     pub json: serde_json::Value,
     pub warnings: Vec<String>,
+    /// What else used the machine's CPUs while the repetition was measured
+    /// (None: not measurable here). The gate discards a run that was not quiet.
+    pub interference: Option<Interference>,
+}
+
+/// Whole-machine CPU accounting around a measured window: the machine's busy
+/// and steal time, less what this process, its waited-for children and
+/// (optionally) a running server's process group used.
+struct Window {
+    cpus: Vec<usize>,
+    start: Instant,
+    machine: cpu_time::CpuTimes,
+    ours_ns: u64,
+    group: Option<u32>,
+}
+
+impl Window {
+    fn open(group: Option<u32>) -> Option<Window> {
+        let cpus = cpu_time::all_cpus();
+        let machine = cpu_time::sample(&cpus)?;
+        Some(Window {
+            ours_ns: Window::ours(group),
+            cpus,
+            start: Instant::now(),
+            machine,
+            group,
+        })
+    }
+
+    fn ours(group: Option<u32>) -> u64 {
+        cpu_time::rusage_ns(false)
+            + cpu_time::rusage_ns(true)
+            + group.map_or(0, cpu_time::process_group_ns)
+    }
+
+    fn close(self) -> Option<Interference> {
+        let after = cpu_time::sample(&self.cpus)?;
+        let ours = Window::ours(self.group).saturating_sub(self.ours_ns);
+        Some(cpu_time::interference(
+            self.machine,
+            after,
+            self.cpus.len(),
+            self.start.elapsed().as_nanos() as u64,
+            ours,
+        ))
+    }
 }
 
 fn shell_quote(s: &str) -> String {
@@ -216,14 +263,17 @@ impl Produce for Producer {
                 for (k, v) in &env {
                     c.env(k, v);
                 }
+                let window = Window::open(None);
                 let status = c
                     .status()
                     .with_context(|| format!("running {side} #{index}: {cmd}"))?;
+                let interference = window.and_then(Window::close);
                 let found = find_report(dir, Some(&out));
                 match (status.success(), found) {
                     (_, Some((report, json))) => Ok(Produced {
                         report,
                         json,
+                        interference,
                         warnings: if status.success() {
                             vec![]
                         } else {
@@ -288,7 +338,9 @@ impl Produce for Producer {
                     }
                 }
                 let load_log = dir.join("load.log");
+                let window = Window::open(Some(server.child.id()));
                 let status = load(None, Some(dir), &load_log)?;
+                let interference = window.and_then(Window::close);
                 server.stop(Duration::from_secs(10));
                 if status.code() == Some(2) {
                     return Err(usage(format!("hwprof load refused: {}", tail(&load_log))));
@@ -309,6 +361,7 @@ impl Produce for Producer {
                     report,
                     json,
                     warnings,
+                    interference,
                 })
             }
         }

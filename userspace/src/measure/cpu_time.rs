@@ -6,6 +6,11 @@
 
 use serde::Serialize;
 
+/// Above this share of the CPUs' time spent on other work, a measurement is
+/// called bent (measured on the 2-vCPU guest: quiet runs stay well below it,
+/// a CPU hog on one of the CPUs takes about half; docs/benchmarks.md).
+pub const NOT_QUIET_SHARE: f64 = 0.10;
+
 /// Busy and steal time of a set of CPUs at one instant (ns since boot).
 #[derive(Debug, Clone, Copy, Default, PartialEq)]
 pub struct CpuTimes {
@@ -87,6 +92,89 @@ pub fn parse(text: &str, cpus: &[usize], hz: u64) -> Option<CpuTimes> {
         found += 1;
     }
     (found > 0).then_some(t)
+}
+
+/// Every online CPU (cpu0 … from /proc/stat), for whole-machine samples.
+pub fn all_cpus() -> Vec<usize> {
+    #[cfg(target_os = "linux")]
+    {
+        std::fs::read_to_string("/proc/stat")
+            .map(|t| {
+                t.lines()
+                    .filter_map(|l| {
+                        l.split_whitespace()
+                            .next()?
+                            .strip_prefix("cpu")?
+                            .parse()
+                            .ok()
+                    })
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+    #[cfg(not(target_os = "linux"))]
+    {
+        vec![]
+    }
+}
+
+/// CPU time (user + system, ns) of this process (`RUSAGE_SELF`) or of its
+/// children that have been waited for (`RUSAGE_CHILDREN`).
+pub fn rusage_ns(children: bool) -> u64 {
+    #[cfg(unix)]
+    {
+        // SAFETY: zeroed rusage is a valid out-buffer.
+        let mut ru: libc::rusage = unsafe { std::mem::zeroed() };
+        let who = if children {
+            libc::RUSAGE_CHILDREN
+        } else {
+            libc::RUSAGE_SELF
+        };
+        // SAFETY: valid out-pointer.
+        unsafe { libc::getrusage(who, &mut ru) };
+        let ns = |t: libc::timeval| t.tv_sec as u64 * 1_000_000_000 + t.tv_usec as u64 * 1000;
+        ns(ru.ru_utime) + ns(ru.ru_stime)
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = children;
+        0
+    }
+}
+
+/// CPU time (ns) of every process in process group `pgid`, with the children
+/// they have waited for, from /proc/PID/stat (0 where it cannot be read).
+pub fn process_group_ns(pgid: u32) -> u64 {
+    #[cfg(target_os = "linux")]
+    {
+        let Some(hz) = ticks_per_second() else {
+            return 0;
+        };
+        let Ok(dir) = std::fs::read_dir("/proc") else {
+            return 0;
+        };
+        dir.filter_map(|e| {
+            let e = e.ok()?;
+            e.file_name().to_str()?.parse::<u32>().ok()?;
+            let stat = std::fs::read_to_string(e.path().join("stat")).ok()?;
+            // After the comm's closing parenthesis: state ppid pgrp … utime(14)
+            // stime(15) cutime(16) cstime(17), numbered from pid = 1.
+            let f: Vec<&str> = stat.rsplit_once(')')?.1.split_whitespace().collect();
+            (f.get(2)?.parse::<u32>().ok()? == pgid).then_some(())?;
+            let t: u64 = f
+                .get(11..15)?
+                .iter()
+                .filter_map(|x| x.parse::<u64>().ok())
+                .sum();
+            Some(t * 1_000_000_000 / hz)
+        })
+        .sum()
+    }
+    #[cfg(not(target_os = "linux"))]
+    {
+        let _ = pgid;
+        0
+    }
 }
 
 /// CPU time the calling thread has used (ns).
