@@ -5,9 +5,9 @@
 # (futex wait time per address + context switches), interleaved, REPS times each,
 # and prints the target's throughput per condition. Needs root.
 #   scripts/bench-attach-overhead.sh [REPS] [SECONDS] [THREADS]
-# CONDITIONS picks among alone, hwprof, hwprof-PROBES (e.g. hwprof-futex), classic and
-# classic-PROBES (the same with HWPROF_PROBES_CLASSIC=1: classic tracepoints instead
-# of BTF raw tracepoints), bpftrace and before (another hwprof build at
+# CONDITIONS picks among alone, hwprof, hwprof-PROBES (e.g. hwprof-futex), btf and
+# btf-PROBES (the same with HWPROF_PROBES_BTF=1: BTF raw tracepoints instead of the
+# classic syscall tracepoints), bpftrace and before (another hwprof build at
 # $HWPROF_BEFORE, default probes).
 # Besides the %, each traced condition's cost per futex call (ns/event): the
 # target's lost wall time per second, 1 - X/X_alone, over the futex calls it made
@@ -36,8 +36,8 @@ run_one() { # condition
     # Another build (HWPROF_BEFORE=path), default probes: before/after a change.
     before) "$HWPROF_BEFORE" attach --pid "$pid" --duration $((secs + 5)) >/dev/null 2>&1 & ;;
     hwprof-*) "$hwprof" attach --pid "$pid" --probes "${cond#hwprof-}" --duration $((secs + 5)) --json >"$json" 2>/dev/null & ;;
-    classic) HWPROF_PROBES_CLASSIC=1 "$hwprof" attach --pid "$pid" --duration $((secs + 5)) --json >"$json" 2>/dev/null & ;;
-    classic-*) HWPROF_PROBES_CLASSIC=1 "$hwprof" attach --pid "$pid" --probes "${cond#classic-}" --duration $((secs + 5)) --json >"$json" 2>/dev/null & ;;
+    btf) HWPROF_PROBES_BTF=1 "$hwprof" attach --pid "$pid" --duration $((secs + 5)) --json >"$json" 2>/dev/null & ;;
+    btf-*) HWPROF_PROBES_BTF=1 "$hwprof" attach --pid "$pid" --probes "${cond#btf-}" --duration $((secs + 5)) --json >"$json" 2>/dev/null & ;;
     bpftrace) bpftrace -e "
       tracepoint:syscalls:sys_enter_futex /pid == $pid/ { @start[tid] = nsecs; @addr[tid] = args->uaddr; }
       tracepoint:syscalls:sys_exit_futex /@start[tid]/ { @wait[@addr[tid]] = sum(nsecs - @start[tid]); @n[@addr[tid]] = count(); delete(@start[tid]); delete(@addr[tid]); }
@@ -50,7 +50,7 @@ run_one() { # condition
   ops=$(awk '/ops_per_sec/{print $2}' "$out")
   # Futex calls per op, from hwprof's counts over its window (the target's whole run).
   if [ -s "$json" ]; then
-    jq -r --arg ops "$ops" '(.probes.futex // empty) | (.total_waits + .total_wakes) / (.duration_s * ($ops | tonumber))' "$json" >>"$calls_per_op" || true
+    jq -r --arg ops "$ops" '.duration_s as $d | (.probes.futex // empty) | (.total_waits + .total_wakes) / ($d * ($ops | tonumber))' "$json" >>"$calls_per_op" || true
   fi
   echo "$ops"
   rm -f "$out" "$json"
@@ -68,7 +68,7 @@ for r in $(seq "$reps"); do
 done
 median() { tr ' ' '\n' | grep -v '^$' | sort -n | awk '{a[NR]=$1} END {print (NR%2) ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2}'; }
 base=$(echo "${results[alone]}" | median)
-cpo=$(tr ' ' '\n' <"$calls_per_op" | median)
+cpo=$(tr ' ' '\n' <"$calls_per_op" | median || true)
 rm -f "$calls_per_op"
 for cond in $conditions; do
   m=$(echo "${results[$cond]}" | median)

@@ -51,9 +51,9 @@ pub struct ProbeInfo {
     pub summary: &'static str,
     /// Tracepoints it attaches: (program, category, event).
     pub tracepoints: &'static [(&'static str, &'static str, &'static str)],
-    /// BTF raw tracepoints (`tp_btf`) doing the same work more cheaply:
-    /// (program, raw tracepoint). When every one attaches, `tracepoints` are
-    /// not attached; otherwise they are, and the report says why.
+    /// BTF raw tracepoints (`tp_btf`) doing the same work: (program, raw
+    /// tracepoint). Attached when none of `tracepoints` could be (or when
+    /// HWPROF_PROBES_BTF asks for them), and the report says so.
     pub btf_tracepoints: &'static [(&'static str, &'static str)],
 }
 

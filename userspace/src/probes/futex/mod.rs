@@ -12,9 +12,10 @@ pub const PROGRAMS: &[(&str, &str, &str)] = &[
     ("hwp_futex_enter", "syscalls", "sys_enter_futex"),
     ("hwp_futex_exit", "syscalls", "sys_exit_futex"),
 ];
-/// The same work from BTF raw tracepoints (preferred: no trace record is built
-/// per event; measured in docs/benchmarks.md). The classic pair above is the
-/// fallback where these cannot load.
+/// The same work from BTF raw tracepoints: the fallback where the classic pair
+/// cannot attach (no tracefs, no syscall tracepoints). Not the default: they
+/// run for every syscall of every process, which costs untraced processes
+/// more than the classic pair and the target no less (docs/benchmarks.md).
 pub const BTF_PROGRAMS: &[(&str, &str)] = &[
     ("hwp_futex_enter_btf", "sys_enter"),
     ("hwp_futex_exit_btf", "sys_exit"),
