@@ -38,17 +38,20 @@ fn failed_entry(
 /// The headline: the first conclusive headline comparison of any group (else
 /// the first), else the pair matrix's verdict, else the first finding.
 fn headline(r: &Report) -> Option<String> {
-    let heads: Vec<(&str, &crate::report::schema::ComparisonResult)> = r
-        .groups
-        .iter()
-        .filter_map(|g| g.comparison.as_ref().map(|c| (g.label.as_str(), c)))
-        .collect();
+    let heads: Vec<&crate::report::schema::GroupResult> =
+        r.groups.iter().filter(|g| g.comparison.is_some()).collect();
     let pick = heads
         .iter()
-        .find(|(_, c)| c.verdict.conclusive)
+        .find(|g| g.comparison.as_ref().is_some_and(|c| c.verdict.conclusive))
         .or(heads.first());
-    if let Some((group, c)) = pick {
-        return Some(format!("{group}: {}", c.verdict.text));
+    if let Some(g) = pick {
+        let c = g.comparison.as_ref()?;
+        // An answer still open after the adaptive rounds says what was tried.
+        let rounds = g
+            .headline_rounds
+            .filter(|h| !c.verdict.conclusive && h.rounds > 0)
+            .map_or(String::new(), |h| format!(" ({h})"));
+        return Some(format!("{}: {}{rounds}", g.label, c.verdict.text));
     }
     if let Some(m) = &r.pair_matrix {
         return Some(m.verdict.clone());
