@@ -324,24 +324,37 @@ pub fn run(o: &GateOptions, interrupted: Arc<AtomicBool>) -> anyhow::Result<Gate
                     let share = r.interference.map(|i| i.share());
                     // A run bent by other work on the machine is not a sample
                     // of either side: it is recorded, not used, and run again.
-                    if let Some(sh) = share.filter(|&sh| sh > BENT_RUN_SHARE) {
-                        let why = format!(
+                    let discard = share.filter(|&sh| sh > BENT_RUN_SHARE).map(|sh| {
+                        format!(
                             "machine not quiet: {:.0}% of the CPUs' time went to other work while it ran (limit {:.0}%)",
                             sh * 100.0,
                             BENT_RUN_SHARE * 100.0
-                        );
-                        say(format!("{side} #{index}: discarded, {why}"));
-                        runs.push(RunRecord {
-                            side: side.into(),
-                            index,
-                            order,
-                            report: r.report.display().to_string(),
-                            values: names(&vals),
-                            wall_s: t.elapsed().as_secs_f64(),
-                            warmup: false,
-                            other_share: share,
-                            discarded: Some(why),
-                        });
+                        )
+                    });
+                    say(match &discard {
+                        Some(why) => format!("{side} #{index}: discarded, {why}"),
+                        None => format!(
+                            "{side} #{index}: {}",
+                            vals.iter()
+                                .zip(&o.metrics)
+                                .map(|(v, s)| format!("{} {v:.4}", s.name))
+                                .collect::<Vec<_>>()
+                                .join(", ")
+                        ),
+                    });
+                    let bent = discard.is_some();
+                    runs.push(RunRecord {
+                        side: side.into(),
+                        index,
+                        order,
+                        report: r.report.display().to_string(),
+                        values: names(&vals),
+                        wall_s: t.elapsed().as_secs_f64(),
+                        warmup: false,
+                        other_share: share,
+                        discarded: discard,
+                    });
+                    if bent {
                         discarded += 1;
                         if discarded > max {
                             stop = "not-quiet".into();
@@ -352,25 +365,6 @@ pub fn run(o: &GateOptions, interrupted: Arc<AtomicBool>) -> anyhow::Result<Gate
                     for (k, x) in vals.iter().enumerate() {
                         store[k].push(*x);
                     }
-                    say(format!(
-                        "{side} #{index}: {}",
-                        vals.iter()
-                            .zip(&o.metrics)
-                            .map(|(v, s)| format!("{} {v:.4}", s.name))
-                            .collect::<Vec<_>>()
-                            .join(", ")
-                    ));
-                    runs.push(RunRecord {
-                        side: side.into(),
-                        index,
-                        order,
-                        report: r.report.display().to_string(),
-                        values: names(&vals),
-                        wall_s: t.elapsed().as_secs_f64(),
-                        warmup: false,
-                        other_share: share,
-                        discarded: None,
-                    });
                 }
                 block_s = tb.elapsed().as_secs_f64();
                 let n = va[0].len().min(vb[0].len());

@@ -45,6 +45,9 @@ pub struct Produced {
     pub interference: Option<Interference>,
 }
 
+/// Windows shorter than this are not judged busy or quiet (see `Window::close`).
+const MIN_ACCOUNTED_WINDOW: Duration = Duration::from_millis(250);
+
 /// Whole-machine CPU accounting around a measured window: the machine's busy
 /// and steal time, less what this process, its waited-for children and
 /// (optionally) a running server's process group used.
@@ -76,6 +79,11 @@ impl Window {
     }
 
     fn close(self) -> Option<Interference> {
+        // /proc/stat counts in 10 ms ticks: a shorter window cannot say how
+        // busy the machine was (one stray tick of a 2-CPU, 50 ms window is 10%).
+        if self.start.elapsed() < MIN_ACCOUNTED_WINDOW {
+            return None;
+        }
         let after = cpu_time::sample(&self.cpus)?;
         let ours = Window::ours(self.group).saturating_sub(self.ours_ns);
         Some(cpu_time::interference(
