@@ -44,6 +44,9 @@ fn every_load_report_has_its_tails_with_intervals_or_refusals() {
 
 #[test]
 fn a_periodic_burst_run_reports_each_bursts_recovery() {
+    // Timing-sensitive (the generator keeps its schedule) or machine-filling:
+    // not beside the other load tests.
+    let _machine = exclusive();
     let tmp = tempfile::tempdir().unwrap();
     let sc = tmp.path().join("bursts.toml");
     std::fs::write(
@@ -86,6 +89,9 @@ fn a_periodic_burst_run_reports_each_bursts_recovery() {
 
 #[test]
 fn a_ramp_steps_geometrically_and_says_when_nothing_broke() {
+    // Timing-sensitive (the generator keeps its schedule) or machine-filling:
+    // not beside the other load tests.
+    let _machine = exclusive();
     let tmp = tempfile::tempdir().unwrap();
     let out = tmp.path().join("ramp");
     let o = run(&[
@@ -151,6 +157,9 @@ fn a_ramp_steps_geometrically_and_says_when_nothing_broke() {
 
 #[test]
 fn scaling_measures_what_fits_and_refuses_what_does_not() {
+    // Timing-sensitive (the generator keeps its schedule) or machine-filling:
+    // not beside the other load tests.
+    let _machine = exclusive();
     let tmp = tempfile::tempdir().unwrap();
     let out = tmp.path().join("scale");
     let o = run(&[
