@@ -22,6 +22,7 @@ if [ "$(uname -m)" = "x86_64" ]; then
     # hwloc for arm64 would need a multiarch libhwloc; the sysfs backend stands in.
     CARGO_TARGET_AARCH64_UNKNOWN_LINUX_GNU_LINKER=aarch64-linux-gnu-gcc \
     CARGO_TARGET_AARCH64_UNKNOWN_LINUX_GNU_RUNNER="qemu-aarch64 -L /usr/aarch64-linux-gnu" \
+    HWPROF_UNDER_EMULATION=1 \
       cargo test --target aarch64-unknown-linux-gnu --no-default-features --workspace --lib 2>&1 | tee -a "$log"
   else
     echo "test.sh: SKIPPED aarch64 tests: aarch64 Rust target, qemu-user or cross gcc missing" >&2
