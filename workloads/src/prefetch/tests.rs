@@ -99,6 +99,29 @@ fn scan_visits_fresh_nodes_and_prefetch_does_not_change_the_walk() {
     assert_eq!(walk(8), plain, "prefetching changed where the walk goes");
 }
 
+/// One group whose sweep variants take `ns(series, x)` ns per access (None:
+/// not measured).
+fn group(
+    vars: &[crate::experiment::Variant],
+    ns: impl Fn(&str, f64) -> Option<f64>,
+    ratios: Vec<crate::findings::RatioOutcome>,
+) -> GroupOutcome {
+    GroupOutcome {
+        label: "compact x1".into(),
+        cpus: vec![0],
+        pair_class: None,
+        cpu_node: Some(0),
+        variants: vars
+            .iter()
+            .filter_map(|v| {
+                let p = v.point.as_ref()?;
+                Some(outcome(&v.name, ns(&p.series, p.x)?))
+            })
+            .collect(),
+        ratios,
+    }
+}
+
 fn outcome(name: &str, ns: f64) -> crate::findings::VariantOutcome {
     let e = Estimate {
         median: ns,
@@ -202,25 +225,17 @@ fn knees_are_found_and_checked_against_the_declared_caches() {
         ..facts()
     };
     let vars = Prefetch.variants(&declared).unwrap();
-    let g = GroupOutcome {
-        label: "compact x1".into(),
-        cpus: vec![0],
-        pair_class: None,
-        cpu_node: Some(0),
-        variants: vars
-            .iter()
-            .map(|v| {
-                let p = v.point.as_ref().unwrap();
-                let ns = match p.series.as_ref() {
-                    "seq" => 0.8,
-                    "stride" => 1.5,
-                    "random" => lat(p.x as u64),
-                    _ => 50.0,
-                };
-                outcome(&v.name, ns)
+    let g = group(
+        &vars,
+        |series, x| {
+            Some(match series {
+                "seq" => 0.8,
+                "stride" => 1.5,
+                "random" => lat(x as u64),
+                _ => 50.0,
             })
-            .collect(),
-        ratios: vec![crate::findings::RatioOutcome {
+        },
+        vec![crate::findings::RatioOutcome {
             treatment: "list-pf0".into(),
             baseline: "list-pf8".into(),
             ratio: Estimate {
@@ -229,7 +244,7 @@ fn knees_are_found_and_checked_against_the_declared_caches() {
                 hi: 2.7,
             },
         }],
-    };
+    );
     // No page record: the 2 MiB series (flat here) attributes nothing.
     let f = super::interpret::interpret(&declared, &[g], &HashMap::new());
     let text = f.verdict.join("\n");
@@ -336,27 +351,17 @@ fn knees_on_both_page_sizes_are_caches_and_the_rest_is_the_tlb() {
         ..facts()
     };
     let vars = Prefetch.variants(&declared).unwrap();
-    let g = GroupOutcome {
-        label: "compact x1".into(),
-        cpus: vec![0],
-        pair_class: None,
-        cpu_node: Some(0),
-        variants: vars
-            .iter()
-            .filter_map(|v| {
-                let p = v.point.as_ref()?;
-                let ns = match p.series.as_ref() {
-                    "random" => base(p.x as u64),
-                    "random-2M" => huge(p.x as u64),
-                    "seq" => 0.8,
-                    "stride" => 1.5,
-                    _ => return None,
-                };
-                Some(outcome(&v.name, ns))
-            })
-            .collect(),
-        ratios: vec![],
-    };
+    let g = group(
+        &vars,
+        |series, x| match series {
+            "random" => Some(base(x as u64)),
+            "random-2M" => Some(huge(x as u64)),
+            "seq" => Some(0.8),
+            "stride" => Some(1.5),
+            _ => None,
+        },
+        vec![],
+    );
     let mut backing: HashMap<u64, Backing> = vars
         .iter()
         .filter(|v| v.point.as_ref().unwrap().series == "random-2M")
