@@ -48,9 +48,10 @@ run_one() { # condition
   [ "$cond" = alone ] || { kill -INT "$tracer" 2>/dev/null || true; wait "$tracer" 2>/dev/null || true; }
   local ops
   ops=$(awk '/ops_per_sec/{print $2}' "$out")
-  # Futex calls per op, from hwprof's counts over its window (the target's whole run).
+  # Futex calls per op, from hwprof's counts over its window (the target's whole
+  # run); futex-blocked sees only the waits that slept, so it does not count.
   if [ -s "$json" ]; then
-    jq -r --arg ops "$ops" '.duration_s as $d | (.probes.futex // empty) | (.total_waits + .total_wakes) / ($d * ($ops | tonumber))' "$json" >>"$calls_per_op" || true
+    jq -r --arg ops "$ops" '.duration_s as $d | (.probes.futex // empty) | select(.seen_from == "syscalls") | (.total_waits + .total_wakes) / ($d * ($ops | tonumber))' "$json" >>"$calls_per_op" || true
   fi
   echo "$ops"
   rm -f "$out" "$json"
@@ -66,15 +67,42 @@ for r in $(seq "$reps"); do
     echo "rep $r $cond ops_per_sec $v" >&2
   done
 done
-median() { tr ' ' '\n' | grep -v '^$' | sort -n | awk '{a[NR]=$1} END {print (NR%2) ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2}'; }
-base=$(echo "${results[alone]}" | median)
-cpo=$(tr ' ' '\n' <"$calls_per_op" | median || true)
+# Per condition: the median of its runs, and the paired figure: each repetition
+# ran every condition back to back, so the ratio to the same repetition's
+# "alone" run cancels the machine's drift; its median with a distribution-free
+# 95% CI (order statistics of the binomial sign test).
+cpo=$(tr ' ' '\n' <"$calls_per_op" | grep -v '^$' | sort -n | awk '{a[NR]=$1} END {if (NR) print (NR%2) ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2}' || true)
 rm -f "$calls_per_op"
-for cond in $conditions; do
-  m=$(echo "${results[$cond]}" | median)
-  awk -v c="$cond" -v m="$m" -v b="$base" -v all="${results[$cond]}" -v cpo="${cpo:-0}" \
-    'BEGIN { printf "%-14s median %.0f ops/s (%+.1f%% vs alone)", c, m, 100*(m-b)/b;
-             if (c != "alone" && cpo > 0) printf ", %.0f ns per futex call", (1 - m/b) * 1e9 / (m * cpo);
-             printf "  runs:%s\n", all }'
-done
-[ -z "${cpo:-}" ] || echo "futex calls per op (hwprof's counts): $cpo" 
+for cond in $conditions; do echo "$cond ${results[$cond]}"; done | python3 -c '
+import sys, math
+cpo = float(sys.argv[1] or 0)
+runs = {}
+order = []
+for line in sys.stdin:
+    c, *v = line.split()
+    runs[c] = [float(x) for x in v]
+    order.append(c)
+def median(v):
+    v = sorted(v); n = len(v)
+    return v[n // 2] if n % 2 else (v[n // 2 - 1] + v[n // 2]) / 2
+def median_ci(v):
+    # Largest k with P(Binomial(n, 1/2) < k) <= 2.5%: the CI is [v(k), v(n-k+1)].
+    v = sorted(v); n = len(v); k = 0; acc = 0.0
+    while True:
+        acc += math.comb(n, k) / 2 ** n
+        if acc > 0.025: break
+        k += 1
+    return (v[k - 1], v[n - k]) if k >= 1 else (float("nan"), float("nan"))
+base = runs.get("alone")
+for c in order:
+    m = median(runs[c])
+    line = f"{c:<22} median {m:.0f} ops/s"
+    if base and c != "alone":
+        r = [x / b for x, b in zip(runs[c], base)]
+        rm = median(r); lo, hi = median_ci(r)
+        line += f", paired vs alone {100 * (rm - 1):+.1f}% (95% CI {100 * (lo - 1):+.1f}% .. {100 * (hi - 1):+.1f}%)"
+        if cpo > 0:
+            line += f", {(1 - rm) * 1e9 / (rm * median(base) * cpo):.0f} ns per futex call"
+    print(line + "  runs: " + " ".join(f"{x:.0f}" for x in runs[c]))
+' "${cpo:-}"
+[ -z "${cpo:-}" ] || echo "futex calls per op (hwprof's counts): $cpo"

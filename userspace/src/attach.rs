@@ -25,6 +25,8 @@ pub struct AttachOptions {
     pub uprobes: Vec<String>,
     pub duration: f64,
     pub frequency: u64,
+    /// Time hwprof's own programs (`--probe-cost`).
+    pub probe_cost: bool,
     pub json: bool,
     pub out: Option<PathBuf>,
     /// Serve the probes' figures live at http://ADDR/metrics.
@@ -129,6 +131,7 @@ pub fn run(o: &AttachOptions, interrupted: &AtomicBool) -> anyhow::Result<Attach
         probes,
         uprobes,
         frequency: o.frequency,
+        cost: o.probe_cost,
     };
     let mut session = Session::start(&opts, &pairs).map_err(|e| match e {
         crate::probes::StartError::Unavailable(m) => usage(m),

@@ -512,6 +512,9 @@ pub struct AttachArgs {
     /// Sampling frequency of the profile probe, Hz (1 to 10000).
     #[arg(long, default_value_t = 99, allow_negative_numbers = true, value_parser = parse_frequency)]
     pub frequency: u64,
+    /// Time hwprof's own eBPF programs (kernel BPF statistics, Linux 5.8): ns per traced event and CPU share, in the report. Adds two clock reads to every program run.
+    #[arg(long)]
+    pub probe_cost: bool,
     /// Print one JSON document on stdout.
     #[arg(long)]
     pub json: bool,

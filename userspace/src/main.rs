@@ -93,6 +93,7 @@ fn dispatch(cli: Cli, interrupted: Arc<AtomicBool>) -> anyhow::Result<ExitCode> 
                     uprobes: a.uprobe,
                     duration: a.duration,
                     frequency: a.frequency,
+                    probe_cost: a.probe_cost,
                     json: a.json,
                     out: a.out,
                     metrics: a.metrics,

@@ -82,6 +82,10 @@ pub struct ThreadStats {
     pub last_on: u64,
     pub last_off: u64,
     pub last_wakeup: u64,
+    /// Internal: the thread's futex call in flight (ts 0: none). Kept here
+    /// rather than in a map of its own: the thread's entry is looked up
+    /// anyway, and every map operation is on the traced code's path.
+    pub futex: FutexStart,
 }
 
 /// A migration of a tracked thread between two CPUs.
@@ -114,6 +118,11 @@ pub struct FutexStackKey {
 /// Futex waits shorter than this are not stack-walked (an uncontended
 /// return costs the target less that way).
 pub const FUTEX_STACK_MIN_NS: u64 = 10_000;
+/// One wait in this many (chosen at random) is stack-walked, its time counted
+/// this many times over: a user stack walk costs more than the rest of the
+/// probe's work per wait, and which code waits on a hot word shows in a
+/// sample as well as in every wait.
+pub const FUTEX_STACK_EVERY: u32 = 8;
 
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -128,7 +137,7 @@ pub struct FutexStats {
     pub waiter_mask: u64,
 }
 
-/// A futex call in flight on one thread.
+/// A futex call in flight on one thread (in its [`ThreadStats`]).
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct FutexStart {
@@ -136,6 +145,11 @@ pub struct FutexStart {
     pub ts: u64,
     pub op: u32,
     pub tgid: u32,
+    /// `futex-blocked` only: the user stack taken when the thread went to
+    /// sleep (the waiting code), -1 when the walk failed, -2 when this wait
+    /// was not in the stack sample.
+    pub user_stack: i32,
+    pub _pad: u32,
 }
 
 /// A kernel lock contention in flight on one thread.
@@ -218,6 +232,7 @@ pub mod fields {
     pub const SCHED_SWITCH_PREV_STATE: Field = f("sched/sched_switch", "prev_state", 32, 8);
     pub const SCHED_SWITCH_NEXT_PID: Field = f("sched/sched_switch", "next_pid", 56, 4);
     pub const SCHED_WAKEUP_PID: Field = f("sched/sched_wakeup", "pid", 24, 4);
+    pub const SCHED_WAKING_PID: Field = f("sched/sched_waking", "pid", 24, 4);
     pub const SCHED_WAKEUP_NEW_PID: Field = f("sched/sched_wakeup_new", "pid", 24, 4);
     pub const SCHED_MIGRATE_PID: Field = f("sched/sched_migrate_task", "pid", 12, 4);
     pub const SCHED_MIGRATE_ORIG_CPU: Field = f("sched/sched_migrate_task", "orig_cpu", 20, 4);
@@ -240,6 +255,7 @@ pub mod fields {
         SCHED_SWITCH_PREV_STATE,
         SCHED_SWITCH_NEXT_PID,
         SCHED_WAKEUP_PID,
+        SCHED_WAKING_PID,
         SCHED_WAKEUP_NEW_PID,
         SCHED_MIGRATE_PID,
         SCHED_MIGRATE_ORIG_CPU,

@@ -112,6 +112,15 @@ pub(crate) fn hist(slot: u32, v: u64) {
     }
 }
 
+/// The stats of `tid` if it is tracked: one lookup once its entry exists.
+#[inline(always)]
+pub(crate) fn tracked_stats(tid: u32) -> Option<*mut ThreadStats> {
+    if let Some(p) = THREADS.get_ptr_mut(&tid) {
+        return Some(p);
+    }
+    thread_stats(tid, tracked(tid)?)
+}
+
 #[inline(always)]
 pub(crate) fn thread_stats(tid: u32, tgid: u32) -> Option<*mut ThreadStats> {
     if let Some(p) = THREADS.get_ptr_mut(&tid) {

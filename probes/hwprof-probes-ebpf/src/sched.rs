@@ -34,8 +34,9 @@ pub fn hwp_sched_switch(ctx: TracePointContext) -> u32 {
                 }
                 (*s).last_off = ts;
                 (*s).switches += 1;
-                // Still runnable: preempted, and waiting on the run queue from now.
-                if prev_state == 0 {
+                // Still runnable (no sleep state bits; TASK_REPORT_MAX marks a
+                // preemption in the kernel): waiting on the run queue from now.
+                if prev_state & (crate::futex::PREEMPTED_STATE - 1) == 0 {
                     (*s).preempted += 1;
                     (*s).last_wakeup = ts;
                 }

@@ -58,6 +58,7 @@ pub fn execute(
             probes: plan.probes.clone(),
             uprobes: vec![],
             frequency: 99,
+            cost: false,
         };
         match Session::start(&opts, &[]) {
             Ok(s) => Some(Arc::new(Mutex::new(s))),

@@ -387,6 +387,7 @@ pub fn run(o: &LoadOptions, interrupted: Arc<AtomicBool>) -> anyhow::Result<outp
                     probes: probe_kinds.clone(),
                     uprobes: vec![],
                     frequency: 99,
+                    cost: false,
                 };
                 match crate::probes::Session::start(&opts, &threads) {
                     Ok(s) => probe_session = Some((s, pid)),

@@ -70,6 +70,7 @@ impl<'a> dyn Probe + 'a {
 pub static PROBES: &[&dyn Probe] = &[
     &sched::Sched,
     &futex::Futex,
+    &futex::FutexBlocked,
     &locks::Locks,
     &memory::Memory,
     &profile::Profile,
@@ -105,7 +106,11 @@ impl ProbeKind {
     /// `sched,futex`, or `all`.
     pub fn parse_list(text: &str) -> Result<Vec<ProbeKind>, String> {
         if text == "all" {
-            return Ok(Self::all());
+            // Every probe but futex-blocked: futex sees the same waits and more.
+            return Ok(Self::all()
+                .into_iter()
+                .filter(|k| k.name() != "futex-blocked")
+                .collect());
         }
         let mut v = Vec::new();
         for part in text.split(',').map(str::trim) {
@@ -126,6 +131,10 @@ impl ProbeKind {
                 v.push(k);
             }
         }
+        let has = |n: &str| v.iter().any(|k| k.name() == n);
+        if has("futex") && has("futex-blocked") {
+            return Err("futex and futex-blocked fill the same report (one from the futex syscalls, one from the scheduler): pick one".into());
+        }
         Ok(v)
     }
 }
@@ -137,6 +146,76 @@ pub struct ProbeOptions {
     pub uprobes: Vec<UprobeSpec>,
     /// Sampling frequency of the profile probe (Hz).
     pub frequency: u64,
+    /// Time hwprof's own programs (the kernel's BPF run-time statistics):
+    /// what each traced event costs, in the report's `cost`.
+    pub cost: bool,
+}
+
+/// What hwprof's own programs cost while attached, from the kernel's BPF
+/// run-time statistics (BPF_ENABLE_STATS): time inside the programs only, not
+/// the tracepoint's own dispatch nor the syscall slow path a syscall
+/// tracepoint puts every syscall through (the self-benchmark measures those).
+#[derive(Debug, Clone, Serialize, Default, PartialEq)]
+pub struct ProbeCost {
+    pub source: String,
+    pub programs: Vec<ProgramCost>,
+    pub runs: u64,
+    pub run_ns: u64,
+    /// Mean time per program run (per traced event).
+    pub ns_per_run: f64,
+    /// run_ns over the attached time: the share of one CPU the programs took.
+    pub cpu_share: f64,
+}
+
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct ProgramCost {
+    pub program: String,
+    pub runs: u64,
+    pub run_ns: u64,
+    pub ns_per_run: f64,
+}
+
+impl ProbeCost {
+    pub fn new(mut programs: Vec<ProgramCost>, duration_s: f64) -> ProbeCost {
+        programs.sort_by(|a, b| b.run_ns.cmp(&a.run_ns).then(a.program.cmp(&b.program)));
+        let runs = programs.iter().map(|p| p.runs).sum();
+        let run_ns = programs.iter().map(|p| p.run_ns).sum();
+        ProbeCost {
+            source: "probe (kernel BPF run-time statistics)".into(),
+            runs,
+            run_ns,
+            ns_per_run: if runs == 0 { 0.0 } else { run_ns as f64 / runs as f64 },
+            cpu_share: if duration_s > 0.0 {
+                run_ns as f64 / (duration_s * 1e9)
+            } else {
+                0.0
+            },
+            programs,
+        }
+    }
+
+    /// One line for people, the costliest programs first.
+    pub fn line(&self) -> String {
+        let top: Vec<String> = self
+            .programs
+            .iter()
+            .filter(|p| p.runs > 0)
+            .take(4)
+            .map(|p| format!("{} {:.0} ns x {}", p.program, p.ns_per_run, p.runs))
+            .collect();
+        format!(
+            "probe cost (kernel BPF statistics): {} program runs, {:.0} ns each on average, {:.1} ms in all ({:.2}% of one CPU){}",
+            self.runs,
+            self.ns_per_run,
+            self.run_ns as f64 / 1e6,
+            self.cpu_share * 100.0,
+            if top.is_empty() {
+                String::new()
+            } else {
+                format!("; {}", top.join(", "))
+            }
+        )
+    }
 }
 
 /// Everything the probes report, all tagged `source: probe`.
@@ -165,6 +244,9 @@ pub struct ProbesReport {
     /// the overhead depends on it.
     #[serde(default)]
     pub attached: Vec<String>,
+    /// What the probes' programs cost (with `--probe-cost`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cost: Option<ProbeCost>,
 }
 
 impl ProbesReport {
@@ -177,6 +259,9 @@ impl ProbesReport {
                 "uprobe {}:{} (probe): {} calls, mean {} ns, p99 <= {} ns",
                 u.binary, u.symbol, u.calls, u.mean_ns, u.latency.p99_ns_le
             ));
+        }
+        if let Some(c) = &self.cost {
+            v.push(c.line());
         }
         v
     }
@@ -274,7 +359,16 @@ mod tests {
             names(ProbeKind::parse_list("futex,sched,futex").unwrap()),
             ["futex", "sched"]
         );
-        assert_eq!(ProbeKind::parse_list("all").unwrap().len(), PROBES.len());
+        let all = names(ProbeKind::parse_list("all").unwrap());
+        assert_eq!(all.len(), PROBES.len() - 1);
+        assert!(all.contains(&"futex") && !all.contains(&"futex-blocked"));
+        assert_eq!(
+            names(ProbeKind::parse_list("sched,futex-blocked").unwrap()),
+            ["sched", "futex-blocked"]
+        );
+        // The two futex probes share their maps: one at a time.
+        let e = ProbeKind::parse_list("futex,futex-blocked").unwrap_err();
+        assert!(e.contains("pick one"), "{e}");
         assert!(ProbeKind::parse_list("kprobe").is_err());
     }
 }

@@ -102,6 +102,9 @@ pub struct Session {
     attached: Vec<String>,
     /// The kernel's BTF, read once when a probe wants BTF raw tracepoints.
     btf: Option<Result<Btf, String>>,
+    /// Held while `--probe-cost` has the kernel time every BPF program run
+    /// (it stops when the fd closes, with the session).
+    run_time_stats: Option<std::os::fd::OwnedFd>,
 }
 
 /// Delay events kept in memory at most (32 B each: 64 MiB).
@@ -142,7 +145,16 @@ impl Session {
             events_over: 0,
             attached: Vec::new(),
             btf: None,
+            run_time_stats: None,
         };
+        if opts.cost {
+            match aya::sys::enable_stats(aya::sys::Stats::RunTime) {
+                Ok(fd) => s.run_time_stats = Some(fd),
+                Err(e) => s.warnings.push(format!(
+                    "--probe-cost: the probes' cost is not measured: BPF_ENABLE_STATS failed ({e}); it needs Linux 5.8 and CAP_SYS_ADMIN, or `sysctl kernel.bpf_stats_enabled=1`"
+                )),
+            }
+        }
         for &(tid, tgid) in threads {
             s.track(tid, tgid);
         }
@@ -412,6 +424,23 @@ impl Session {
             attached: self.attached.clone(),
             ..Default::default()
         };
+        if self.run_time_stats.is_some() {
+            let programs = self
+                .ebpf
+                .programs()
+                .filter_map(|(name, p)| {
+                    let info = p.info().ok()?;
+                    let runs = info.run_count();
+                    (runs > 0).then(|| super::ProgramCost {
+                        program: name.to_string(),
+                        runs,
+                        run_ns: info.run_time().as_nanos() as u64,
+                        ns_per_run: info.run_time().as_nanos() as f64 / runs as f64,
+                    })
+                })
+                .collect();
+            report.cost = Some(super::ProbeCost::new(programs, ctx.duration_s));
+        }
         let maps = Maps {
             ebpf: &self.ebpf,
             names: &self.names,

@@ -20,6 +20,27 @@ pub const BTF_PROGRAMS: &[(&str, &str)] = &[
     ("hwp_futex_enter_btf", "sys_enter"),
     ("hwp_futex_exit_btf", "sys_exit"),
 ];
+/// `futex-blocked`: the same maps filled from the scheduler's events. A
+/// tracked thread going to sleep with its saved registers in a futex wait
+/// starts a wait; switched back in, it ends it; woken from inside a futex wake,
+/// the wake is counted. No syscall hook, so no syscall of any task takes the
+/// tracing slow path: the low-overhead way for lock-heavy targets, at the
+/// price of not seeing waits that never slept nor wake calls that woke nobody.
+pub const BLOCKED_PROGRAMS: &[(&str, &str, &str)] = &[
+    ("hwp_futex_blocked_switch", "sched", "sched_switch"),
+    ("hwp_futex_blocked_waking", "sched", "sched_waking"),
+];
+
+/// Where a futex report's figures come from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum SeenFrom {
+    /// sys_enter/sys_exit of futex: every wait and wake call, sleeping or not.
+    Syscalls,
+    /// sched_switch/sched_waking: waits that slept (from the switch-out to
+    /// the switch back in) and wakeups of waiting threads from futex wakes.
+    Scheduler,
+}
 
 #[derive(Debug, Clone, Serialize, PartialEq)]
 pub struct AddressReport {
@@ -49,6 +70,9 @@ pub struct WaitStack {
 
 #[derive(Debug, Clone, Serialize, PartialEq)]
 pub struct Report {
+    /// `syscalls` (probe `futex`) or `scheduler` (probe `futex-blocked`: waits
+    /// that slept only; `wakes` are wakeups of waiting threads).
+    pub seen_from: SeenFrom,
     pub total_waits: u64,
     pub total_wait_ns: u64,
     pub total_wakes: u64,
@@ -106,8 +130,36 @@ const INFO: super::ProbeInfo = super::ProbeInfo {
     btf_tracepoints: BTF_PROGRAMS,
 };
 
+const BLOCKED_INFO: super::ProbeInfo = super::ProbeInfo {
+    name: "futex-blocked",
+    summary: "futex waits that slept, per word, from sched_switch/sched_waking: no syscall hook, lower overhead; misses waits that never slept",
+    tracepoints: BLOCKED_PROGRAMS,
+    btf_tracepoints: &[],
+};
+
 /// The `futex` probe (registered in [`super::PROBES`]).
 pub struct Futex;
+
+/// The `futex-blocked` probe: `futex`'s report from the scheduler's events
+/// (registered in [`super::PROBES`]; the two share their maps, so one of them
+/// runs at a time).
+pub struct FutexBlocked;
+
+impl super::Probe for FutexBlocked {
+    fn info(&self) -> &'static super::ProbeInfo {
+        &BLOCKED_INFO
+    }
+    #[cfg(hwprof_probes)]
+    fn collect(&self, c: &mut super::session::Collect<'_>) {
+        collect(c, SeenFrom::Scheduler);
+    }
+    fn render(&self, report: &super::ProbesReport) -> Vec<String> {
+        match &report.futex {
+            Some(f) if f.seen_from == SeenFrom::Scheduler => render(f),
+            _ => vec![],
+        }
+    }
+}
 
 impl super::Probe for Futex {
     fn info(&self) -> &'static super::ProbeInfo {
@@ -115,6 +167,20 @@ impl super::Probe for Futex {
     }
     #[cfg(hwprof_probes)]
     fn collect(&self, c: &mut super::session::Collect<'_>) {
+        collect(c, SeenFrom::Syscalls);
+    }
+    fn render(&self, report: &super::ProbesReport) -> Vec<String> {
+        match &report.futex {
+            Some(f) if f.seen_from == SeenFrom::Syscalls => render(f),
+            _ => vec![],
+        }
+    }
+}
+
+/// Read the futex maps (filled by either probe) into the report.
+#[cfg(hwprof_probes)]
+fn collect(c: &mut super::session::Collect<'_>, seen_from: SeenFrom) {
+    {
         let (maps, report) = (c.maps, &mut *c.report);
         use crate::symbols::Symbolizer;
         use hwprof_probes_common::{FutexKey, FutexStackKey, FutexStats, HIST_FUTEX_WAIT};
@@ -174,6 +240,7 @@ impl super::Probe for Futex {
             .collect();
         let total_wait_ns = entries.iter().map(|e| e.1.wait_ns).sum();
         report.futex = Some(Report {
+            seen_from,
             total_waits: entries.iter().map(|e| e.1.waits).sum(),
             total_wait_ns,
             total_wakes: entries.iter().map(|e| e.1.wakes).sum(),
@@ -182,47 +249,56 @@ impl super::Probe for Futex {
             wait_time: Log2Hist::from_counts(&maps.hist(HIST_FUTEX_WAIT)),
         });
     }
-    fn render(&self, report: &super::ProbesReport) -> Vec<String> {
-        let mut v = Vec::new();
-        if let Some(f) = &report.futex {
-            v.push(format!(
+}
+
+/// The futex section in lines for people.
+fn render(f: &Report) -> Vec<String> {
+    let mut v = Vec::new();
+    {
+        v.push(match f.seen_from {
+            SeenFrom::Syscalls => format!(
                 "futex (probe): {} waits, {} waiting, {} wakes",
                 f.total_waits,
                 crate::text::ms(f.total_wait_ns),
                 f.total_wakes
+            ),
+            SeenFrom::Scheduler => format!(
+                "futex (probe, from the scheduler): {} waits that slept, {} asleep or queued, {} wakeups by futex wakes",
+                f.total_waits,
+                crate::text::ms(f.total_wait_ns),
+                f.total_wakes
+            ),
+        });
+        for a in f.top.iter().take(5) {
+            v.push(format!(
+                "  {} {}: {} waits, {} total, max {}, {} waiter(s), {} wakes",
+                a.uaddr,
+                a.resolved.as_ref().map_or(String::new(), |x| x.describe()),
+                a.waits,
+                crate::text::ms(a.wait_ns),
+                crate::text::ms(a.max_wait_ns),
+                a.waiting_threads,
+                a.wakes
             ));
-            for a in f.top.iter().take(5) {
-                v.push(format!(
-                    "  {} {}: {} waits, {} total, max {}, {} waiter(s), {} wakes",
-                    a.uaddr,
-                    a.resolved.as_ref().map_or(String::new(), |x| x.describe()),
-                    a.waits,
-                    crate::text::ms(a.wait_ns),
-                    crate::text::ms(a.max_wait_ns),
-                    a.waiting_threads,
-                    a.wakes
-                ));
-            }
-            // The waiting code of the most waited-on word.
-            if let Some(st) = f.top.first().and_then(|a| a.stacks.first()) {
-                let code: Vec<&str> = st
-                    .frames
-                    .iter()
-                    .map(String::as_str)
-                    .filter(|f| !f.starts_with("0x"))
-                    .take(4)
-                    .collect();
-                if !code.is_empty() {
-                    v.push(format!("  waited on from: {}", code.join(" ← ")));
-                }
-            }
-            if let Some(f) = &f.finding {
-                v.push(format!("finding: {f}"));
+        }
+        // The waiting code of the most waited-on word.
+        if let Some(st) = f.top.first().and_then(|a| a.stacks.first()) {
+            let code: Vec<&str> = st
+                .frames
+                .iter()
+                .map(String::as_str)
+                .filter(|f| !f.starts_with("0x"))
+                .take(4)
+                .collect();
+            if !code.is_empty() {
+                v.push(format!("  waited on from: {}", code.join(" ← ")));
             }
         }
-
-        v
+        if let Some(f) = &f.finding {
+            v.push(format!("finding: {f}"));
+        }
     }
+    v
 }
 
 #[cfg(test)]
