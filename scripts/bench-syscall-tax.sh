@@ -2,8 +2,9 @@
 # What a futex probe costs processes it does NOT trace: a getppid() loop on
 # CPU 1 (ns per syscall), while nothing is attached, while `hwprof attach
 # --probes futex` traces a contended-mutex target with the classic syscall
-# tracepoints (the default), and with BTF raw tracepoints (HWPROF_PROBES_BTF=1:
-# they run for every syscall of every process). Interleaved, REPS times. Root.
+# tracepoints (the default), with BTF raw tracepoints (HWPROF_PROBES_BTF=1:
+# they run for every syscall of every process), and with `--probes
+# futex-blocked` (no syscall hook at all). Interleaved, REPS times. Root.
 #   scripts/bench-syscall-tax.sh [REPS]
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -30,7 +31,7 @@ target=target/release/hwprof-probe-target
 hwprof=target/release/hwprof
 declare -A results
 for r in $(seq "$reps"); do
-  for cond in none classic btf; do
+  for cond in none classic btf blocked; do
     out=$(mktemp)
     "$target" mutex 2 30 >"$out" &
     tpid=$!
@@ -40,6 +41,7 @@ for r in $(seq "$reps"); do
       none) ;;
       classic) "$hwprof" attach --pid "$pid" --probes futex --duration 25 >/dev/null 2>&1 & ;;
       btf) HWPROF_PROBES_BTF=1 "$hwprof" attach --pid "$pid" --probes futex --duration 25 >/dev/null 2>&1 & ;;
+      blocked) "$hwprof" attach --pid "$pid" --probes futex-blocked --duration 25 >/dev/null 2>&1 & ;;
     esac
     tracer=$!
     sleep 1.5
@@ -54,7 +56,7 @@ for r in $(seq "$reps"); do
 done
 median() { tr ' ' '\n' | grep -v '^$' | sort -n | awk '{a[NR]=$1} END {print (NR%2) ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2}'; }
 base=$(echo "${results[none]}" | median)
-for cond in none classic btf; do
+for cond in none classic btf blocked; do
   m=$(echo "${results[$cond]}" | median)
   awk -v c="$cond" -v m="$m" -v b="$base" -v all="${results[$cond]}" \
     'BEGIN { printf "%-8s median %.1f ns per getppid (%+.1f ns)  runs:%s\n", c, m, m - b, all }'

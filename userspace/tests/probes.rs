@@ -219,6 +219,109 @@ fn futex_waits_agree_with_bpftrace_and_resolve_to_the_static() {
     }
 }
 
+/// Count futex waits of `pid` that slept, with bpftrace: a wait call (syscall
+/// tracepoints) in which the thread was switched out asleep (sched_switch),
+/// once per call. Returns (count, seconds) as [`bpftrace_futex_waits`].
+fn bpftrace_futex_waits_that_slept(pid: u32, secs: u32) -> Option<(f64, f64)> {
+    let prog = format!(
+        "BEGIN {{ @start = nsecs; }} \
+         tracepoint:syscalls:sys_enter_futex /pid == {pid} && {FUTEX_WAIT_OPS}/ {{ @in[tid] = 1; }} \
+         tracepoint:syscalls:sys_exit_futex /@in[tid]/ {{ delete(@in[tid]); }} \
+         tracepoint:sched:sched_switch /@in[args->prev_pid] == 1 && (args->prev_state & 255) != 0/ {{ @slept = count(); @in[args->prev_pid] = 2; }} \
+         interval:s:{secs} {{ printf(\"window_ns: %llu\\n\", nsecs - @start); clear(@in); exit(); }}"
+    );
+    let out = Command::new("bpftrace")
+        .arg("-e")
+        .arg(&prog)
+        .output()
+        .ok()?;
+    let text = String::from_utf8_lossy(&out.stdout);
+    let n = text
+        .lines()
+        .find_map(|l| l.strip_prefix("@slept: ")?.trim().parse::<f64>().ok())?;
+    let window_ns = text
+        .lines()
+        .find_map(|l| l.strip_prefix("window_ns: ")?.trim().parse::<f64>().ok())?;
+    Some((n, window_ns / 1e9))
+}
+
+/// `futex-blocked` takes the futex report from the scheduler alone: its waits
+/// that slept agree with bpftrace's count of the same (syscall and switch
+/// tracepoints together), over the same window, and name the same lock and
+/// code; `--probe-cost` times its programs.
+#[test]
+fn futex_waits_from_the_scheduler_agree_with_bpftrace() {
+    if !ready() {
+        return;
+    }
+    let _m = MACHINE.lock().unwrap_or_else(|e| e.into_inner());
+    let t = start_target(&["mutex", "4", "12"]);
+    let pid = t.pid;
+    let bt = std::thread::spawn(move || bpftrace_futex_waits_that_slept(pid, 4));
+    let v = attach(
+        pid,
+        &[
+            "--probes",
+            "futex-blocked",
+            "--probe-cost",
+            "--duration",
+            "4",
+        ],
+    );
+    let (bt_slept, bt_secs) = bt.join().unwrap().expect("bpftrace ran");
+    let f = &v["probes"]["futex"];
+    assert_eq!(f["seen_from"], "scheduler", "{f}");
+    let top = &f["top"][0];
+    assert!(
+        top["resolved"]["symbol"]
+            .as_str()
+            .unwrap_or("")
+            .contains("CONTENDED_LOCK"),
+        "top futex {top}"
+    );
+    let inner = top["stacks"][0]["frames"][0].as_str().unwrap_or("0x");
+    assert!(
+        !inner.starts_with("0x"),
+        "no symbolised waiting code: {top}"
+    );
+    let ours = f["total_waits"].as_f64().unwrap() / v["duration_s"].as_f64().unwrap();
+    let theirs = bt_slept / bt_secs;
+    eprintln!("futex waits that slept: hwprof (scheduler) {ours:.0}/s, bpftrace {theirs:.0}/s");
+    assert!(
+        ours > 100.0,
+        "a contended mutex's waiters sleep often: {ours}/s"
+    );
+    assert!(
+        close(ours, theirs, RATE_TOLERANCE),
+        "hwprof (scheduler) {ours:.0}/s vs bpftrace {theirs:.0}/s"
+    );
+    // Wakes seen from the waker's side: about one per wait that slept.
+    let wakes = f["total_wakes"].as_f64().unwrap();
+    assert!(
+        wakes > 0.5 * f["total_waits"].as_f64().unwrap(),
+        "wakeups by futex wakes: {f}"
+    );
+    // No syscall tracepoint was attached.
+    let attached = v["probes"]["attached"].to_string();
+    assert!(
+        attached.contains("sched:sched_switch") && !attached.contains("syscalls:"),
+        "{attached}"
+    );
+    let cost = &v["probes"]["cost"];
+    let switch = cost["programs"]
+        .as_array()
+        .unwrap_or_else(|| panic!("no probe cost: {}", v["probes"]["warnings"]))
+        .iter()
+        .find(|p| p["program"] == "hwp_futex_blocked_switch")
+        .unwrap_or_else(|| panic!("{cost}"));
+    assert!(switch["runs"].as_u64().unwrap() > 100, "{switch}");
+    let ns = switch["ns_per_run"].as_f64().unwrap();
+    assert!(ns > 0.0 && ns < 1e6, "{switch}");
+    let share = cost["cpu_share"].as_f64().unwrap();
+    assert!(share > 0.0 && share < 1.0, "{cost}");
+    eprintln!("probe cost: {cost}");
+}
+
 #[test]
 fn stress_ng_futex_contention_is_named_and_agrees() {
     if !ready() {

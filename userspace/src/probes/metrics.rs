@@ -220,6 +220,7 @@ mod tests {
     fn futex_labels_are_bounded_stable_and_monotonic() {
         let c = ProbesCollector::default();
         let report = |top: Vec<AddressReport>, total: u64| Report {
+            seen_from: crate::probes::futex::SeenFrom::Syscalls,
             total_waits: 0,
             total_wait_ns: total,
             total_wakes: 0,

@@ -184,7 +184,11 @@ impl ProbeCost {
             source: "probe (kernel BPF run-time statistics)".into(),
             runs,
             run_ns,
-            ns_per_run: if runs == 0 { 0.0 } else { run_ns as f64 / runs as f64 },
+            ns_per_run: if runs == 0 {
+                0.0
+            } else {
+                run_ns as f64 / runs as f64
+            },
             cpu_share: if duration_s > 0.0 {
                 run_ns as f64 / (duration_s * 1e9)
             } else {
@@ -351,6 +355,34 @@ pub fn gettid() -> u32 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn probe_cost_sums_sorts_and_shares() {
+        let p = |name: &str, runs: u64, run_ns: u64| ProgramCost {
+            program: name.into(),
+            runs,
+            run_ns,
+            ns_per_run: run_ns as f64 / runs as f64,
+        };
+        let c = ProbeCost::new(
+            vec![
+                p("hwp_futex_enter", 1000, 150_000),
+                p("hwp_futex_exit", 1000, 350_000),
+            ],
+            0.5,
+        );
+        assert_eq!((c.runs, c.run_ns), (2000, 500_000));
+        assert_eq!(c.ns_per_run, 250.0);
+        // 0.5 ms of program time in 0.5 s: 0.1% of one CPU.
+        assert!((c.cpu_share - 0.001).abs() < 1e-12, "{}", c.cpu_share);
+        assert_eq!(c.programs[0].program, "hwp_futex_exit");
+        assert_eq!(
+            c.line(),
+            "probe cost (kernel BPF statistics): 2000 program runs, 250 ns each on average, 0.5 ms in all (0.10% of one CPU); hwp_futex_exit 350 ns x 1000, hwp_futex_enter 150 ns x 1000"
+        );
+        let none = ProbeCost::new(vec![], 0.0);
+        assert_eq!((none.ns_per_run, none.cpu_share), (0.0, 0.0));
+    }
 
     #[test]
     fn probe_lists() {

@@ -57,7 +57,10 @@ pub struct AddressReport {
     pub waiting_threads: u32,
     /// The code that waits on this word: user stacks (innermost frame
     /// first) with their share of its wait time, longest first, at most 3.
-    /// Waits under 10 µs are not walked; frames need frame pointers.
+    /// Waits under 10 µs are not walked; of the others one in 8, at random,
+    /// is walked and counted 8 times over (an estimate of each stack's wait
+    /// time; a stack walk costs more than the rest of the probe's work).
+    /// Frames need frame pointers.
     pub stacks: Vec<WaitStack>,
 }
 
