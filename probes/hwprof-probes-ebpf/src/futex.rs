@@ -6,8 +6,8 @@
 //! programs cannot load. Userspace attaches one pair.
 
 use aya_ebpf::bindings::BPF_F_USER_STACK;
-use aya_ebpf::helpers::{bpf_get_prandom_u32, bpf_probe_read_kernel};
 use aya_ebpf::helpers::gen::{bpf_get_current_task_btf, bpf_task_pt_regs};
+use aya_ebpf::helpers::{bpf_get_prandom_u32, bpf_probe_read_kernel};
 use aya_ebpf::macros::{btf_tracepoint, map, tracepoint};
 use aya_ebpf::maps::HashMap;
 use aya_ebpf::programs::{BtfTracePointContext, TracePointContext};

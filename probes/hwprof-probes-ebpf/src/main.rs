@@ -16,9 +16,9 @@ use core::intrinsics::{atomic_xadd, AtomicOrdering};
 
 use aya_ebpf::helpers::{bpf_get_current_pid_tgid, gen::bpf_ktime_get_ns};
 use aya_ebpf::macros::{map, tracepoint};
-use aya_ebpf::maps::{Array, HashMap, StackTrace};
 #[cfg(not(feature = "no-events"))]
 use aya_ebpf::maps::RingBuf;
+use aya_ebpf::maps::{Array, HashMap, StackTrace};
 use aya_ebpf::programs::TracePointContext;
 use hwprof_probes_common::fields::SCHED_FORK_CHILD_PID;
 use hwprof_probes_common::*;

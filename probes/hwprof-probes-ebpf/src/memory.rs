@@ -9,11 +9,9 @@ use crate::*;
 
 #[inline(always)]
 fn bump(tid: u32, f: impl FnOnce(&mut ThreadStats)) {
-    if let Some(tgid) = tracked(tid) {
-        if let Some(s) = thread_stats(tid, tgid) {
-            // SAFETY: map value pointer.
-            f(unsafe { &mut *s });
-        }
+    if let Some(s) = tracked_stats(tid) {
+        // SAFETY: map value pointer.
+        f(unsafe { &mut *s });
     }
 }
 
