@@ -3,7 +3,9 @@
 # mutex target (hwprof-probe-target) alone, under `hwprof attach` (default
 # probes: sched, futex, memory), and under bpftrace doing equivalent counting
 # (futex wait time per address + context switches), interleaved, REPS times each,
-# and prints the target's throughput per condition. Needs root.
+# and prints the target's throughput per condition, and its paired ratio to the
+# same repetition's "alone" run (median, 95% CI). Needs root.
+# scripts/bench-probe-cost.sh gives the programs' own time per event (lower noise).
 #   scripts/bench-attach-overhead.sh [REPS] [SECONDS] [THREADS]
 # CONDITIONS picks among alone, hwprof, hwprof-PROBES (e.g. hwprof-futex), btf and
 # btf-PROBES (the same with HWPROF_PROBES_BTF=1: BTF raw tracepoints instead of the
