@@ -90,19 +90,20 @@ fn bpftrace_futex_waits(pid: u32, secs: u32) -> Option<(f64, f64)> {
     let prog = format!(
         "BEGIN {{ @start = nsecs; }} tracepoint:syscalls:sys_enter_futex /pid == {pid} && {FUTEX_WAIT_OPS}/ {{ @waits = count(); }} interval:s:{secs} {{ printf(\"window_ns: %llu\\n\", nsecs - @start); exit(); }}"
     );
-    let out = Command::new("bpftrace")
-        .arg("-e")
-        .arg(&prog)
-        .output()
-        .ok()?;
+    bpftrace_count(&prog, "@waits")
+}
+
+/// Run a bpftrace program that ends by printing `window_ns: N` (its own
+/// window, BEGIN to exit) and then the count map `counter`: (count, seconds).
+fn bpftrace_count(prog: &str, counter: &str) -> Option<(f64, f64)> {
+    let out = Command::new("bpftrace").arg("-e").arg(prog).output().ok()?;
     let text = String::from_utf8_lossy(&out.stdout);
-    let n = text
-        .lines()
-        .find_map(|l| l.strip_prefix("@waits: ")?.trim().parse::<f64>().ok())?;
-    let window_ns = text
-        .lines()
-        .find_map(|l| l.strip_prefix("window_ns: ")?.trim().parse::<f64>().ok())?;
-    Some((n, window_ns / 1e9))
+    let value = |prefix: &str| {
+        text.lines()
+            .find_map(|l| l.strip_prefix(prefix)?.trim().parse::<f64>().ok())
+    };
+    let n = value(&format!("{counter}: "))?;
+    Some((n, value("window_ns: ")? / 1e9))
 }
 
 /// Tolerance: the two tools watch windows of the same length that start a few
@@ -230,19 +231,7 @@ fn bpftrace_futex_waits_that_slept(pid: u32, secs: u32) -> Option<(f64, f64)> {
          tracepoint:sched:sched_switch /@in[args->prev_pid] == 1 && (args->prev_state & 255) != 0/ {{ @slept = count(); @in[args->prev_pid] = 2; }} \
          interval:s:{secs} {{ printf(\"window_ns: %llu\\n\", nsecs - @start); clear(@in); exit(); }}"
     );
-    let out = Command::new("bpftrace")
-        .arg("-e")
-        .arg(&prog)
-        .output()
-        .ok()?;
-    let text = String::from_utf8_lossy(&out.stdout);
-    let n = text
-        .lines()
-        .find_map(|l| l.strip_prefix("@slept: ")?.trim().parse::<f64>().ok())?;
-    let window_ns = text
-        .lines()
-        .find_map(|l| l.strip_prefix("window_ns: ")?.trim().parse::<f64>().ok())?;
-    Some((n, window_ns / 1e9))
+    bpftrace_count(&prog, "@slept")
 }
 
 /// `futex-blocked` takes the futex report from the scheduler alone: its waits

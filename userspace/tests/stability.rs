@@ -107,25 +107,54 @@ fn a_ramp_steps_geometrically_and_says_when_nothing_broke() {
         "2000",
         "--ramp-step",
         "2s",
+        // This VM's idle vCPU can take ~2 ms to wake: at 500/s a sleeping
+        // dispatcher woke late often enough for a lag p99 over 1 ms, and the
+        // ramp (rightly) stopped at its first step, generator-bound. Busy-wait
+        // the last 2 ms before each request, as the VM's load tests do.
+        "--spin",
+        "2ms",
         "--out",
         out.to_str().unwrap(),
     ]);
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     let r = read(&out.join("ramp.json"));
-    let offered: Vec<f64> = r["steps"]
-        .as_array()
-        .unwrap()
+    let steps = r["steps"].as_array().unwrap();
+    let offered: Vec<f64> = steps
         .iter()
         .map(|s| s["offered_rate"].as_f64().unwrap())
         .collect();
-    assert_eq!(offered.len(), 3, "500, 1000, 2000: {offered:?}");
-    assert!((offered[2] / offered[0] - 4.0).abs() < 0.2, "{offered:?}");
-    // A no-op target does not break at 2000/s; if this VM's generator did, it says so.
+    // Geometric steps from 500 by ×2, as far as the ramp went.
+    for (i, o) in offered.iter().enumerate() {
+        let want = 500.0 * 2f64.powi(i as i32);
+        assert!((o / want - 1.0).abs() < 0.05, "step {i}: {offered:?}");
+    }
     let v = r["verdict"].as_str().unwrap();
-    assert!(
-        v.starts_with("no step broke the SLO up to 2000 req/s") || r["bottleneck"] == "generator",
-        "{v}"
-    );
+    if v.starts_with("no step broke the SLO up to 2000 req/s") {
+        // A no-op target does not break: every step run, none broken.
+        assert_eq!(offered.len(), 3, "500, 1000, 2000: {offered:?}");
+        assert!(steps.iter().all(|s| s["broke"] == serde_json::json!([])));
+    } else {
+        // This VM's host can deschedule the generator's vCPU for milliseconds
+        // (its dispatch lag p99 then passes 1 ms even busy-waiting): the ramp
+        // stops at that step, unbroken ones before it, and names the
+        // generator, not the no-op target, as the bottleneck.
+        let last = steps.last().unwrap();
+        assert_eq!(r["bottleneck"], "generator", "{v}");
+        assert!(
+            last["generator_limited"] == true
+                && last["broke"]
+                    .to_string()
+                    .contains("the generator fell behind"),
+            "{last}"
+        );
+        assert!(
+            steps[..steps.len() - 1]
+                .iter()
+                .all(|s| s["broke"] == serde_json::json!([])),
+            "{v}"
+        );
+        eprintln!("the generator fell behind here: {v}");
+    }
     for f in [
         "ramp.md",
         "ramp-capacity.svg",

@@ -309,17 +309,7 @@ fn current_futex_call() -> Option<(u64, u32)> {
 
 #[tracepoint]
 pub fn hwp_futex_blocked_switch(ctx: TracePointContext) -> u32 {
-    // SAFETY: offsets of sched:sched_switch, checked by userspace against tracefs.
-    let (prev, prev_state, next) = unsafe {
-        (
-            ctx.read_at::<i32>(SCHED_SWITCH_PREV_PID.offset)
-                .unwrap_or(0) as u32,
-            ctx.read_at::<i64>(SCHED_SWITCH_PREV_STATE.offset)
-                .unwrap_or(0),
-            ctx.read_at::<i32>(SCHED_SWITCH_NEXT_PID.offset)
-                .unwrap_or(0) as u32,
-        )
-    };
+    let (prev, prev_state, next) = switch_fields(&ctx);
     // Going to sleep (not preempted, not runnable): current is prev.
     if prev_state & (PREEMPTED_STATE - 1) != 0 && prev_state & PREEMPTED_STATE == 0 {
         if let Some(s) = tracked_stats(prev) {

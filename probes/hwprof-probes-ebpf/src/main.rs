@@ -112,6 +112,24 @@ pub(crate) fn hist(slot: u32, v: u64) {
     }
 }
 
+/// sched:sched_switch's prev_pid, prev_state (-1 if unreadable: neither
+/// runnable nor asleep) and next_pid.
+#[inline(always)]
+pub(crate) fn switch_fields(ctx: &TracePointContext) -> (u32, i64, u32) {
+    use hwprof_probes_common::fields::*;
+    // SAFETY: offsets of sched:sched_switch, checked by userspace against tracefs.
+    unsafe {
+        (
+            ctx.read_at::<i32>(SCHED_SWITCH_PREV_PID.offset)
+                .unwrap_or(0) as u32,
+            ctx.read_at::<i64>(SCHED_SWITCH_PREV_STATE.offset)
+                .unwrap_or(-1),
+            ctx.read_at::<i32>(SCHED_SWITCH_NEXT_PID.offset)
+                .unwrap_or(0) as u32,
+        )
+    }
+}
+
 /// The stats of `tid` if it is tracked: one lookup once its entry exists.
 #[inline(always)]
 pub(crate) fn tracked_stats(tid: u32) -> Option<*mut ThreadStats> {

@@ -13,17 +13,7 @@ static MIGRATIONS: HashMap<MigrationKey, u64> = HashMap::with_max_entries(4096, 
 
 #[tracepoint]
 pub fn hwp_sched_switch(ctx: TracePointContext) -> u32 {
-    // SAFETY: offsets of sched:sched_switch, checked by userspace against tracefs.
-    let (prev, prev_state, next) = unsafe {
-        (
-            ctx.read_at::<i32>(SCHED_SWITCH_PREV_PID.offset)
-                .unwrap_or(0) as u32,
-            ctx.read_at::<i64>(SCHED_SWITCH_PREV_STATE.offset)
-                .unwrap_or(-1),
-            ctx.read_at::<i32>(SCHED_SWITCH_NEXT_PID.offset)
-                .unwrap_or(0) as u32,
-        )
-    };
+    let (prev, prev_state, next) = switch_fields(&ctx);
     let ts = now();
     if let Some(s) = tracked_stats(prev) {
         // SAFETY: s points into the THREADS map value.
