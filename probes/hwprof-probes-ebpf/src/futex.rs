@@ -1,9 +1,11 @@
 //! `futex`: wait time per futex word from the futex syscall's entry and exit in
-//! tracked threads. Two ways in, the same work: BTF raw tracepoints on
-//! sys_enter/sys_exit (`tp_btf`: the program gets the registers directly, no
-//! trace record is built; it checks the syscall number, then the thread), or
-//! the classic syscalls:sys_enter_futex/sys_exit_futex tracepoints where BTF
-//! programs cannot load. Userspace attaches one pair.
+//! tracked threads. Two ways in, the same work: the classic
+//! syscalls:sys_enter_futex/sys_exit_futex tracepoints (the default), or BTF
+//! raw tracepoints on sys_enter/sys_exit (`tp_btf`: the program gets the
+//! registers directly, no trace record is built; it checks the syscall number,
+//! then the thread) where the classic pair cannot attach. Userspace attaches
+//! one pair. A third way, probe `futex-blocked` (below), fills the same maps
+//! from the scheduler's events, with no syscall hook.
 
 use aya_ebpf::bindings::BPF_F_USER_STACK;
 use aya_ebpf::helpers::gen::{bpf_get_current_task_btf, bpf_task_pt_regs};
