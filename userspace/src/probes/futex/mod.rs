@@ -183,123 +183,119 @@ impl super::Probe for Futex {
 /// Read the futex maps (filled by either probe) into the report.
 #[cfg(hwprof_probes)]
 fn collect(c: &mut super::session::Collect<'_>, seen_from: SeenFrom) {
-    {
-        let (maps, report) = (c.maps, &mut *c.report);
-        use crate::symbols::Symbolizer;
-        use hwprof_probes_common::{FutexKey, FutexStackKey, FutexStats, HIST_FUTEX_WAIT};
-        use std::collections::HashMap as StdHashMap;
-        let mut entries = maps.hash::<FutexKey, FutexStats>("FUTEXES");
-        entries.sort_by(|a, b| {
-            b.1.wait_ns
-                .cmp(&a.1.wait_ns)
-                .then(b.1.waits.cmp(&a.1.waits))
-        });
-        let mut syms: StdHashMap<u32, Option<Symbolizer>> = StdHashMap::new();
-        let walked = maps.hash::<FutexStackKey, u64>("FUTEX_STACKS");
-        let top: Vec<AddressReport> = entries
-            .iter()
-            .take(10)
-            .map(|(k, v)| {
-                let sym = syms
-                    .entry(k.tgid)
-                    .or_insert_with(|| Symbolizer::for_pid(k.tgid).ok());
-                AddressReport {
-                    tgid: k.tgid,
-                    uaddr: format!("{:#x}", k.uaddr),
-                    resolved: sym.as_mut().map(|s| s.resolve(k.uaddr)),
-                    waits: v.waits,
-                    wait_ns: v.wait_ns,
-                    mean_wait_ns: v.wait_ns.checked_div(v.waits).unwrap_or(0),
-                    max_wait_ns: v.max_wait_ns,
-                    wakes: v.wakes,
-                    woken: v.woken,
-                    waiting_threads: v.waiter_mask.count_ones(),
-                    stacks: {
-                        let mut of: Vec<(i32, u64)> = walked
-                            .iter()
-                            .filter(|(sk, _)| sk.tgid == k.tgid && sk.uaddr == k.uaddr)
-                            .map(|(sk, ns)| (sk.user_stack, *ns))
-                            .collect();
-                        of.sort_by(|a, b| b.1.cmp(&a.1));
-                        of.iter()
-                            .take(3)
-                            .map(|&(id, ns)| WaitStack {
-                                wait_ns: ns,
-                                frames: maps
-                                    .stack(id)
-                                    .iter()
-                                    .map(|ip| {
-                                        sym.as_mut()
-                                            .and_then(|s| s.resolve(*ip).symbol)
-                                            .map(|s| s.split('+').next().unwrap_or(&s).to_string())
-                                            .unwrap_or_else(|| format!("{ip:#x}"))
-                                    })
-                                    .collect(),
-                            })
-                            .collect()
-                    },
-                }
-            })
-            .collect();
-        let total_wait_ns = entries.iter().map(|e| e.1.wait_ns).sum();
-        report.futex = Some(Report {
-            seen_from,
-            total_waits: entries.iter().map(|e| e.1.waits).sum(),
-            total_wait_ns,
-            total_wakes: entries.iter().map(|e| e.1.wakes).sum(),
-            finding: finding(&top, total_wait_ns),
-            top,
-            wait_time: Log2Hist::from_counts(&maps.hist(HIST_FUTEX_WAIT)),
-        });
-    }
+    let (maps, report) = (c.maps, &mut *c.report);
+    use crate::symbols::Symbolizer;
+    use hwprof_probes_common::{FutexKey, FutexStackKey, FutexStats, HIST_FUTEX_WAIT};
+    use std::collections::HashMap as StdHashMap;
+    let mut entries = maps.hash::<FutexKey, FutexStats>("FUTEXES");
+    entries.sort_by(|a, b| {
+        b.1.wait_ns
+            .cmp(&a.1.wait_ns)
+            .then(b.1.waits.cmp(&a.1.waits))
+    });
+    let mut syms: StdHashMap<u32, Option<Symbolizer>> = StdHashMap::new();
+    let walked = maps.hash::<FutexStackKey, u64>("FUTEX_STACKS");
+    let top: Vec<AddressReport> = entries
+        .iter()
+        .take(10)
+        .map(|(k, v)| {
+            let sym = syms
+                .entry(k.tgid)
+                .or_insert_with(|| Symbolizer::for_pid(k.tgid).ok());
+            AddressReport {
+                tgid: k.tgid,
+                uaddr: format!("{:#x}", k.uaddr),
+                resolved: sym.as_mut().map(|s| s.resolve(k.uaddr)),
+                waits: v.waits,
+                wait_ns: v.wait_ns,
+                mean_wait_ns: v.wait_ns.checked_div(v.waits).unwrap_or(0),
+                max_wait_ns: v.max_wait_ns,
+                wakes: v.wakes,
+                woken: v.woken,
+                waiting_threads: v.waiter_mask.count_ones(),
+                stacks: {
+                    let mut of: Vec<(i32, u64)> = walked
+                        .iter()
+                        .filter(|(sk, _)| sk.tgid == k.tgid && sk.uaddr == k.uaddr)
+                        .map(|(sk, ns)| (sk.user_stack, *ns))
+                        .collect();
+                    of.sort_by(|a, b| b.1.cmp(&a.1));
+                    of.iter()
+                        .take(3)
+                        .map(|&(id, ns)| WaitStack {
+                            wait_ns: ns,
+                            frames: maps
+                                .stack(id)
+                                .iter()
+                                .map(|ip| {
+                                    sym.as_mut()
+                                        .and_then(|s| s.resolve(*ip).symbol)
+                                        .map(|s| s.split('+').next().unwrap_or(&s).to_string())
+                                        .unwrap_or_else(|| format!("{ip:#x}"))
+                                })
+                                .collect(),
+                        })
+                        .collect()
+                },
+            }
+        })
+        .collect();
+    let total_wait_ns = entries.iter().map(|e| e.1.wait_ns).sum();
+    report.futex = Some(Report {
+        seen_from,
+        total_waits: entries.iter().map(|e| e.1.waits).sum(),
+        total_wait_ns,
+        total_wakes: entries.iter().map(|e| e.1.wakes).sum(),
+        finding: finding(&top, total_wait_ns),
+        top,
+        wait_time: Log2Hist::from_counts(&maps.hist(HIST_FUTEX_WAIT)),
+    });
 }
 
 /// The futex section in lines for people.
 fn render(f: &Report) -> Vec<String> {
     let mut v = Vec::new();
-    {
-        v.push(match f.seen_from {
-            SeenFrom::Syscalls => format!(
-                "futex (probe): {} waits, {} waiting, {} wakes",
-                f.total_waits,
-                crate::text::ms(f.total_wait_ns),
-                f.total_wakes
-            ),
-            SeenFrom::Scheduler => format!(
-                "futex (probe, from the scheduler): {} waits that slept, {} asleep or queued, {} wakeups by futex wakes",
-                f.total_waits,
-                crate::text::ms(f.total_wait_ns),
-                f.total_wakes
-            ),
-        });
-        for a in f.top.iter().take(5) {
-            v.push(format!(
-                "  {} {}: {} waits, {} total, max {}, {} waiter(s), {} wakes",
-                a.uaddr,
-                a.resolved.as_ref().map_or(String::new(), |x| x.describe()),
-                a.waits,
-                crate::text::ms(a.wait_ns),
-                crate::text::ms(a.max_wait_ns),
-                a.waiting_threads,
-                a.wakes
-            ));
+    v.push(match f.seen_from {
+        SeenFrom::Syscalls => format!(
+            "futex (probe): {} waits, {} waiting, {} wakes",
+            f.total_waits,
+            crate::text::ms(f.total_wait_ns),
+            f.total_wakes
+        ),
+        SeenFrom::Scheduler => format!(
+            "futex (probe, from the scheduler): {} waits that slept, {} asleep or queued, {} wakeups by futex wakes",
+            f.total_waits,
+            crate::text::ms(f.total_wait_ns),
+            f.total_wakes
+        ),
+    });
+    for a in f.top.iter().take(5) {
+        v.push(format!(
+            "  {} {}: {} waits, {} total, max {}, {} waiter(s), {} wakes",
+            a.uaddr,
+            a.resolved.as_ref().map_or(String::new(), |x| x.describe()),
+            a.waits,
+            crate::text::ms(a.wait_ns),
+            crate::text::ms(a.max_wait_ns),
+            a.waiting_threads,
+            a.wakes
+        ));
+    }
+    // The waiting code of the most waited-on word.
+    if let Some(st) = f.top.first().and_then(|a| a.stacks.first()) {
+        let code: Vec<&str> = st
+            .frames
+            .iter()
+            .map(String::as_str)
+            .filter(|f| !f.starts_with("0x"))
+            .take(4)
+            .collect();
+        if !code.is_empty() {
+            v.push(format!("  waited on from: {}", code.join(" ← ")));
         }
-        // The waiting code of the most waited-on word.
-        if let Some(st) = f.top.first().and_then(|a| a.stacks.first()) {
-            let code: Vec<&str> = st
-                .frames
-                .iter()
-                .map(String::as_str)
-                .filter(|f| !f.starts_with("0x"))
-                .take(4)
-                .collect();
-            if !code.is_empty() {
-                v.push(format!("  waited on from: {}", code.join(" ← ")));
-            }
-        }
-        if let Some(f) = &f.finding {
-            v.push(format!("finding: {f}"));
-        }
+    }
+    if let Some(f) = &f.finding {
+        v.push(format!("finding: {f}"));
     }
     v
 }
