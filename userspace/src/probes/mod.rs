@@ -69,8 +69,8 @@ impl<'a> dyn Probe + 'a {
 /// Every probe `--probes` knows, in report order: one line each.
 pub static PROBES: &[&dyn Probe] = &[
     &sched::Sched,
-    &futex::Futex,
-    &futex::FutexBlocked,
+    &futex::Futex(futex::SeenFrom::Syscalls),
+    &futex::Futex(futex::SeenFrom::Scheduler),
     &locks::Locks,
     &memory::Memory,
     &profile::Profile,

@@ -140,41 +140,25 @@ const BLOCKED_INFO: super::ProbeInfo = super::ProbeInfo {
     btf_tracepoints: &[],
 };
 
-/// The `futex` probe (registered in [`super::PROBES`]).
-pub struct Futex;
-
-/// The `futex-blocked` probe: `futex`'s report from the scheduler's events
-/// (registered in [`super::PROBES`]; the two share their maps, so one of them
-/// runs at a time).
-pub struct FutexBlocked;
-
-impl super::Probe for FutexBlocked {
-    fn info(&self) -> &'static super::ProbeInfo {
-        &BLOCKED_INFO
-    }
-    #[cfg(hwprof_probes)]
-    fn collect(&self, c: &mut super::session::Collect<'_>) {
-        collect(c, SeenFrom::Scheduler);
-    }
-    fn render(&self, report: &super::ProbesReport) -> Vec<String> {
-        match &report.futex {
-            Some(f) if f.seen_from == SeenFrom::Scheduler => render(f),
-            _ => vec![],
-        }
-    }
-}
+/// The futex probe, by where it takes its figures: `Futex(Syscalls)` is probe
+/// `futex`, `Futex(Scheduler)` probe `futex-blocked` (both registered in
+/// [`super::PROBES`]; they share their maps, so one of them runs at a time).
+pub struct Futex(pub SeenFrom);
 
 impl super::Probe for Futex {
     fn info(&self) -> &'static super::ProbeInfo {
-        &INFO
+        match self.0 {
+            SeenFrom::Syscalls => &INFO,
+            SeenFrom::Scheduler => &BLOCKED_INFO,
+        }
     }
     #[cfg(hwprof_probes)]
     fn collect(&self, c: &mut super::session::Collect<'_>) {
-        collect(c, SeenFrom::Syscalls);
+        collect(c, self.0);
     }
     fn render(&self, report: &super::ProbesReport) -> Vec<String> {
         match &report.futex {
-            Some(f) if f.seen_from == SeenFrom::Syscalls => render(f),
+            Some(f) if f.seen_from == self.0 => render(f),
             _ => vec![],
         }
     }
