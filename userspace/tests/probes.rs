@@ -86,7 +86,7 @@ const FUTEX_WAIT_OPS: &str = "((args->op & 127) == 0 || (args->op & 127) == 9 ||
 /// probe) rather than assumed to be `secs`: two CI runs here saw bpftrace's
 /// rate at exactly twice hwprof's for the stress-ng waiter, and the measured
 /// window is what the rate should be divided by in any case.
-fn bpftrace_futex_waits(pid: u32, secs: u32) -> Option<(f64, f64)> {
+fn bpftrace_futex_waits(pid: u32, secs: u32) -> Result<(f64, f64), String> {
     let prog = format!(
         "BEGIN {{ @start = nsecs; }} tracepoint:syscalls:sys_enter_futex /pid == {pid} && {FUTEX_WAIT_OPS}/ {{ @waits = count(); }} interval:s:{secs} {{ printf(\"window_ns: %llu\\n\", nsecs - @start); exit(); }}"
     );
@@ -95,15 +95,33 @@ fn bpftrace_futex_waits(pid: u32, secs: u32) -> Option<(f64, f64)> {
 
 /// Run a bpftrace program that ends by printing `window_ns: N` (its own
 /// window, BEGIN to exit) and then the count map `counter`: (count, seconds).
-fn bpftrace_count(prog: &str, counter: &str) -> Option<(f64, f64)> {
-    let out = Command::new("bpftrace").arg("-e").arg(prog).output().ok()?;
+/// bpftrace prints no line for a count map that was never incremented, so a
+/// window without the counter is a count of 0 (and the caller's comparison
+/// then says so with both figures). Anything else is an error that carries
+/// bpftrace's exit status and output, so a failure in CI says what happened.
+fn bpftrace_count(prog: &str, counter: &str) -> Result<(f64, f64), String> {
+    let out = Command::new("bpftrace")
+        .arg("-e")
+        .arg(prog)
+        .output()
+        .map_err(|e| format!("bpftrace did not start: {e}"))?;
     let text = String::from_utf8_lossy(&out.stdout);
     let value = |prefix: &str| {
         text.lines()
             .find_map(|l| l.strip_prefix(prefix)?.trim().parse::<f64>().ok())
     };
-    let n = value(&format!("{counter}: "))?;
-    Some((n, value("window_ns: ")? / 1e9))
+    let window = value("window_ns: ").ok_or_else(|| {
+        format!(
+            "bpftrace ({}) printed no window; stdout: {}; stderr: {}",
+            out.status,
+            text.chars().take(600).collect::<String>(),
+            String::from_utf8_lossy(&out.stderr)
+                .chars()
+                .take(600)
+                .collect::<String>()
+        )
+    })?;
+    Ok((value(&format!("{counter}: ")).unwrap_or(0.0), window / 1e9))
 }
 
 /// Tolerance: the two tools watch windows of the same length that start a few
@@ -144,7 +162,7 @@ fn futex_waits_agree_with_bpftrace_and_resolve_to_the_static() {
             .unwrap()
     });
     let v = attach(pid, &["--probes", "futex,sched", "--duration", "4"]);
-    let (bt_waits, bt_secs) = bt.join().unwrap().expect("bpftrace ran");
+    let (bt_waits, bt_secs) = bt.join().unwrap().unwrap_or_else(|e| panic!("{e}"));
     let f = &v["probes"]["futex"];
     let top = &f["top"][0];
     // The workers by name, as one group; the code that waits on the lock.
@@ -223,7 +241,7 @@ fn futex_waits_agree_with_bpftrace_and_resolve_to_the_static() {
 /// Count futex waits of `pid` that slept, with bpftrace: a wait call (syscall
 /// tracepoints) in which the thread was switched out asleep (sched_switch),
 /// once per call. Returns (count, seconds) as [`bpftrace_futex_waits`].
-fn bpftrace_futex_waits_that_slept(pid: u32, secs: u32) -> Option<(f64, f64)> {
+fn bpftrace_futex_waits_that_slept(pid: u32, secs: u32) -> Result<(f64, f64), String> {
     let prog = format!(
         "BEGIN {{ @start = nsecs; }} \
          tracepoint:syscalls:sys_enter_futex /pid == {pid} && {FUTEX_WAIT_OPS}/ {{ @in[tid] = 1; }} \
@@ -257,7 +275,7 @@ fn futex_waits_from_the_scheduler_agree_with_bpftrace() {
             "4",
         ],
     );
-    let (bt_slept, bt_secs) = bt.join().unwrap().expect("bpftrace ran");
+    let (bt_slept, bt_secs) = bt.join().unwrap().unwrap_or_else(|e| panic!("{e}"));
     let f = &v["probes"]["futex"];
     assert_eq!(f["seen_from"], "scheduler", "{f}");
     let top = &f["top"][0];
@@ -351,7 +369,7 @@ fn stress_ng_futex_contention_is_named_and_agrees() {
     std::thread::sleep(Duration::from_millis(300));
     let bt = std::thread::spawn(move || bpftrace_futex_waits(worker, 4));
     let v = attach(worker, &["--probes", "futex", "--duration", "4"]);
-    let (bt_waits, bt_secs) = bt.join().unwrap().expect("bpftrace ran");
+    let (bt_waits, bt_secs) = bt.join().unwrap().unwrap_or_else(|e| panic!("{e}"));
     let _ = sng.kill();
     let _ = sng.wait();
     let f = &v["probes"]["futex"];
